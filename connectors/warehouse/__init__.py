@@ -1,0 +1,1 @@
+"""The warehouse: tables, Alembic migrations, batched upserts, the send ledger and run records."""

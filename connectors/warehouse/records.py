@@ -1,0 +1,83 @@
+"""Writes of run records, per-customer outcomes and the 7-day contact-check cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from connectors.warehouse.schema import campaign_runs, contact_checks, recipients
+from connectors.warehouse.upsert import upsert
+
+_IN_CHUNK = 1000
+
+
+def start_run(
+    engine: Engine,
+    *,
+    run_id: str,
+    campaign_id: str,
+    template_name: str,
+    dry_run: bool,
+    started_at: datetime,
+) -> None:
+    """Record a run as started (a retried flow run keeps its id and restarts its row)."""
+    row = {
+        "run_id": run_id,
+        "campaign_id": campaign_id,
+        "template_name": template_name,
+        "dry_run": dry_run,
+        "status": "running",
+        "started_at": started_at,
+        "finished_at": None,
+        "error": None,
+    }
+    with engine.begin() as conn:
+        upsert(conn, campaign_runs, [row])
+
+
+def finish_run(
+    engine: Engine, *, run_id: str, status: str, finished_at: datetime, counts: Mapping[str, Any]
+) -> None:
+    """Record a run's end with its counts per outcome."""
+    known = {c.name for c in campaign_runs.columns}
+    values = {k: v for k, v in counts.items() if k in known}
+    with engine.begin() as conn:
+        conn.execute(
+            update(campaign_runs)
+            .where(campaign_runs.c.run_id == run_id)
+            .values(status=status, finished_at=finished_at, **values)
+        )
+
+
+def write_recipients(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Upsert one chunk of customer outcomes in a single transaction."""
+    with engine.begin() as conn:
+        upsert(conn, recipients, rows)
+
+
+def fresh_checks(
+    engine: Engine, phones: Iterable[str], *, not_before: datetime
+) -> dict[str, tuple[str, str | None]]:
+    """Cached checks younger than the cutoff: phone -> (status, wa_id)."""
+    wanted = list(phones)
+    found: dict[str, tuple[str, str | None]] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(wanted), _IN_CHUNK):
+            stmt = select(
+                contact_checks.c.phone_e164, contact_checks.c.status, contact_checks.c.wa_id
+            ).where(
+                contact_checks.c.phone_e164.in_(wanted[start : start + _IN_CHUNK]),
+                contact_checks.c.checked_at >= not_before,
+            )
+            for phone, status, wa_id in conn.execute(stmt):
+                found[phone] = (status, wa_id)
+    return found
+
+
+def save_checks(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Store contact-check answers (phone_e164, status, wa_id, checked_at)."""
+    with engine.begin() as conn:
+        upsert(conn, contact_checks, rows)

@@ -1,0 +1,136 @@
+"""The warehouse tables and view, as SQLAlchemy Core objects that migrations and writes share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every dialect (SQLite and MySQL store them naive, as UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(
+                f"naive datetime {value.isoformat()} given; timestamps must be UTC-aware"
+            )
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+ID = String(128)
+PHONE = String(20)
+SHORT = String(32)
+
+metadata = MetaData()
+
+OUTCOME_COUNT_COLUMNS: Final = (
+    "excluded_no_consent",
+    "excluded_invalid_number",
+    "excluded_duplicate",
+    "excluded_not_on_whatsapp",
+    "check_failed",
+    "planned",
+    "sent",
+    "send_failed",
+    "unknown",
+)
+
+campaign_runs = Table(
+    "wa_campaign_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("campaign_id", ID, nullable=False, index=True),
+    Column("template_name", String(256), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("status", SHORT, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("customers", Integer, nullable=False, default=0),
+    Column("contacts_checked", Integer, nullable=False, default=0),
+    Column("contacts_from_cache", Integer, nullable=False, default=0),
+    Column("messages_sent", Integer, nullable=False, default=0),
+    Column("error", Text),
+    *(Column(name, Integer, nullable=False, default=0) for name in OUTCOME_COUNT_COLUMNS),
+)
+
+recipients = Table(
+    "wa_recipients",
+    metadata,
+    Column("campaign_id", ID, primary_key=True),
+    Column("customer_id", ID, primary_key=True),
+    Column("outcome", SHORT, nullable=False),
+    Column("reason", String(64)),
+    Column("phone_e164", PHONE),
+    Column("duplicate_of", ID),
+    Column("run_id", String(64), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+deliveries = Table(
+    "wa_deliveries",
+    metadata,
+    Column("campaign_id", ID, primary_key=True),
+    Column("phone_e164", PHONE, primary_key=True),
+    Column("customer_id", ID, nullable=False),
+    Column("wa_id", PHONE),
+    Column("state", SHORT, nullable=False),
+    Column("retryable", Boolean, nullable=False, default=False),
+    Column("message_id", String(128), index=True),
+    Column("error_code", SHORT),
+    Column("error_title", String(256)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("run_id", String(64), nullable=False),
+    Column("first_attempt_at", UTCDateTime),
+    Column("last_attempt_at", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("delivery_status", SHORT),
+    Column("delivery_error_code", SHORT),
+    Column("delivery_updated_at", UTCDateTime),
+)
+
+contact_checks = Table(
+    "wa_contact_checks",
+    metadata,
+    Column("phone_e164", PHONE, primary_key=True),
+    Column("wa_id", PHONE),
+    Column("status", SHORT, nullable=False),
+    Column("checked_at", UTCDateTime, nullable=False),
+)
+
+status_events = Table(
+    "wa_status_events",
+    metadata,
+    Column("message_id", String(128), primary_key=True),
+    Column("status", SHORT, primary_key=True),
+    Column("recipient_id", PHONE),
+    Column("error_code", SHORT),
+    Column("error_title", String(256)),
+    Column("event_at", UTCDateTime),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+FUNNEL_VIEW: Final = "wa_campaign_funnel"  # created by migration 0001

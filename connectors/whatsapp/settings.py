@@ -1,0 +1,73 @@
+"""How to reach the WhatsApp API: base URL, one auth mode, timeouts and retry bounds."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+AuthMode = Literal["login", "api_key", "bearer"]
+
+
+class WhatsAppSettings(BaseModel):
+    """Connection settings; secrets are `SecretStr` so they never show in reprs or logs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str = Field(description="API root, e.g. https://waba.example.com")
+    username: str | None = None
+    password: SecretStr | None = None
+    api_key: SecretStr | None = None
+    token: SecretStr | None = None
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    write_timeout_s: float = Field(default=10.0, gt=0)
+    pool_timeout_s: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    processing_deadline_s: float = Field(default=60.0, gt=0)
+    verify_tls: bool = True
+
+    @model_validator(mode="after")
+    def _one_auth_mode(self) -> WhatsAppSettings:
+        modes = [
+            self.username is not None or self.password is not None,
+            self.api_key is not None,
+            self.token is not None,
+        ]
+        if sum(modes) != 1:
+            raise ValueError(
+                "WhatsApp auth: set exactly one of WHATSAPP_USERNAME + WHATSAPP_PASSWORD (login), "
+                "WHATSAPP_API_KEY or WHATSAPP_TOKEN"
+            )
+        if modes[0] and (self.username is None or self.password is None):
+            raise ValueError("WhatsApp login needs both WHATSAPP_USERNAME and WHATSAPP_PASSWORD")
+        return self
+
+    @property
+    def auth_mode(self) -> AuthMode:
+        """Which of the three auth modes these settings use."""
+        if self.api_key is not None:
+            return "api_key"
+        if self.token is not None:
+            return "bearer"
+        return "login"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> WhatsAppSettings:
+        """Read `WHATSAPP_*` variables; `overrides` fill what the environment leaves unset."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = dict(overrides)
+        for field, var in (
+            ("base_url", "WHATSAPP_API_URL"),
+            ("username", "WHATSAPP_USERNAME"),
+            ("password", "WHATSAPP_PASSWORD"),
+            ("api_key", "WHATSAPP_API_KEY"),
+            ("token", "WHATSAPP_TOKEN"),
+        ):
+            if env.get(var):
+                values[field] = env[var]
+        return cls.model_validate(values)

@@ -1,0 +1,68 @@
+"""A campaign's parameters: what the Prefect UI renders as a form and refuses bad input for."""
+
+from __future__ import annotations
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from connectors.crm import Audience
+from connectors.whatsapp.client import Template
+
+
+class TemplateSpec(BaseModel):
+    """An approved template and the CRM columns that fill its body parameters, in order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespace: str = Field(min_length=1, description="The template namespace of the business.")
+    name: str = Field(min_length=1, description="The approved template's name.")
+    language: str = Field(default="en", min_length=2, description="Template language code.")
+    body_params: list[str] = Field(
+        default_factory=list,
+        description="Body parameters in order; each names a param_<name> column of the audience.",
+    )
+
+    def as_template(self) -> Template:
+        """The client-side template address."""
+        return Template(namespace=self.namespace, name=self.name, language=self.language)
+
+    @property
+    def param_columns(self) -> list[str]:
+        """The frame columns that hold the body parameters."""
+        return [f"param_{p}" for p in self.body_params]
+
+
+class Campaign(BaseModel):
+    """One campaign run's parameters; no secrets here (Prefect stores parameters in clear text)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    campaign_id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+        description="Stable id; a campaign never messages one number twice, however often re-run.",
+    )
+    template: TemplateSpec
+    audience: Audience
+    default_region: str = Field(
+        default="US", description="ISO region for numbers whose row has no country."
+    )
+    mobile_only: bool = Field(default=False, description="Keep only mobile numbers.")
+    consent_max_age_days: int | None = Field(
+        default=None, gt=0, description="Opt-ins older than this are treated as no consent."
+    )
+    dry_run: bool = Field(default=False, description="Plan only: nothing checked, nothing sent.")
+    resend_unknown: bool = Field(
+        default=False, description="Resend numbers whose earlier send ended in doubt (crash)."
+    )
+    rate_limit_per_s: float = Field(default=50, gt=0, le=1000, description="Messages per second.")
+    concurrency: int = Field(default=16, ge=1, le=256, description="Sends in flight at most.")
+    contacts_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    chunk_size: int = Field(default=50_000, ge=100, le=1_000_000)
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f'default_region "{value}" is not an ISO 3166 region phonenumbers knows')
+        return region

@@ -1,0 +1,96 @@
+"""Record: every customer's outcome into `wa_recipients`, and the run's counts into `wa_campaign_runs`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import SecretStr
+
+from connectors.warehouse.connect import warehouse
+from connectors.warehouse.records import finish_run, start_run, write_recipients
+from tasks.frame import CUSTOMER_ID, DUPLICATE_OF, OUTCOME, PHONE_E164, REASON, in_running
+
+
+class UnfinishedCustomerError(RuntimeError):
+    """A customer left the pipeline without an outcome: a bug, never written as success."""
+
+
+def _text(value: object) -> str | None:
+    return None if pd.isna(value) else str(value)  # type: ignore[call-overload]
+
+
+def recipient_rows(
+    frame: pd.DataFrame, *, campaign_id: str, run_id: str, now: datetime
+) -> list[dict[str, Any]]:
+    """One `wa_recipients` row per customer of the chunk."""
+    unfinished = int(in_running(frame).sum())
+    if unfinished:
+        raise UnfinishedCustomerError(f"{unfinished} customers reached record without an outcome")
+    columns = [CUSTOMER_ID, OUTCOME, REASON, PHONE_E164, DUPLICATE_OF]
+    return [
+        {
+            "campaign_id": campaign_id,
+            "customer_id": str(customer_id),
+            "outcome": str(outcome),
+            "reason": _text(reason),
+            "phone_e164": _text(phone),
+            "duplicate_of": _text(duplicate_of),
+            "run_id": run_id,
+            "updated_at": now,
+        }
+        for customer_id, outcome, reason, phone, duplicate_of in frame[columns].itertuples(
+            index=False
+        )
+    ]
+
+
+def outcome_counts(frames: list[pd.DataFrame]) -> dict[str, int]:
+    """Customers per outcome, plus per reason as `outcome:reason`, over all chunks."""
+    counts: Counter[str] = Counter()
+    for frame in frames:
+        counts.update(frame[OUTCOME].fillna("none").tolist())
+        pairs = frame[OUTCOME].fillna("none") + ":" + frame[REASON].fillna("")
+        counts.update(pairs.tolist())
+    return dict(counts)
+
+
+@task(name="record", cache_policy=NO_CACHE)
+def record_chunk(frame: pd.DataFrame, campaign_id: str, run_id: str, warehouse_url: SecretStr) -> int:
+    """Prefect task: write one chunk's outcomes in one transaction; returns the row count."""
+    rows = recipient_rows(frame, campaign_id=campaign_id, run_id=run_id, now=datetime.now(UTC))
+    write_recipients(warehouse(warehouse_url.get_secret_value()), rows)
+    return len(rows)
+
+
+@task(name="start-run", cache_policy=NO_CACHE)
+def start_run_task(
+    warehouse_url: SecretStr, run_id: str, campaign_id: str, template_name: str, dry_run: bool
+) -> None:
+    """Prefect task: migrate the warehouse if needed and open the run's row."""
+    start_run(
+        warehouse(warehouse_url.get_secret_value()),
+        run_id=run_id,
+        campaign_id=campaign_id,
+        template_name=template_name,
+        dry_run=dry_run,
+        started_at=datetime.now(UTC),
+    )
+
+
+@task(name="finish-run", cache_policy=NO_CACHE)
+def finish_run_task(
+    warehouse_url: SecretStr, run_id: str, status: str, counts: dict[str, int]
+) -> None:
+    """Prefect task: close the run's row with its counts."""
+    finish_run(
+        warehouse(warehouse_url.get_secret_value()),
+        run_id=run_id,
+        status=status,
+        finished_at=datetime.now(UTC),
+        counts=counts,
+    )

@@ -1,0 +1,233 @@
+"""Send: one template message per verified number, rate-limited, through the exactly-once ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+from aiolimiter import AsyncLimiter
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import SecretStr
+
+from connectors.warehouse import ledger
+from connectors.warehouse.connect import warehouse
+from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp.errors import (
+    AuthenticationError,
+    OutcomeUnknown,
+    PermanentError,
+    TransientError,
+)
+from connectors.whatsapp.settings import WhatsAppSettings
+from tasks.frame import (
+    CUSTOMER_ID,
+    MESSAGE_ID,
+    OUTCOME,
+    PHONE_E164,
+    REASON,
+    WA_ID,
+    Outcome,
+    Reason,
+    in_running,
+)
+
+LedgerWriter = Callable[[Sequence[ledger.Result], Sequence[ledger.Claim]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to send: where to, with which parameters, and its ledger history."""
+
+    phone_e164: str
+    customer_id: str
+    wa_id: str
+    params: tuple[str, ...]
+    attempts: int = 0
+    first_attempt_at: datetime | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _send_one(
+    client: WhatsAppClient, limiter: AsyncLimiter, item: Outgoing, template: Template
+) -> tuple[ledger.Result, AuthenticationError | None]:
+    """Send one message; an authentication failure is returned so the caller stops claiming."""
+    async with limiter:
+        try:
+            message_id = await client.send_template(
+                item.wa_id, template, item.params, number=item.phone_e164
+            )
+        except OutcomeUnknown:
+            return ledger.Result(item.phone_e164, ledger.UNKNOWN, _now()), None
+        except (TransientError, PermanentError, AuthenticationError) as exc:
+            failed = ledger.Result(
+                item.phone_e164,
+                ledger.SEND_FAILED,
+                _now(),
+                error_code=exc.reason,
+                error_title=exc.title,
+                # A refused credential is not the recipient's fault: retry it on the next run.
+                retryable=not isinstance(exc, PermanentError),
+            )
+            return failed, exc if isinstance(exc, AuthenticationError) else None
+    sent = ledger.Result(
+        item.phone_e164, ledger.SENT, _now(), message_id=message_id, wa_id=item.wa_id
+    )
+    return sent, None
+
+
+async def send_all(
+    client: WhatsAppClient,
+    items: Sequence[Outgoing],
+    template: Template,
+    *,
+    write: LedgerWriter,
+    rate_per_s: float,
+    concurrency: int,
+    burst: int | None = None,
+) -> dict[str, ledger.Result]:
+    """Send every item at most once, never more than `concurrency` rows `sending` at any moment.
+
+    Each ledger transaction records the sends that finished and claims as many new ones as there
+    are free slots, so a crash leaves at most `concurrency` rows in doubt.
+    """
+    burst = burst or max(1, int(rate_per_s // 10))
+    limiter = AsyncLimiter(burst, burst / rate_per_s)
+    queue = deque(items)
+    in_flight: set[asyncio.Task[tuple[ledger.Result, AuthenticationError | None]]] = set()
+    finished: list[ledger.Result] = []
+    results: dict[str, ledger.Result] = {}
+    auth_error: AuthenticationError | None = None
+    while queue or in_flight or finished:
+        claims: list[Outgoing] = []
+        if auth_error is None:
+            while queue and len(in_flight) + len(claims) < concurrency:
+                claims.append(queue.popleft())
+        now = _now()
+        await asyncio.to_thread(
+            write,
+            finished,
+            [
+                ledger.Claim(
+                    c.phone_e164, c.customer_id, c.wa_id, c.attempts + 1, c.first_attempt_at or now, now
+                )
+                for c in claims
+            ],
+        )
+        results.update((r.phone_e164, r) for r in finished)
+        finished = []
+        in_flight.update(asyncio.create_task(_send_one(client, limiter, c, template)) for c in claims)
+        if not in_flight:
+            break
+        done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        for finished_task in done:
+            result, refused = finished_task.result()
+            finished.append(result)
+            auth_error = auth_error or refused
+    if auth_error is not None:
+        raise auth_error
+    return results
+
+
+def outgoing(frame: pd.DataFrame, param_columns: list[str], history: pd.DataFrame) -> list[Outgoing]:
+    """The messages a chunk still owes: verified rows still in the running."""
+    todo = frame.loc[in_running(frame) & frame[WA_ID].notna()]
+    prior = history.set_index("phone_e164") if not history.empty else None
+    items = []
+    for row in todo.itertuples(index=False):
+        values = row._asdict()
+        phone = str(values[PHONE_E164])
+        attempts, first = 0, None
+        if prior is not None and phone in prior.index:
+            attempts = int(prior.at[phone, "attempts"])
+            first = prior.at[phone, "first_attempt_at"]
+        items.append(
+            Outgoing(
+                phone_e164=phone,
+                customer_id=str(values[CUSTOMER_ID]),
+                wa_id=str(values[WA_ID]),
+                params=tuple(str(values[c]).strip() for c in param_columns),
+                attempts=attempts,
+                first_attempt_at=first,
+            )
+        )
+    return items
+
+
+def apply_results(frame: pd.DataFrame, results: dict[str, ledger.Result]) -> pd.DataFrame:
+    """Write each send's outcome back to its customer."""
+    out = frame.copy()
+    mask = in_running(out) & out[PHONE_E164].isin(list(results))
+    outcome = {ledger.SENT: Outcome.SENT, ledger.SEND_FAILED: Outcome.SEND_FAILED}
+    for idx in out.index[mask]:
+        result = results[str(out.at[idx, PHONE_E164])]
+        out.at[idx, OUTCOME] = outcome.get(result.state, Outcome.UNKNOWN)
+        out.at[idx, REASON] = (
+            result.error_code if result.state != ledger.UNKNOWN else Reason.SEND_IN_DOUBT
+        )
+        out.at[idx, MESSAGE_ID] = result.message_id
+    return out
+
+
+def send(
+    frame: pd.DataFrame,
+    *,
+    campaign_id: str,
+    run_id: str,
+    template: Template,
+    param_columns: list[str],
+    whatsapp: WhatsAppSettings,
+    warehouse_url: str,
+    rate_per_s: float,
+    concurrency: int,
+) -> pd.DataFrame:
+    """Send one chunk's messages and record every attempt in the ledger."""
+    engine = warehouse(warehouse_url)
+    history = ledger.load(engine, campaign_id)
+    items = outgoing(frame, param_columns, history)
+    if not items:
+        return frame
+
+    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
+        ledger.advance(engine, campaign_id, run_id, results=results, claims=claims)
+
+    async def run() -> dict[str, ledger.Result]:
+        async with WhatsAppClient(settings=whatsapp, max_connections=concurrency) as client:
+            return await send_all(
+                client, items, template, write=write, rate_per_s=rate_per_s, concurrency=concurrency
+            )
+
+    return apply_results(frame, asyncio.run(run()))
+
+
+@task(name="send", cache_policy=NO_CACHE)
+def send_chunk(
+    frame: pd.DataFrame,
+    campaign_id: str,
+    run_id: str,
+    template: Template,
+    param_columns: list[str],
+    whatsapp: WhatsAppSettings,
+    warehouse_url: SecretStr,
+    rate_per_s: float,
+    concurrency: int,
+) -> pd.DataFrame:
+    """Prefect task: send one chunk (chunks go one after another: one sender, one rate)."""
+    return send(
+        frame,
+        campaign_id=campaign_id,
+        run_id=run_id,
+        template=template,
+        param_columns=param_columns,
+        whatsapp=whatsapp,
+        warehouse_url=warehouse_url.get_secret_value(),
+        rate_per_s=rate_per_s,
+        concurrency=concurrency,
+    )

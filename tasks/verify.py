@@ -1,0 +1,131 @@
+"""Verify: which numbers are on WhatsApp, from the 7-day cache or one batched `/v1/contacts` call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import SecretStr
+
+from connectors.warehouse.connect import warehouse
+from connectors.warehouse.records import fresh_checks, save_checks
+from connectors.whatsapp.client import WhatsAppClient
+from connectors.whatsapp.settings import WhatsAppSettings
+from tasks.frame import OUTCOME, PHONE_E164, REASON, WA_ID, Outcome, Reason, in_running
+
+CACHE_MAX_AGE = timedelta(days=7)
+# Statuses worth remembering: `failed` and `processing` must be asked again next time.
+_CACHEABLE = ("valid", "invalid")
+
+
+class CheckPolicyError(RuntimeError):
+    """A run would check more numbers than it will message: refused before any call."""
+
+
+@dataclass(frozen=True)
+class VerifyStats:
+    """How many numbers were checked by the API and how many answers came from the cache."""
+
+    checked: int
+    from_cache: int
+
+
+def numbers_to_check(frames: list[pd.DataFrame]) -> list[str]:
+    """Distinct numbers still in the running: exactly those about to be messaged."""
+    phones = [f.loc[in_running(f), PHONE_E164].dropna() for f in frames]
+    if not phones:
+        return []
+    return list(dict.fromkeys(pd.concat(phones).tolist()))
+
+
+def apply_checks(
+    frame: pd.DataFrame, answers: Mapping[str, tuple[str, str | None]]
+) -> pd.DataFrame:
+    """Set `wa_id` for WhatsApp users and exclude the rest with their reason."""
+    out = frame.copy()
+    running = in_running(out)
+    phones = out[PHONE_E164]
+    status = phones.map(lambda p: answers.get(p, ("failed", None))[0]).where(running)
+    wa_id = phones.map(lambda p: answers.get(p, ("failed", None))[1]).where(running)
+    valid = running & (status == "valid") & wa_id.notna()
+    invalid = running & (status == "invalid")
+    failed = running & ~valid & ~invalid
+    out.loc[valid, WA_ID] = wa_id[valid].astype("str")
+    out.loc[invalid, OUTCOME] = Outcome.EXCLUDED_NOT_ON_WHATSAPP
+    out.loc[invalid, REASON] = Reason.NOT_ON_WHATSAPP
+    out.loc[failed, OUTCOME] = Outcome.CHECK_FAILED
+    out.loc[failed, REASON] = (
+        status[failed].map({"processing": Reason.CHECK_PROCESSING}).fillna(Reason.CHECK_FAILED)
+    )
+    return out
+
+
+async def check_numbers(
+    client: WhatsAppClient,
+    phones: list[str],
+    *,
+    cached: Mapping[str, tuple[str, str | None]],
+    batch_size: int,
+) -> dict[str, tuple[str, str | None]]:
+    """Answers for every phone: the cache's where fresh, the API's for the rest."""
+    answers = dict(cached)
+    missing = [p for p in phones if p not in cached]
+    if missing:
+        checks = await client.check_contacts(missing, batch_size=batch_size)
+        answers.update({p: (c.status, c.wa_id) for p, c in checks.items()})
+    return answers
+
+
+def verify(
+    frames: list[pd.DataFrame],
+    *,
+    whatsapp: WhatsAppSettings,
+    warehouse_url: str,
+    batch_size: int,
+    now: datetime | None = None,
+) -> tuple[list[pd.DataFrame], VerifyStats]:
+    """Check only the numbers about to be messaged, reuse checks younger than 7 days, store answers."""
+    now = now or datetime.now(UTC)
+    phones = numbers_to_check(frames)
+    engine = warehouse(warehouse_url)
+    cached = fresh_checks(engine, phones, not_before=now - CACHE_MAX_AGE)
+    to_message = sum(int(in_running(f).sum()) for f in frames)
+    if len(phones) - len(cached) > to_message:
+        raise CheckPolicyError(
+            f"would check {len(phones) - len(cached)} numbers to message {to_message}; refused"
+        )
+
+    async def run() -> dict[str, tuple[str, str | None]]:
+        async with WhatsAppClient(settings=whatsapp) as client:
+            return await check_numbers(client, phones, cached=cached, batch_size=batch_size)
+
+    answers = asyncio.run(run()) if len(cached) < len(phones) else dict(cached)
+    fresh = [
+        {"phone_e164": p, "status": s, "wa_id": w, "checked_at": now}
+        for p, (s, w) in answers.items()
+        if p not in cached and s in _CACHEABLE
+    ]
+    save_checks(engine, fresh)
+    stats = VerifyStats(checked=len(phones) - len(cached), from_cache=len(cached))
+    return [apply_checks(f, answers) for f in frames], stats
+
+
+@task(name="verify", cache_policy=NO_CACHE)
+def verify_chunks(
+    frames: list[pd.DataFrame],
+    whatsapp: WhatsAppSettings,
+    warehouse_url: SecretStr,
+    batch_size: int,
+) -> tuple[list[pd.DataFrame], VerifyStats]:
+    """Prefect task: one contact check pass over all chunks of the campaign."""
+    return verify(
+        frames,
+        whatsapp=whatsapp,
+        warehouse_url=warehouse_url.get_secret_value(),
+        batch_size=batch_size,
+    )

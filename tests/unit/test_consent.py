@@ -1,0 +1,63 @@
+"""Consent rules: opt-in with no later opt-out, maximum age, reasons."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from tasks.consent import apply_consent
+from tasks.frame import OUTCOME, REASON, with_stage_columns
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _frame(rows: list[tuple[datetime | None, datetime | None]]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "customer_id": [str(i) for i in range(len(rows))],
+            "opt_in_at": pd.to_datetime([r[0] for r in rows], utc=True),
+            "opt_out_at": pd.to_datetime([r[1] for r in rows], utc=True),
+        }
+    )
+    return with_stage_columns(frame)
+
+
+def test_opt_in_without_opt_out_stays_in() -> None:
+    out = apply_consent(_frame([(T0, None)]))
+    assert out[OUTCOME].isna().all()
+
+
+def test_opt_out_at_or_after_opt_in_excludes_as_opted_out() -> None:
+    out = apply_consent(_frame([(T0, T0), (T0, T0 + timedelta(days=1))]))
+    assert out[OUTCOME].tolist() == ["excluded_no_consent"] * 2
+    assert out[REASON].tolist() == ["opted_out"] * 2
+
+
+def test_opt_out_before_a_later_opt_in_means_reconsented() -> None:
+    out = apply_consent(_frame([(T0, T0 - timedelta(days=3))]))
+    assert out[OUTCOME].isna().all()
+
+
+def test_missing_opt_in_is_no_opt_in_and_lone_opt_out_is_opted_out() -> None:
+    out = apply_consent(_frame([(None, None), (None, T0)]))
+    assert out[REASON].tolist() == ["no_opt_in", "opted_out"]
+
+
+def test_consent_older_than_max_age_is_excluded() -> None:
+    now = T0 + timedelta(days=400)
+    out = apply_consent(
+        _frame([(T0, None), (now - timedelta(days=10), None)]),
+        max_age=timedelta(days=365),
+        now=now,
+    )
+    assert out[REASON].tolist()[0] == "consent_expired"
+    assert pd.isna(out[OUTCOME].tolist()[1])
+
+
+def test_rows_already_excluded_keep_their_outcome() -> None:
+    frame = _frame([(None, None)])
+    frame.loc[0, OUTCOME] = "excluded_invalid_number"
+    frame.loc[0, REASON] = "too_short"
+    out = apply_consent(frame)
+    assert out.loc[0, REASON] == "too_short"

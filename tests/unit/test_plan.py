@@ -1,0 +1,57 @@
+"""Planning: missing template parameters, what the ledger settled, dry run."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tasks.frame import MESSAGE_ID, OUTCOME, REASON, with_stage_columns
+from tasks.plan import apply_ledger, mark_planned, require_params
+
+
+def _frame(phones: list[str], names: list[str | None] | None = None) -> pd.DataFrame:
+    frame = with_stage_columns(pd.DataFrame({"customer_id": [str(i) for i in range(len(phones))]}))
+    frame["phone_e164"] = pd.Series(phones, dtype="str")
+    frame["param_first_name"] = pd.Series(names or ["Asha"] * len(phones), dtype="str")
+    return frame
+
+
+def _ledger(rows: list[tuple[str, str, bool, str | None, str | None]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        rows, columns=["phone_e164", "state", "retryable", "message_id", "error_code"]
+    )
+
+
+def test_missing_or_blank_parameter_fails_before_any_call() -> None:
+    out = require_params(_frame(["+1", "+2", "+3"], ["Asha", None, "  "]), ["param_first_name"])
+    assert out[OUTCOME].tolist()[1:] == ["send_failed", "send_failed"]
+    assert out[REASON].tolist()[1:] == ["missing_parameter", "missing_parameter"]
+    assert pd.isna(out[OUTCOME].iloc[0])
+
+
+def test_ledger_settles_sent_and_permanent_failures_and_retries_transient() -> None:
+    ledger = _ledger(
+        [
+            ("+1", "sent", False, "gBEGa", None),
+            ("+2", "send_failed", False, None, "1013"),
+            ("+3", "send_failed", True, None, "1016"),
+        ]
+    )
+    out = apply_ledger(_frame(["+1", "+2", "+3", "+4"]), ledger, resend_unknown=False)
+    assert out[OUTCOME].tolist()[:2] == ["sent", "send_failed"]
+    assert out[REASON].tolist()[:2] == ["already_sent", "1013"]
+    assert out[MESSAGE_ID].iloc[0] == "gBEGa"
+    assert out[OUTCOME].iloc[2:].isna().all()
+
+
+def test_sends_in_doubt_are_reported_unless_resend_unknown() -> None:
+    ledger = _ledger([("+1", "unknown", False, None, None)])
+    held = apply_ledger(_frame(["+1"]), ledger, resend_unknown=False)
+    assert (held[OUTCOME].iloc[0], held[REASON].iloc[0]) == ("unknown", "send_in_doubt")
+    resent = apply_ledger(_frame(["+1"]), ledger, resend_unknown=True)
+    assert pd.isna(resent[OUTCOME].iloc[0])
+
+
+def test_dry_run_marks_everyone_still_in_the_running_planned() -> None:
+    frame = _frame(["+1", "+2"])
+    frame.loc[1, OUTCOME] = "excluded_duplicate"
+    assert mark_planned(frame)[OUTCOME].tolist() == ["planned", "excluded_duplicate"]
