@@ -15,7 +15,7 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from connectors.whatsapp.auth import auth_for
@@ -119,8 +119,8 @@ class WhatsAppClient:
             await self._http.aclose()
 
     def _retrying(self) -> AsyncRetrying:
-        backoff = wait_exponential_jitter(
-            initial=self._settings.backoff_initial_s, max=self._settings.backoff_max_s
+        backoff = wait_random_exponential(
+            multiplier=self._settings.backoff_initial_s, max=self._settings.backoff_max_s
         )
 
         def wait(state: RetryCallState) -> float:

@@ -1,0 +1,101 @@
+"""Warehouse on real databases: migrations, native upserts, the ledger's transactions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import create_engine, func, inspect, select, text
+
+from connectors.warehouse import ledger
+from connectors.warehouse.connect import warehouse
+from connectors.warehouse.records import fresh_checks, save_checks, write_recipients
+from connectors.warehouse.schema import deliveries, recipients
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def test_migration_creates_every_table_and_the_funnel_view(any_db_url: str) -> None:
+    engine = warehouse(any_db_url)
+    names = set(inspect(engine).get_table_names())
+    assert {
+        "wa_campaign_runs",
+        "wa_recipients",
+        "wa_deliveries",
+        "wa_contact_checks",
+        "wa_status_events",
+        "alembic_version",
+    } <= names
+    assert "wa_campaign_funnel" in inspect(engine).get_view_names()
+
+
+def test_recipients_upsert_updates_in_place_and_the_view_counts(any_db_url: str) -> None:
+    engine = warehouse(any_db_url)
+    row = {
+        "campaign_id": "c1",
+        "customer_id": "7",
+        "outcome": "sending",
+        "reason": None,
+        "phone_e164": "+4915112345678",
+        "duplicate_of": None,
+        "run_id": "r1",
+        "updated_at": NOW,
+    }
+    write_recipients(engine, [row, {**row, "customer_id": "8"}])
+    write_recipients(engine, [{**row, "outcome": "sent", "run_id": "r2"}])
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(recipients)).scalar_one() == 2
+        outcome, updated = conn.execute(
+            select(recipients.c.outcome, recipients.c.updated_at).where(
+                recipients.c.customer_id == "7"
+            )
+        ).one()
+        funnel = dict(conn.execute(text("SELECT outcome, customers FROM wa_campaign_funnel")).all())
+    assert outcome == "sent"
+    assert updated == NOW and updated.tzinfo is not None
+    assert funnel == {"sent": 1, "sending": 1}
+
+
+def test_ledger_claims_then_records_and_in_doubt_rows_become_unknown(any_db_url: str) -> None:
+    engine = warehouse(any_db_url)
+    claims = [ledger.Claim(f"+1631555100{i}", str(i), f"1631555100{i}", 1, NOW, NOW) for i in (1, 2)]
+    ledger.advance(engine, "c1", "r1", results=[], claims=claims)
+    ledger.advance(
+        engine,
+        "c1",
+        "r1",
+        results=[ledger.Result("+16315551001", ledger.SENT, NOW, message_id="gBEG1")],
+        claims=[],
+    )
+    assert ledger.mark_in_doubt(engine, "c1") == 1
+    rows = ledger.load(engine, "c1").set_index("phone_e164")
+    assert rows.at["+16315551001", "state"] == "sent"
+    assert rows.at["+16315551001", "message_id"] == "gBEG1"
+    assert rows.at["+16315551002", "state"] == "unknown"
+    with engine.connect() as conn:
+        customer = conn.execute(
+            select(deliveries.c.customer_id).where(deliveries.c.phone_e164 == "+16315551001")
+        ).scalar_one()
+    assert customer == "1"  # the result write kept the claim's customer
+
+
+def test_contact_check_cache_returns_only_checks_younger_than_the_cutoff(any_db_url: str) -> None:
+    engine = warehouse(any_db_url)
+    save_checks(
+        engine,
+        [
+            {"phone_e164": "+1", "status": "valid", "wa_id": "1", "checked_at": NOW},
+            {"phone_e164": "+2", "status": "invalid", "wa_id": None, "checked_at": NOW - timedelta(days=8)},
+        ],
+    )
+    assert fresh_checks(engine, ["+1", "+2", "+3"], not_before=NOW - timedelta(days=7)) == {
+        "+1": ("valid", "1")
+    }
+
+
+def test_migrate_command_is_idempotent(sqlite_url: str) -> None:
+    from connectors.warehouse.__main__ import main
+
+    assert main(["migrate", "--url", sqlite_url]) == 0
+    assert main(["migrate", "--url", sqlite_url]) == 0
+    with create_engine(sqlite_url).connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"

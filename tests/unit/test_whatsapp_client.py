@@ -1,0 +1,224 @@
+"""Client behaviour that a real server cannot produce on demand, through httpx.MockTransport."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectors.whatsapp import errors
+from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp.settings import WhatsAppSettings
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "api"
+TEMPLATE = Template("acme_ns", "order_update", "en")
+
+
+def _settings(**extra: object) -> WhatsAppSettings:
+    values: dict[str, object] = {
+        "base_url": "http://wa.test",
+        "username": "admin",
+        "password": "s3cret-pw",
+        "backoff_initial_s": 0.001,
+        "backoff_max_s": 0.002,
+    }
+    values.update(extra)
+    return WhatsAppSettings.model_validate(values)
+
+
+def _client(handler: Callable[[httpx.Request], httpx.Response], **extra: object) -> WhatsAppClient:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return WhatsAppClient(settings=_settings(**extra), http=http)
+
+
+def _login_ok(request: httpx.Request, token: str = "tok-1") -> httpx.Response:
+    return httpx.Response(
+        200, json={"users": [{"token": token, "expires_after": "2099-01-01 00:00:00+00:00"}]}
+    )
+
+
+def _sent(message_id: str = "gBEGmsg") -> httpx.Response:
+    return httpx.Response(201, json={"messages": [{"id": message_id}]})
+
+
+def test_error_table_maps_codes_to_classes() -> None:
+    cases = {
+        (429, 1015): errors.RateLimited,
+        (503, 1016): errors.Overloaded,
+        (500, 1014): errors.ServerError,
+        (502, None): errors.ServerError,
+        (404, 1006): errors.UnknownContact,
+        (400, 1008): errors.InvalidRequest,
+        (400, 2000): errors.TemplateMismatch,
+        (400, 1013): errors.RecipientIncapable,
+        (403, 1005): errors.AuthenticationError,
+        (401, None): errors.AuthenticationError,
+    }
+    for (status, code), cls in cases.items():
+        body = {"errors": [{"code": code, "title": "t"}]} if code else {}
+        error = errors.error_from_response(httpx.Response(status, json=body), operation="op")
+        assert type(error) is cls, (status, code)
+        assert error.status == status and error.code == code
+
+
+def test_error_keeps_code_title_details_and_retry_after() -> None:
+    body = json.loads((FIXTURES / "error_1006.json").read_text())
+    error = errors.error_from_response(
+        httpx.Response(404, json=body, headers={"Retry-After": "3"}), operation="send"
+    )
+    assert (error.code, error.title, error.details, error.retry_after_s) == (
+        1006,
+        "Resource not found",
+        "unknown contact",
+        3.0,
+    )
+    assert error.reason == "1006"
+
+
+def test_cloud_api_error_body_is_understood() -> None:
+    body = json.loads((FIXTURES / "cloud_error_130429.json").read_text())
+    error = errors.error_from_response(httpx.Response(429, json=body), operation="send")
+    assert isinstance(error, errors.RateLimited) and error.code == 130429
+
+
+def test_transient_errors_are_retried_then_succeed() -> None:
+    answers = iter([httpx.Response(503, json={"errors": [{"code": 1016}]}), _sent()])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return _login_ok(request) if request.url.path.endswith("login") else next(answers)
+
+    async def run() -> str:
+        async with _client(handler) as client:
+            return await client.send_template("16315551001", TEMPLATE, ["Asha"])
+
+    assert asyncio.run(run()) == "gBEGmsg"
+
+
+def test_retries_are_bounded() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("login"):
+            return _login_ok(request)
+        calls.append(request)
+        return httpx.Response(500, json={"errors": [{"code": 1014}]})
+
+    async def run() -> None:
+        async with _client(handler, max_attempts=3) as client:
+            await client.send_template("16315551001", TEMPLATE, ["Asha"])
+
+    with pytest.raises(errors.ServerError):
+        asyncio.run(run())
+    assert len(calls) == 3
+
+
+def test_read_error_after_writing_a_send_is_outcome_unknown_and_not_retried() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("login"):
+            return _login_ok(request)
+        calls.append(request)
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    async def run() -> None:
+        async with _client(handler) as client:
+            await client.send_template("16315551001", TEMPLATE, ["Asha"])
+
+    with pytest.raises(errors.OutcomeUnknown):
+        asyncio.run(run())
+    assert len(calls) == 1
+
+
+def test_connect_error_is_retried_because_nothing_was_sent() -> None:
+    answers: list[httpx.Response | Exception] = [httpx.ConnectError("refused"), _sent()]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("login"):
+            return _login_ok(request)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def run() -> str:
+        async with _client(handler) as client:
+            return await client.send_template("16315551001", TEMPLATE, [])
+
+    assert asyncio.run(run()) == "gBEGmsg"
+
+
+def test_401_logs_in_again_once_then_gives_up() -> None:
+    logins = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("login"):
+            logins.append(request)
+            return _login_ok(request, token=f"tok-{len(logins)}")
+        return httpx.Response(401, json={"errors": [{"code": 1005, "title": "Access denied"}]})
+
+    async def run() -> None:
+        async with _client(handler) as client:
+            await client.send_template("16315551001", TEMPLATE, [])
+
+    with pytest.raises(errors.AuthenticationError) as caught:
+        asyncio.run(run())
+    assert len(logins) == 2
+    assert "s3cret-pw" not in str(caught.value) and "s3cret-pw" not in repr(caught.value)
+
+
+def test_credentials_never_appear_in_reprs() -> None:
+    client = _client(lambda r: _sent())
+    settings = _settings()
+    for text in (repr(client), repr(settings), str(settings), repr(client._auth)):
+        assert "s3cret-pw" not in text
+
+
+def test_unknown_contact_is_checked_once_and_resent_once_to_the_new_wa_id() -> None:
+    sent_to = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("login"):
+            return _login_ok(request)
+        body = json.loads(request.content)
+        if path.endswith("contacts"):
+            return httpx.Response(
+                200, json={"contacts": [{"input": body["contacts"][0], "status": "valid", "wa_id": "5511"}]}
+            )
+        sent_to.append(body["to"])
+        if len(sent_to) == 1:
+            return httpx.Response(404, json=json.loads((FIXTURES / "error_1006.json").read_text()))
+        return _sent()
+
+    async def run() -> str:
+        async with _client(handler) as client:
+            return await client.send_template("5599", TEMPLATE, [], number="+5599")
+
+    assert asyncio.run(run()) == "gBEGmsg"
+    assert sent_to == ["5599", "5511"]
+
+
+def test_contacts_answers_map_back_to_inputs_whatever_the_order() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("login"):
+            return _login_ok(request)
+        inputs = json.loads(request.content)["contacts"]
+        answers = [{"input": n, "status": "valid", "wa_id": n.strip("+")} for n in reversed(inputs)]
+        return httpx.Response(200, json={"contacts": answers})
+
+    async def run() -> dict[str, str | None]:
+        async with _client(handler) as client:
+            checks = await client.check_contacts(["+1", "+2", "+3"], batch_size=2)
+            return {k: v.wa_id for k, v in checks.items()}
+
+    assert asyncio.run(run()) == {"+1": "1", "+2": "2", "+3": "3"}
+
+
+def test_settings_refuse_two_auth_modes_and_say_which_variables() -> None:
+    with pytest.raises(ValueError, match="WHATSAPP_API_KEY"):
+        WhatsAppSettings(base_url="http://x", api_key="k", token="t")  # type: ignore[arg-type]
