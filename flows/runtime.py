@@ -13,7 +13,7 @@ from connectors.whatsapp.sandbox import SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
 
 # The demo sandbox allows more than the demo campaign's rate, so a default run sees no 429.
-DEMO_SANDBOX = SandboxConfig(messages_rate=(500, 500))
+DEMO_SANDBOX = SandboxConfig(rate_limit_messages=(500.0, 500))
 
 
 def ensure_demo_crm(connections: Connections) -> None:

@@ -31,8 +31,6 @@ class HeaderAuth(httpx.Auth):
 class LoginAuth(httpx.Auth):
     """Logs in with Basic auth, sends the bearer token, refreshes it before expiry and once on a 401."""
 
-    requires_response_body = True
-
     def __init__(
         self,
         *,
@@ -64,7 +62,8 @@ class LoginAuth(httpx.Auth):
         request = httpx.Request("POST", self._login_url, json={})
         return next(self._basic.auth_flow(request))
 
-    def _store(self, response: httpx.Response) -> None:
+    async def _store(self, response: httpx.Response) -> None:
+        await response.aread()
         if response.status_code != 200:
             error = error_from_response(response, operation="login")
             raise AuthenticationError(
@@ -89,7 +88,7 @@ class LoginAuth(httpx.Auth):
         if not self._fresh():
             async with self._lock:
                 if not self._fresh():
-                    self._store((yield self._login_request()))
+                    await self._store((yield self._login_request()))
         used = self._token
         request.headers["Authorization"] = f"Bearer {used}"
         response = yield request
@@ -97,7 +96,7 @@ class LoginAuth(httpx.Auth):
             return
         async with self._lock:
             if self._token == used:  # nobody refreshed it meanwhile
-                self._store((yield self._login_request()))
+                await self._store((yield self._login_request()))
         request.headers["Authorization"] = f"Bearer {self._token}"
         yield request
 

@@ -1,0 +1,22 @@
+"""A local emulation of the WhatsApp v1 API (whatsapp-api.md) for tests, benchmarks and demo runs.
+
+Start one with `start_sandbox(SandboxConfig(...))`, or `python -m connectors.whatsapp.sandbox`.
+"""
+
+from connectors.whatsapp.sandbox.app import SandboxApp, create_app
+from connectors.whatsapp.sandbox.config import DEFAULT_TEMPLATES, FaultKind, SandboxConfig
+from connectors.whatsapp.sandbox.server import RunningSandbox, start_sandbox
+from connectors.whatsapp.sandbox.state import RecordedRequest, SandboxState, SentMessage
+
+__all__ = [
+    "DEFAULT_TEMPLATES",
+    "FaultKind",
+    "RecordedRequest",
+    "RunningSandbox",
+    "SandboxApp",
+    "SandboxConfig",
+    "SandboxState",
+    "SentMessage",
+    "create_app",
+    "start_sandbox",
+]

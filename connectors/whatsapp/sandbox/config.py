@@ -1,0 +1,117 @@
+"""How a sandbox behaves: credentials, rates, templates, faults and number rules, all injectable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+FaultKind = Literal["500", "503", "reset", "hang"]
+FAULT_KINDS: Final[tuple[FaultKind, ...]] = ("500", "503", "reset", "hang")
+
+Endpoint = Literal["login", "logout", "contacts", "messages", "settings"]
+ENDPOINTS: Final[tuple[Endpoint, ...]] = ("login", "logout", "contacts", "messages", "settings")
+
+RateLimit = tuple[float, int]
+"""(requests per second, burst): a bucket of `burst` requests refilled at the rate."""
+
+TemplateKey = tuple[str, str, str]
+"""(namespace, name, language code) of an approved template."""
+
+DEFAULT_TEMPLATES: Final[Mapping[TemplateKey, int]] = {
+    ("acme_ns", "order_update", "en"): 1,
+    ("acme_ns", "spring_sale", "en"): 1,
+    ("acme_ns", "welcome", "en"): 0,
+    ("acme_ns", "order_update", "de"): 1,
+}
+
+CONTACT_CACHE_S: Final = 7 * 24 * 3600
+
+
+def _default_templates() -> Mapping[TemplateKey, int]:
+    return dict(DEFAULT_TEMPLATES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SandboxConfig:
+    """Everything a sandbox instance is started with; the defaults mimic a healthy v1 server."""
+
+    username: str = "admin"
+    password: str = "sandbox-password"
+    api_keys: tuple[str, ...] = ("sandbox-api-key",)
+    static_tokens: tuple[str, ...] = ()
+    token_lifetime_s: float = 7 * 24 * 3600
+
+    latency_s: float = 0.0
+    always_valid: bool = False
+    shuffle_contacts: bool = False
+    success_status: Literal[200, 201] = 201
+
+    rate_limit_messages: RateLimit | None = (50.0, 150)
+    rate_limit_other: RateLimit | None = (20.0, 60)
+    rate_limit_login: RateLimit | None = (20.0, 60)
+
+    templates: Mapping[TemplateKey, int] = field(default_factory=_default_templates)
+
+    fault_rates: Mapping[Endpoint, Mapping[FaultKind, float]] = field(default_factory=dict)
+    fault_script: Mapping[Endpoint, tuple[FaultKind, ...]] = field(default_factory=dict)
+    fault_seed: int = 0
+    hang_s: float = 30.0
+
+    processing_numbers: tuple[str, ...] = ()
+    processing_asks: int = 1
+    failed_numbers: tuple[str, ...] = ()
+
+    webhook_url: str | None = None
+    push_statuses: tuple[str, ...] = ("sent", "delivered", "read")
+    push_delay_s: float = 0.0
+
+    clock: Callable[[], float] = time.time
+    """Wall clock in Unix seconds for token expiry and the contact cache; tests inject a fake."""
+
+    def __post_init__(self) -> None:
+        if self.success_status not in (200, 201):
+            raise ValueError(f"success_status={self.success_status!r}; use 200 or 201")
+        for name in ("rate_limit_messages", "rate_limit_other", "rate_limit_login"):
+            limit: RateLimit | None = getattr(self, name)
+            if limit is not None and (limit[0] <= 0 or limit[1] < 1):
+                raise ValueError(f"{name}={limit!r}; use (rate > 0, burst >= 1) or None")
+        for endpoint, rates in self.fault_rates.items():
+            check_fault_rates(endpoint, rates)
+        for endpoint, kinds in self.fault_script.items():
+            check_fault_script(endpoint, kinds)
+
+
+def check_endpoint(endpoint: str) -> Endpoint:
+    """Return `endpoint` typed, or raise naming the accepted values."""
+    if endpoint not in ENDPOINTS:
+        raise ValueError(f"unknown endpoint {endpoint!r}; use one of {', '.join(ENDPOINTS)}")
+    return endpoint
+
+
+def check_fault_kind(kind: str) -> FaultKind:
+    """Return `kind` typed, or raise naming the accepted values."""
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"unknown fault {kind!r}; use one of {', '.join(FAULT_KINDS)}")
+    return kind
+
+
+def check_fault_rates(
+    endpoint: str, rates: Mapping[str, float] | Mapping[FaultKind, float]
+) -> None:
+    """Reject unknown endpoints or kinds and probabilities outside [0, 1] (summing above 1)."""
+    check_endpoint(endpoint)
+    for kind, probability in rates.items():
+        check_fault_kind(kind)
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"fault rate {endpoint}/{kind}={probability!r}; use 0..1")
+    if sum(rates.values()) > 1.0:
+        raise ValueError(f"fault rates for {endpoint} sum above 1: {dict(rates)!r}")
+
+
+def check_fault_script(endpoint: str, kinds: Sequence[str]) -> None:
+    """Reject unknown endpoints or fault kinds in a script."""
+    check_endpoint(endpoint)
+    for kind in kinds:
+        check_fault_kind(kind)

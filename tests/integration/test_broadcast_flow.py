@@ -1,0 +1,150 @@
+"""The broadcast flow end to end: a real Prefect API, the sandbox over HTTP, real databases."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from connectors.demo_crm import DemoCustomer, demo_customers, seed_demo_crm
+from connectors.warehouse.schema import campaign_runs, deliveries, recipients
+from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from flows.broadcast import broadcast
+from tasks.campaign import Campaign
+
+DEMO_PARAMS = Path(__file__).parents[2] / "deployments" / "demo-campaign.json"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[RunningSandbox]:
+    """A sandbox allowing more than the campaign's rate, so no send meets a 429."""
+    with start_sandbox(SandboxConfig(rate_limit_messages=(1000.0, 1000))) as running:
+        yield running
+
+
+def _campaign(campaign_id: str, **overrides: object) -> Campaign:
+    values = json.loads(DEMO_PARAMS.read_text())
+    values.update(campaign_id=campaign_id, rate_limit_per_s=500, **overrides)
+    return Campaign.model_validate(values)
+
+
+def _point_at(
+    monkeypatch: pytest.MonkeyPatch, crm_url: str, warehouse_url: str, sandbox: RunningSandbox
+) -> None:
+    monkeypatch.setenv("CRM_DATABASE_URL", crm_url)
+    monkeypatch.setenv("WAREHOUSE_DATABASE_URL", warehouse_url)
+    monkeypatch.setenv("WHATSAPP_API_URL", sandbox.url)
+    monkeypatch.setenv("WHATSAPP_USERNAME", sandbox.config.username)
+    monkeypatch.setenv("WHATSAPP_PASSWORD", sandbox.config.password)
+
+
+def _recipients(url: str, campaign_id: str) -> dict[str, dict[str, object]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(recipients).where(recipients.c.campaign_id == campaign_id))
+        result = {row.customer_id: row._asdict() for row in rows}
+    engine.dispose()
+    return result
+
+
+def _assert_every_customer_as_expected(
+    got: dict[str, dict[str, object]], customers: list[DemoCustomer], *, rerun: bool = False
+) -> None:
+    assert len(got) == len(customers)
+    wrong = []
+    for c in customers:
+        row = got[str(c.id)]
+        reason = "already_sent" if rerun and c.expected_outcome == "sent" else c.expected_reason
+        expected = (c.expected_outcome, reason, c.expected_duplicate_of)
+        actual = (row["outcome"], row["reason"], row["duplicate_of"])
+        if c.expected_outcome != "excluded_no_consent" and row["phone_e164"] != c.expected_e164:
+            actual += (row["phone_e164"],)
+            expected += (c.expected_e164,)
+        if actual != expected:
+            wrong.append((c.id, c.mobile, c.cc, expected, actual))
+    assert not wrong, f"{len(wrong)} customers off, first: {wrong[:5]}"
+
+
+@pytest.mark.parametrize(
+    ("crm", "wh"),
+    [("sqlite_url", "sqlite_url"), ("postgres_url", "postgres_url"), ("mariadb_url", "mariadb_url")],
+    ids=["sqlite", "postgresql", "mariadb"],
+)
+def test_demo_campaign_gives_every_customer_its_outcome_and_a_rerun_sends_nothing(
+    prefect_api: None,
+    sandbox: RunningSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    crm: str,
+    wh: str,
+    tmp_path: Path,
+) -> None:
+    crm_url = str(request.getfixturevalue(crm))
+    # Two fixtures of one kind give one database: the CRM gets its own SQLite file.
+    crm_url = f"sqlite:///{tmp_path}/crm.sqlite" if crm == "sqlite_url" else crm_url
+    warehouse_url = str(request.getfixturevalue(wh))
+    customers = demo_customers(800, seed=11)
+    engine = create_engine(crm_url)
+    seed_demo_crm(engine, customers)
+    engine.dispose()
+    _point_at(monkeypatch, crm_url, warehouse_url, sandbox)
+
+    report = broadcast(_campaign("it-demo"))
+
+    _assert_every_customer_as_expected(_recipients(warehouse_url, "it-demo"), customers)
+    to_send = [c for c in customers if c.expected_outcome == "sent"]
+    sent = sandbox.state.messages_sent()
+    assert sorted(m.to for m in sent) == sorted(str(c.expected_wa_id) for c in to_send)
+    by_wa_id = {str(c.expected_wa_id): c for c in to_send}
+    assert all(m.params == (str(by_wa_id[m.to].fname).strip(),) for m in sent)
+    # Only numbers about to be messaged were checked, each once.
+    checked = sandbox.state.contacts_checked()
+    should_check = [
+        c.expected_e164
+        for c in customers
+        if c.expected_outcome in ("sent", "excluded_not_on_whatsapp")
+    ]
+    assert sorted(checked) == sorted(should_check)
+    assert report["funnel"]["sent in this run"] == len(to_send)
+
+    again = broadcast(_campaign("it-demo"))
+
+    assert len(sandbox.state.messages_sent()) == len(sent)
+    assert sorted(sandbox.state.contacts_checked()) == sorted(should_check)  # the 7-day cache
+    assert again["funnel"]["sent in this run"] == 0
+    assert again["funnel"]["sent by an earlier run"] == len(to_send)
+    _assert_every_customer_as_expected(
+        _recipients(warehouse_url, "it-demo"), customers, rerun=True
+    )
+    engine = create_engine(warehouse_url)
+    with engine.connect() as conn:
+        states = [r.state for r in conn.execute(select(deliveries.c.state))]
+        runs = conn.execute(select(campaign_runs.c.status, campaign_runs.c.sent)).all()
+    engine.dispose()
+    assert states == ["sent"] * len(to_send)
+    assert sorted(runs) == [("completed", len(to_send)), ("completed", len(to_send))]
+
+
+def test_dry_run_plans_without_checking_or_sending(
+    prefect_api: None,
+    sandbox: RunningSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    crm_url, warehouse_url = f"sqlite:///{tmp_path}/crm.sqlite", f"sqlite:///{tmp_path}/wh.sqlite"
+    customers = demo_customers(300, seed=3)
+    engine = create_engine(crm_url)
+    seed_demo_crm(engine, customers)
+    engine.dispose()
+    _point_at(monkeypatch, crm_url, warehouse_url, sandbox)
+
+    report = broadcast(_campaign("it-dry", dry_run=True))
+
+    assert sandbox.state.requests == []
+    would_check = sum(c.expected_outcome in ("sent", "excluded_not_on_whatsapp") for c in customers)
+    assert report["funnel"]["planned (dry run)"] == would_check
+    outcomes = {r["outcome"] for r in _recipients(warehouse_url, "it-dry").values()}
+    assert "sent" not in outcomes and "planned" in outcomes
