@@ -25,7 +25,7 @@ class AudienceError(ValueError):
 
 
 class Audience(BaseModel):
-    """Who a campaign considers: a read-only `query`, or a `table` with a `columns` map and `where`."""
+    """Who a campaign considers: a read-only `query`, or a `table` with a column map."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -88,9 +88,13 @@ def broadcast(campaign: Campaign) -> dict[str, Any]:
                     )
                     for chunk in chunks
                 ]
-            resolved(record_chunk.map(chunks, unmapped(campaign.campaign_id), unmapped(run_id), unmapped(wh)))
+            resolved(
+                record_chunk.map(
+                    chunks, unmapped(campaign.campaign_id), unmapped(run_id), unmapped(wh)
+                )
+            )
         except BaseException as exc:
-            finish_run_task(wh, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"[:2000]})
+            finish_run_task(wh, run_id, "failed", {}, f"{type(exc).__name__}: {exc}"[:2000])
             raise
         counts = outcome_counts(chunks)
         totals = {k: v for k, v in counts.items() if ":" not in k}
@@ -122,9 +126,10 @@ def broadcast(campaign: Campaign) -> dict[str, Any]:
 def print_report(report: dict[str, Any]) -> None:
     """Print the funnel and where to find the results."""
     lines = report["funnel"]
-    print(f"\nCampaign {report['campaign_id']} — run {report['run_id']}" + (
-        " (dry run)" if report["dry_run"] else ""
-    ))
+    print(
+        f"\nCampaign {report['campaign_id']} — run {report['run_id']}"
+        + (" (dry run)" if report["dry_run"] else "")
+    )
     print(format_funnel(lines))
     print(
         f"  contact checks: {report['contacts_checked']:,} asked, "

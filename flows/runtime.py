@@ -1,4 +1,4 @@
-"""The run's connections: from the environment, or the embedded demo CRM, SQLite warehouse and sandbox."""
+"""The run's connections: from the environment, else the embedded demo CRM, warehouse, sandbox."""
 
 from __future__ import annotations
 

@@ -64,5 +64,7 @@ class Campaign(BaseModel):
     def _known_region(cls, value: str) -> str:
         region = value.upper()
         if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f'default_region "{value}" is not an ISO 3166 region phonenumbers knows')
+            raise ValueError(
+                f'default_region "{value}" is not an ISO 3166 region phonenumbers knows'
+            )
         return region

@@ -28,7 +28,9 @@ def require_params(frame: pd.DataFrame, param_columns: list[str]) -> pd.DataFram
     return out
 
 
-def apply_ledger(frame: pd.DataFrame, ledger: pd.DataFrame, *, resend_unknown: bool) -> pd.DataFrame:
+def apply_ledger(
+    frame: pd.DataFrame, ledger: pd.DataFrame, *, resend_unknown: bool
+) -> pd.DataFrame:
     """Give numbers that earlier runs settled their outcome, so only the rest are checked and sent.
 
     `sent` and permanent `send_failed` stay as they are; transient failures are retried; rows in

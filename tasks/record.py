@@ -1,4 +1,4 @@
-"""Record: every customer's outcome into `wa_recipients`, and the run's counts into `wa_campaign_runs`."""
+"""Record: each outcome into `wa_recipients`, the run's counts into `wa_campaign_runs`."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def outcome_counts(frames: list[pd.DataFrame]) -> dict[str, int]:
 
 
 @task(name="record", cache_policy=NO_CACHE)
-def record_chunk(frame: pd.DataFrame, campaign_id: str, run_id: str, warehouse_url: SecretStr) -> int:
+def record_chunk(
+    frame: pd.DataFrame, campaign_id: str, run_id: str, warehouse_url: SecretStr
+) -> int:
     """Prefect task: write one chunk's outcomes in one transaction; returns the row count."""
     rows = recipient_rows(frame, campaign_id=campaign_id, run_id=run_id, now=datetime.now(UTC))
     write_recipients(warehouse(warehouse_url.get_secret_value()), rows)
@@ -84,13 +86,18 @@ def start_run_task(
 
 @task(name="finish-run", cache_policy=NO_CACHE)
 def finish_run_task(
-    warehouse_url: SecretStr, run_id: str, status: str, counts: dict[str, int]
+    warehouse_url: SecretStr,
+    run_id: str,
+    status: str,
+    counts: dict[str, int],
+    error: str | None = None,
 ) -> None:
-    """Prefect task: close the run's row with its counts."""
+    """Prefect task: close the run's row with its counts (and the error that ended it)."""
     finish_run(
         warehouse(warehouse_url.get_secret_value()),
         run_id=run_id,
         status=status,
         finished_at=datetime.now(UTC),
         counts=counts,
+        error=error,
     )

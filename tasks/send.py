@@ -116,14 +116,21 @@ async def send_all(
             finished,
             [
                 ledger.Claim(
-                    c.phone_e164, c.customer_id, c.wa_id, c.attempts + 1, c.first_attempt_at or now, now
+                    c.phone_e164,
+                    c.customer_id,
+                    c.wa_id,
+                    c.attempts + 1,
+                    c.first_attempt_at or now,
+                    now,
                 )
                 for c in claims
             ],
         )
         results.update((r.phone_e164, r) for r in finished)
         finished = []
-        in_flight.update(asyncio.create_task(_send_one(client, limiter, c, template)) for c in claims)
+        in_flight.update(
+            asyncio.create_task(_send_one(client, limiter, c, template)) for c in claims
+        )
         if not in_flight:
             break
         done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -136,29 +143,37 @@ async def send_all(
     return results
 
 
-def outgoing(frame: pd.DataFrame, param_columns: list[str], history: pd.DataFrame) -> list[Outgoing]:
+def outgoing(
+    frame: pd.DataFrame, param_columns: list[str], history: pd.DataFrame
+) -> list[Outgoing]:
     """The messages a chunk still owes: verified rows still in the running."""
     todo = frame.loc[in_running(frame) & frame[WA_ID].notna()]
-    prior = history.set_index("phone_e164") if not history.empty else None
-    items = []
-    for row in todo.itertuples(index=False):
-        values = row._asdict()
-        phone = str(values[PHONE_E164])
-        attempts, first = 0, None
-        if prior is not None and phone in prior.index:
-            attempts = int(prior.at[phone, "attempts"])
-            first = prior.at[phone, "first_attempt_at"]
-        items.append(
-            Outgoing(
-                phone_e164=phone,
-                customer_id=str(values[CUSTOMER_ID]),
-                wa_id=str(values[WA_ID]),
-                params=tuple(str(values[c]).strip() for c in param_columns),
-                attempts=attempts,
-                first_attempt_at=first,
-            )
+    attempts: dict[str, int] = {}
+    first: dict[str, datetime] = {}
+    if not history.empty:
+        attempts = dict(zip(history["phone_e164"], history["attempts"].astype(int), strict=True))
+        first = {
+            p: t.to_pydatetime() if isinstance(t, pd.Timestamp) else t
+            for p, t in zip(history["phone_e164"], history["first_attempt_at"], strict=True)
+            if not pd.isna(t)
+        }
+    columns = [todo[c].astype("str").str.strip() for c in param_columns]
+    params: list[tuple[str, ...]] = (
+        list(zip(*columns, strict=True)) if columns else [()] * len(todo)
+    )
+    return [
+        Outgoing(
+            phone_e164=phone,
+            customer_id=customer,
+            wa_id=wa_id,
+            params=tuple(values),
+            attempts=attempts.get(phone, 0),
+            first_attempt_at=first.get(phone),
         )
-    return items
+        for phone, customer, wa_id, values in zip(
+            todo[PHONE_E164], todo[CUSTOMER_ID], todo[WA_ID], params, strict=True
+        )
+    ]
 
 
 def apply_results(frame: pd.DataFrame, results: dict[str, ledger.Result]) -> pd.DataFrame:

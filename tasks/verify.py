@@ -1,4 +1,4 @@
-"""Verify: which numbers are on WhatsApp, from the 7-day cache or one batched `/v1/contacts` call."""
+"""Verify: which numbers are on WhatsApp, from the 7-day cache or one batched contacts call."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def verify(
     batch_size: int,
     now: datetime | None = None,
 ) -> tuple[list[pd.DataFrame], VerifyStats]:
-    """Check only the numbers about to be messaged, reuse checks younger than 7 days, store answers."""
+    """Check only numbers about to be messaged, reusing checks younger than 7 days."""
     now = now or datetime.now(UTC)
     phones = numbers_to_check(frames)
     engine = warehouse(warehouse_url)

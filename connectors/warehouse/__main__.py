@@ -13,7 +13,9 @@ from connectors.warehouse.migrate import upgrade
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Bring the warehouse (WAREHOUSE_DATABASE_URL, else the embedded SQLite) to a revision."""
-    parser = argparse.ArgumentParser(prog="python -m connectors.warehouse", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m connectors.warehouse", description=main.__doc__
+    )
     parser.add_argument("command", choices=["migrate"])
     parser.add_argument("--url", help="warehouse URL (default: WAREHOUSE_DATABASE_URL or embedded)")
     parser.add_argument("--revision", default="head")

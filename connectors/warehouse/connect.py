@@ -32,7 +32,7 @@ def engine_for(url: str) -> Engine:
 
 
 def warehouse(url: str) -> Engine:
-    """The engine for a warehouse URL, its schema brought to the newest revision once per process."""
+    """The engine for a warehouse URL, migrated to the newest revision once per process."""
     engine = engine_for(url)
     with _lock:
         if url not in _migrated:

@@ -39,7 +39,13 @@ def start_run(
 
 
 def finish_run(
-    engine: Engine, *, run_id: str, status: str, finished_at: datetime, counts: Mapping[str, Any]
+    engine: Engine,
+    *,
+    run_id: str,
+    status: str,
+    finished_at: datetime,
+    counts: Mapping[str, int],
+    error: str | None = None,
 ) -> None:
     """Record a run's end with its counts per outcome."""
     known = {c.name for c in campaign_runs.columns}
@@ -48,7 +54,7 @@ def finish_run(
         conn.execute(
             update(campaign_runs)
             .where(campaign_runs.c.run_id == run_id)
-            .values(status=status, finished_at=finished_at, **values)
+            .values(status=status, finished_at=finished_at, error=error, **values)
         )
 
 

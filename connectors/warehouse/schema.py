@@ -20,7 +20,7 @@ from sqlalchemy import (
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC timestamps on every dialect (SQLite and MySQL store them naive, as UTC)."""
+    """Aware UTC timestamps on every dialect (SQLite and MySQL store them naive, as UTC)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True

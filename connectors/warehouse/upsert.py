@@ -1,4 +1,4 @@
-"""Batched upserts in each dialect's native form (ON CONFLICT, ON DUPLICATE KEY), never row by row."""
+"""Batched upserts in each dialect's native form (ON CONFLICT, ON DUPLICATE KEY)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def upsert(
     *,
     update: Sequence[str] | None = None,
 ) -> None:
-    """Insert `rows`, or update the `update` columns (default: all but the key) where the key exists."""
+    """Insert `rows`; where the key exists, update the `update` columns (default: all but key)."""
     if not rows:
         return
     keys = [c.name for c in table.primary_key.columns]

@@ -29,7 +29,7 @@ class HeaderAuth(httpx.Auth):
 
 
 class LoginAuth(httpx.Auth):
-    """Logs in with Basic auth, sends the bearer token, refreshes it before expiry and once on a 401."""
+    """Logs in with Basic auth and sends the bearer; refreshes it before expiry and once on 401."""
 
     def __init__(
         self,
@@ -52,7 +52,9 @@ class LoginAuth(httpx.Auth):
     def __repr__(self) -> str:
         return "LoginAuth(<credentials hidden>)"
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
         raise NotImplementedError("the WhatsApp client is async: use httpx.AsyncClient")
 
     def _fresh(self) -> bool:
@@ -108,4 +110,6 @@ def auth_for(settings: WhatsAppSettings) -> httpx.Auth:
     if settings.token is not None:
         return HeaderAuth("Authorization", SecretStr(f"Bearer {settings.token.get_secret_value()}"))
     assert settings.username is not None and settings.password is not None
-    return LoginAuth(base_url=settings.base_url, username=settings.username, password=settings.password)
+    return LoginAuth(
+        base_url=settings.base_url, username=settings.username, password=settings.password
+    )

@@ -73,7 +73,7 @@ def template_body(to: str, template: Template, params: Sequence[str]) -> dict[st
 
 
 class WhatsAppClient:
-    """One sender's connection to the API; use as `async with WhatsAppClient(settings=...) as wa:`."""
+    """One sender's connection to the API: `async with WhatsAppClient(settings=...) as wa:`."""
 
     def __init__(
         self,
@@ -181,7 +181,9 @@ class WhatsAppClient:
         delay = self._settings.backoff_initial_s
         while pending:
             for start in range(0, len(pending), batch_size):
-                for check in await self._check_batch(pending[start : start + batch_size], force_check):
+                for check in await self._check_batch(
+                    pending[start : start + batch_size], force_check
+                ):
                     results[check.input] = check
             pending = [n for n in pending if results[n].status == "processing"]
             if not pending or time.monotonic() + delay > deadline:
@@ -209,7 +211,9 @@ class WhatsAppClient:
             return await self._send(check.wa_id, template, params)
 
     async def _send(self, to: str, template: Template, params: Sequence[str]) -> str:
-        answer = await self._post("/v1/messages", template_body(to, template, params), idempotent=False)
+        answer = await self._post(
+            "/v1/messages", template_body(to, template, params), idempotent=False
+        )
         try:
             return str(answer["messages"][0]["id"])
         except (KeyError, IndexError, TypeError) as exc:

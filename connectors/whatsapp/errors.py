@@ -13,7 +13,7 @@ WhatsAppError
 │   ├── UnknownContact       404 / 1006 (check the contact once, resend once)
 │   └── RecipientIncapable   1013, 1026
 ├── AuthenticationError  401 twice, or 1005 access denied: stop the run
-└── OutcomeUnknown       the request may have been applied (timeout or reset after writing): never resend blindly
+└── OutcomeUnknown       may have been applied (timeout or reset after writing): never resend
 ```
 No error carries a credential or a full phone number.
 """

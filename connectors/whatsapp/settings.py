@@ -57,7 +57,9 @@ class WhatsAppSettings(BaseModel):
         return "login"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> WhatsAppSettings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **overrides: object
+    ) -> WhatsAppSettings:
         """Read `WHATSAPP_*` variables; `overrides` fill what the environment leaves unset."""
         env = os.environ if env is None else env
         values: dict[str, object] = dict(overrides)

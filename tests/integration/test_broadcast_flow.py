@@ -70,7 +70,11 @@ def _assert_every_customer_as_expected(
 
 @pytest.mark.parametrize(
     ("crm", "wh"),
-    [("sqlite_url", "sqlite_url"), ("postgres_url", "postgres_url"), ("mariadb_url", "mariadb_url")],
+    [
+        ("sqlite_url", "sqlite_url"),
+        ("postgres_url", "postgres_url"),
+        ("mariadb_url", "mariadb_url"),
+    ],
     ids=["sqlite", "postgresql", "mariadb"],
 )
 def test_demo_campaign_gives_every_customer_its_outcome_and_a_rerun_sends_nothing(
@@ -116,9 +120,7 @@ def test_demo_campaign_gives_every_customer_its_outcome_and_a_rerun_sends_nothin
     assert sorted(sandbox.state.contacts_checked()) == sorted(should_check)  # the 7-day cache
     assert again["funnel"]["sent in this run"] == 0
     assert again["funnel"]["sent by an earlier run"] == len(to_send)
-    _assert_every_customer_as_expected(
-        _recipients(warehouse_url, "it-demo"), customers, rerun=True
-    )
+    _assert_every_customer_as_expected(_recipients(warehouse_url, "it-demo"), customers, rerun=True)
     engine = create_engine(warehouse_url)
     with engine.connect() as conn:
         states = [r.state for r in conn.execute(select(deliveries.c.state))]

@@ -57,7 +57,9 @@ def test_recipients_upsert_updates_in_place_and_the_view_counts(any_db_url: str)
 
 def test_ledger_claims_then_records_and_in_doubt_rows_become_unknown(any_db_url: str) -> None:
     engine = warehouse(any_db_url)
-    claims = [ledger.Claim(f"+1631555100{i}", str(i), f"1631555100{i}", 1, NOW, NOW) for i in (1, 2)]
+    claims = [
+        ledger.Claim(f"+1631555100{i}", str(i), f"1631555100{i}", 1, NOW, NOW) for i in (1, 2)
+    ]
     ledger.advance(engine, "c1", "r1", results=[], claims=claims)
     ledger.advance(
         engine,
@@ -84,7 +86,12 @@ def test_contact_check_cache_returns_only_checks_younger_than_the_cutoff(any_db_
         engine,
         [
             {"phone_e164": "+1", "status": "valid", "wa_id": "1", "checked_at": NOW},
-            {"phone_e164": "+2", "status": "invalid", "wa_id": None, "checked_at": NOW - timedelta(days=8)},
+            {
+                "phone_e164": "+2",
+                "status": "invalid",
+                "wa_id": None,
+                "checked_at": NOW - timedelta(days=8),
+            },
         ],
     )
     assert fresh_checks(engine, ["+1", "+2", "+3"], not_before=NOW - timedelta(days=7)) == {

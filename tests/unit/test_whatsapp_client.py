@@ -188,7 +188,10 @@ def test_unknown_contact_is_checked_once_and_resent_once_to_the_new_wa_id() -> N
         body = json.loads(request.content)
         if path.endswith("contacts"):
             return httpx.Response(
-                200, json={"contacts": [{"input": body["contacts"][0], "status": "valid", "wa_id": "5511"}]}
+                200,
+                json={
+                    "contacts": [{"input": body["contacts"][0], "status": "valid", "wa_id": "5511"}]
+                },
             )
         sent_to.append(body["to"])
         if len(sent_to) == 1:

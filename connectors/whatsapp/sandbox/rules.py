@@ -1,11 +1,11 @@
-"""Which numbers the sandbox treats as WhatsApp users: a fixed, documented rule so tests can predict it.
+"""Which numbers the sandbox treats as WhatsApp users: a fixed rule, so tests can predict it.
 
 Rule (applied to the digits of the input, whatever its formatting):
 - fewer than 8 or more than 15 digits: ``invalid`` (malformed);
 - the last digit is ``0``: ``invalid`` (not a WhatsApp user);
-- otherwise ``valid``, and the ``wa_id`` is the digits, except for Brazilian mobiles written with the
-  ninth digit (``55`` + two-digit area + ``9`` + eight digits), whose ``wa_id`` drops that ``9`` as
-  older accounts do, so that callers must message the ``wa_id`` and never the input.
+- otherwise ``valid``, and the ``wa_id`` is the digits, except for Brazilian mobiles written
+  with the ninth digit (``55`` + two-digit area + ``9`` + eight digits), whose ``wa_id`` drops
+  that ``9`` as older accounts do, so callers must message the ``wa_id``, never the input.
 In "always valid" mode (servers since v2.43) every number is ``valid`` with its digits as ``wa_id``.
 """
 
