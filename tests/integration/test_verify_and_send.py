@@ -1,0 +1,171 @@
+"""Verify and send against the sandbox over real HTTP, with the ledger in a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from connectors.warehouse import ledger
+from connectors.warehouse.connect import warehouse
+from connectors.warehouse.schema import deliveries
+from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from connectors.whatsapp.settings import WhatsAppSettings
+from tasks.frame import OUTCOME, REASON, WA_ID, with_stage_columns
+from tasks.send import Outgoing, send, send_all
+from tasks.verify import verify
+
+TEMPLATE = Template("acme_ns", "order_update", "en")
+
+
+@pytest.fixture
+def sandbox() -> Iterator[RunningSandbox]:
+    with start_sandbox(SandboxConfig(rate_limit_messages=None, rate_limit_other=None)) as running:
+        yield running
+
+
+def _settings(sandbox: RunningSandbox) -> WhatsAppSettings:
+    return WhatsAppSettings(
+        base_url=sandbox.url,
+        username=sandbox.config.username,
+        password=sandbox.config.password,  # type: ignore[arg-type]
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+    )
+
+
+def _frame(phones: Sequence[str]) -> pd.DataFrame:
+    frame = with_stage_columns(pd.DataFrame({"customer_id": [str(i) for i in range(len(phones))]}))
+    frame["phone_e164"] = pd.Series(list(phones), dtype="str")
+    frame["param_first_name"] = pd.Series(["Asha"] * len(phones), dtype="str")
+    return frame
+
+
+def test_verify_checks_once_then_uses_the_cache_for_seven_days(
+    sandbox: RunningSandbox, sqlite_url: str
+) -> None:
+    phones = ["+16315551001", "+16315551000", "+5511987654321"]
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    kwargs = {"whatsapp": _settings(sandbox), "warehouse_url": sqlite_url, "batch_size": 1000}
+
+    [out], stats = verify([_frame(phones)], now=now, **kwargs)  # type: ignore[arg-type]
+
+    assert out[WA_ID].tolist()[::2] == ["16315551001", "551187654321"]
+    assert (out[OUTCOME].iloc[1], out[REASON].iloc[1]) == (
+        "excluded_not_on_whatsapp",
+        "not_on_whatsapp",
+    )
+    assert (stats.checked, stats.from_cache) == (3, 0)
+    assert len(sandbox.state.requests_to("contacts")) == 1
+    _, again = verify([_frame(phones)], now=now + timedelta(days=6), **kwargs)  # type: ignore[arg-type]
+    assert (again.checked, again.from_cache) == (0, 3)
+    _, stale = verify([_frame(phones)], now=now + timedelta(days=8), **kwargs)  # type: ignore[arg-type]
+    assert (stale.checked, stale.from_cache) == (3, 0)
+    assert len(sandbox.state.requests_to("contacts")) == 2
+
+
+def test_failed_checks_are_check_failed_never_invalid(
+    sandbox: RunningSandbox, sqlite_url: str
+) -> None:
+    sandbox.state.set_failed_numbers(["16315551001"])
+    [out], _ = verify(
+        [_frame(["+16315551001"])],
+        whatsapp=_settings(sandbox),
+        warehouse_url=sqlite_url,
+        batch_size=10,
+    )
+    assert (out[OUTCOME].iloc[0], out[REASON].iloc[0]) == ("check_failed", "check_failed")
+
+
+def test_send_records_every_outcome_and_the_ledger_says_the_same(
+    sandbox: RunningSandbox, any_db_url: str
+) -> None:
+    phones = [f"+1631555{1001 + i}" for i in range(40) if not str(1001 + i).endswith("0")]
+    settings = _settings(sandbox)
+    [checked], _ = verify(
+        [_frame(phones)], whatsapp=settings, warehouse_url=any_db_url, batch_size=100
+    )
+    checked.loc[0, "param_first_name"] = "x" * 2000  # the sandbox accepts it: one plain success
+    sandbox.state.script("messages", ["500"] * 10)  # first sends meet server errors, then retried
+
+    out = send(
+        checked,
+        campaign_id="c1",
+        run_id="r1",
+        template=TEMPLATE,
+        param_columns=["param_first_name"],
+        whatsapp=settings,
+        warehouse_url=any_db_url,
+        rate_per_s=500,
+        concurrency=8,
+    )
+
+    assert out[OUTCOME].tolist() == ["sent"] * len(phones)
+    assert sorted(m.to for m in sandbox.state.messages_sent()) == sorted(p[1:] for p in phones)
+    with warehouse(any_db_url).connect() as conn:
+        rows = conn.execute(select(deliveries.c.state, deliveries.c.message_id)).all()
+    assert {state for state, _ in rows} == {"sent"} and len(rows) == len(phones)
+    assert {mid for _, mid in rows} == set(out["message_id"])
+
+
+def test_never_more_than_concurrency_rows_sending_at_once(
+    sandbox: RunningSandbox, sqlite_url: str
+) -> None:
+    sandbox.state.latency_s = 0.02
+    items = [Outgoing(f"+1631555{2001 + i}", str(i), f"1631555{2001 + i}", ()) for i in range(66)]
+    items = [i for i in items if not i.wa_id.endswith("0")][:60]
+    asyncio.run(_check_all(sandbox, [i.phone_e164 for i in items]))
+    engine = warehouse(sqlite_url)
+    peak = 0
+
+    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
+        nonlocal peak
+        ledger.advance(engine, "c", "r", results=results, claims=claims)
+        with engine.connect() as conn:
+            sending = conn.execute(
+                select(deliveries.c.phone_e164).where(deliveries.c.state == "sending")
+            ).all()
+        peak = max(peak, len(sending))
+
+    async def run() -> dict[str, ledger.Result]:
+        async with WhatsAppClient(settings=_settings(sandbox)) as client:
+            return await send_all(
+                client, items, Template("acme_ns", "welcome", "en"), write=write,
+                rate_per_s=1000, concurrency=5,
+            )  # fmt: skip
+
+    results = asyncio.run(run())
+    assert len(results) == 60 and {r.state for r in results.values()} == {"sent"}
+    assert 1 <= peak <= 5
+
+
+async def _check_all(sandbox: RunningSandbox, phones: list[str]) -> None:
+    async with WhatsAppClient(settings=_settings(sandbox)) as client:
+        await client.check_contacts(phones)
+
+
+def test_rate_limiter_holds_two_hundred_sends_at_a_hundred_per_second(
+    sandbox: RunningSandbox,
+) -> None:
+    items = [Outgoing(f"+1631556{3001 + i}", str(i), f"1631556{3001 + i}", ()) for i in range(200)]
+    items = [i for i in items if not i.wa_id.endswith("0")][:180]
+    asyncio.run(_check_all(sandbox, [i.phone_e164 for i in items]))
+
+    async def run() -> float:
+        async with WhatsAppClient(settings=_settings(sandbox)) as client:
+            started = time.monotonic()
+            await send_all(
+                client, items, Template("acme_ns", "welcome", "en"),
+                write=lambda results, claims: None, rate_per_s=100, concurrency=16,
+            )  # fmt: skip
+            return time.monotonic() - started
+
+    elapsed = asyncio.run(run())
+    # 180 sends at 100/s with a burst of 10: ideally 1.7 s; a noisy machine may add some.
+    assert 1.5 <= elapsed <= 4.0, elapsed

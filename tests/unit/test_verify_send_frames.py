@@ -1,0 +1,74 @@
+"""Frame logic of verify and send, without any I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from connectors.warehouse import ledger
+from tasks.frame import MESSAGE_ID, OUTCOME, REASON, WA_ID, with_stage_columns
+from tasks.send import apply_results, outgoing
+from tasks.verify import apply_checks, numbers_to_check
+
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def _frame(phones: list[str]) -> pd.DataFrame:
+    frame = with_stage_columns(pd.DataFrame({"customer_id": [str(i) for i in range(len(phones))]}))
+    frame["phone_e164"] = pd.Series(phones, dtype="str")
+    frame["param_first_name"] = pd.Series([" Asha "] * len(phones), dtype="str")
+    return frame
+
+
+def test_numbers_to_check_are_distinct_and_only_those_still_in_the_running() -> None:
+    frame = _frame(["+1", "+2", "+1", "+3"])
+    frame.loc[3, OUTCOME] = "excluded_duplicate"
+    assert numbers_to_check([frame, _frame(["+2", "+4"])]) == ["+1", "+2", "+4"]
+
+
+def test_checks_set_wa_id_or_the_reason_for_each_status() -> None:
+    answers = {
+        "+1": ("valid", "1"),
+        "+2": ("invalid", None),
+        "+3": ("failed", None),
+        "+4": ("processing", None),
+    }
+    out = apply_checks(_frame(["+1", "+2", "+3", "+4", "+5"]), answers)
+    assert out[WA_ID].iloc[0] == "1" and pd.isna(out[OUTCOME].iloc[0])
+    assert out[OUTCOME].tolist()[1:] == [
+        "excluded_not_on_whatsapp",
+        "check_failed",
+        "check_failed",
+        "check_failed",  # no answer at all is a failed check, never "not on WhatsApp"
+    ]
+    assert out[REASON].tolist()[1:] == [
+        "not_on_whatsapp",
+        "check_failed",
+        "check_processing",
+        "check_failed",
+    ]
+
+
+def test_outgoing_carries_trimmed_parameters_and_ledger_history() -> None:
+    frame = _frame(["+1", "+2"])
+    frame[WA_ID] = pd.Series(["1", None], dtype="str")
+    history = pd.DataFrame(
+        {"phone_e164": ["+1"], "attempts": [2], "first_attempt_at": [pd.Timestamp(NOW)]}
+    )
+    [item] = outgoing(frame, ["param_first_name"], history)
+    assert (item.phone_e164, item.wa_id, item.params, item.attempts) == ("+1", "1", ("Asha",), 2)
+    assert item.first_attempt_at == NOW
+
+
+def test_results_become_outcomes_with_codes_and_message_ids() -> None:
+    frame = _frame(["+1", "+2", "+3"])
+    results = {
+        "+1": ledger.Result("+1", ledger.SENT, NOW, message_id="gBEG1"),
+        "+2": ledger.Result("+2", ledger.SEND_FAILED, NOW, error_code="1013"),
+        "+3": ledger.Result("+3", ledger.UNKNOWN, NOW),
+    }
+    out = apply_results(frame, results)
+    assert out[OUTCOME].tolist() == ["sent", "send_failed", "unknown"]
+    assert out[REASON].tolist()[1:] == ["1013", "send_in_doubt"]
+    assert out[MESSAGE_ID].iloc[0] == "gBEG1"
