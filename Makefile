@@ -16,7 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP) ## the demo campaign on the embedded defaults
+UI_URL := http://127.0.0.1:4200
+
+run: $(STAMP) ## the demo campaign on the embedded defaults (reported to `make ui` when it runs)
+	@if [ -z "$$PREFECT_API_URL" ] && $(BIN)/python -c "import urllib.request as u; \
+	    u.urlopen('$(UI_URL)/api/health', timeout=1)" 2>/dev/null; then \
+	  echo "Reporting to the Prefect server at $(UI_URL) (make ui)"; \
+	  export PREFECT_API_URL=$(UI_URL)/api; fi; \
 	$(BIN)/python -m flows.broadcast --params deployments/demo-campaign.json
 
 test: $(STAMP) ## the whole suite
