@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from connectors.whatsapp import errors
 from connectors.whatsapp.client import Template, WhatsAppClient
@@ -225,3 +226,36 @@ def test_contacts_answers_map_back_to_inputs_whatever_the_order() -> None:
 def test_settings_refuse_two_auth_modes_and_say_which_variables() -> None:
     with pytest.raises(ValueError, match="WHATSAPP_API_KEY"):
         WhatsAppSettings(base_url="http://x", api_key="k", token="t")  # type: ignore[arg-type]
+
+
+def test_login_token_is_refreshed_before_it_expires() -> None:
+    from connectors.whatsapp.auth import LoginAuth
+
+    now = [1_000_000.0]
+    logins = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("login"):
+            logins.append(request.headers["Authorization"])
+            expires = "1970-01-12 14:00:00+00:00"  # 1,000,800 s: 800 s after the first call
+            return httpx.Response(200, json={"users": [{"token": "t", "expires_after": expires}]})
+        return httpx.Response(200, json={"ok": True})
+
+    auth = LoginAuth(
+        base_url="http://wa.test",
+        username="admin",
+        password=SecretStr("pw"),
+        refresh_margin_s=60,
+        clock=lambda: now[0],
+    )
+
+    async def call() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            await http.post("http://wa.test/v1/contacts", auth=auth)
+            now[0] += 600  # still 200 s left: no new login
+            await http.post("http://wa.test/v1/contacts", auth=auth)
+            now[0] += 150  # 50 s left, inside the 60 s margin: log in again first
+            await http.post("http://wa.test/v1/contacts", auth=auth)
+
+    asyncio.run(call())
+    assert len(logins) == 2 and logins[0].startswith("Basic ")

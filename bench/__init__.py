@@ -1,0 +1,1 @@
+"""Benchmarks against the targets in the issues: `python -m bench` runs them all."""
