@@ -7,6 +7,7 @@ import os
 import platform
 import resource
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -137,9 +138,7 @@ def environment() -> dict[str, Any]:
     }
 
 
-def report(
-    name: str, title: str, figures: Sequence[Figure], params: Mapping[str, Any]
-) -> Path:
+def report(name: str, title: str, figures: Sequence[Figure], params: Mapping[str, Any]) -> Path:
     """Print the table and write `bench/results/<name>.json`; returns the JSON's path."""
     print(table(title, figures), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -161,3 +160,77 @@ def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> float:
     peak = resource.getrusage(who).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / MIB if sys.platform == "darwin" else peak / 1024
+
+
+def _status_kib(pid: int | str, field: str) -> int:
+    """A `Vm*` line of /proc/<pid>/status in KiB, 0 when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[str]:
+    """Pids whose parent is `pid` (scans /proc: the children file needs a kernel option)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                # The command name is bracketed and may hold spaces: split after it.
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields and int(fields[1]) == pid:
+            found.append(entry)
+    return found
+
+
+class TreeMemory:
+    """Samples this process's RSS plus its children's peak RSS every `interval_s` (Linux only).
+
+    ru_maxrss cannot see children well: a child started with vfork + exec inherits the parent's
+    high-water mark. The children's own VmHWM is exact per child; the sum is taken per sample.
+    """
+
+    def __init__(self, interval_s: float = 0.1) -> None:
+        self.interval_s = interval_s
+        self.peak_kib = 0
+        self.child_peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="tree-memory", daemon=True)
+        self.available = os.path.exists("/proc/self/status")
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while True:
+            peaks = [_status_kib(child, "VmHWM:") for child in _children(me)]
+            self.child_peak_kib = max([self.child_peak_kib, *peaks])
+            self.peak_kib = max(self.peak_kib, _status_kib(me, "VmRSS:") + sum(peaks))
+            if self._stop.wait(self.interval_s):
+                return
+
+    def __enter__(self) -> TreeMemory:
+        if self.available:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self.available:
+            self._thread.join()
+
+    @property
+    def peak_mib(self) -> float | None:
+        """Largest sampled RSS of the process tree, in MiB."""
+        return self.peak_kib / 1024 if self.available else None
+
+    @property
+    def child_peak_mib(self) -> float | None:
+        """Largest peak RSS of one child, in MiB."""
+        return self.child_peak_kib / 1024 if self.available else None

@@ -7,16 +7,20 @@ from collections.abc import Iterator
 from typing import Final
 
 import pandas as pd
+import sqlparse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Engine, column, create_engine, select, table, text
+from sqlalchemy import Connection, Engine, column, create_engine, select, table, text
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.selectable import Select
 
 REQUIRED_COLUMNS: Final = ("customer_id", "phone_raw")
-OPTIONAL_COLUMNS: Final = ("country", "opt_in_at", "opt_out_at")
+OPTIONAL_COLUMNS: Final = ("country", "opt_in_at", "opt_out_at", "opt_in", "opt_out")
 TIMESTAMP_COLUMNS: Final = ("opt_in_at", "opt_out_at")
+# Consent kept as yes/no flags (`do_not_sms`, `is_opt_out`) rather than timestamps.
+FLAG_COLUMNS: Final = ("opt_in", "opt_out")
+_TRUE = frozenset({"1", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "f", "false", "n", "no", ""})
 PARAM_PREFIX: Final = "param_"
-_SELECT_START = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -69,12 +73,16 @@ def _check_frame_name(name: str) -> None:
 
 
 def check_query_text(query: str) -> None:
-    """Refuse anything but one SELECT (or WITH … SELECT) statement."""
-    body = query.strip().rstrip(";").strip()
-    if not _SELECT_START.match(body):
-        raise AudienceError("audience.query must be a single SELECT statement")
-    if ";" in body:
-        raise AudienceError("audience.query holds more than one statement; give a single SELECT")
+    """Refuse anything but one SELECT (or WITH … SELECT) statement; the read-only transaction
+    that runs it is the second guard."""
+    statements = [s for s in sqlparse.parse(query) if str(s).strip().strip(";").strip()]
+    if len(statements) > 1:
+        raise AudienceError(
+            f"audience.query holds {len(statements)} statements; give a single SELECT"
+        )
+    kind = statements[0].get_type() if statements else "empty"  # type: ignore[no-untyped-call]
+    if kind != "SELECT":
+        raise AudienceError(f"audience.query must be a single SELECT statement, not {kind}")
 
 
 def audience_statement(audience: Audience) -> Select[tuple[object, ...]] | TextClause:
@@ -105,28 +113,65 @@ def crm_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def _flag_text(value: object) -> str:
+    if isinstance(value, bool | int | float) or type(value).__module__ == "numpy":
+        number = float(value)  # type: ignore[arg-type]
+        return "1" if number == 1 else "0" if number == 0 else str(value)
+    return str(value)
+
+
+def _flag(values: pd.Series, name: str) -> pd.Series:
+    """Yes/no consent flags from booleans, 0/1 or y/n/true/false text; null counts as no."""
+    text = values.map(_flag_text, na_action="ignore").astype("str").str.strip().str.lower()
+    text = text.fillna("")
+    unknown = ~text.isin(_TRUE | _FALSE)
+    if unknown.any():
+        raise AudienceError(
+            f'audience column "{name}" holds {text[unknown].iloc[0]!r}; a consent flag must be '
+            "true/false, 1/0 or yes/no"
+        )
+    return text.isin(_TRUE)
+
+
 def _to_frame(rows: list[tuple[object, ...]], names: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(rows, columns=names)
     frame["customer_id"] = frame["customer_id"].map(str, na_action="ignore").astype("str")
     for name in names:
         if name in TIMESTAMP_COLUMNS:
             frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+        elif name in FLAG_COLUMNS:
+            frame[name] = _flag(frame[name], name)
         elif name != "customer_id":
             frame[name] = frame[name].astype("str")
     for name in OPTIONAL_COLUMNS:
-        if name not in frame.columns:
-            frame[name] = (
-                pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
-                if name in TIMESTAMP_COLUMNS
-                else pd.Series(pd.NA, index=frame.index, dtype="str")
-            )
+        if name in frame.columns:
+            continue
+        if name in TIMESTAMP_COLUMNS:
+            frame[name] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
+        elif name in FLAG_COLUMNS:
+            frame[name] = pd.Series(False, index=frame.index, dtype=bool)
+        else:
+            frame[name] = pd.Series(pd.NA, index=frame.index, dtype="str")
     return frame
+
+
+def read_only(conn: Connection) -> Connection:
+    """Make the connection's transaction read-only, so an audience can never write to the CRM."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return conn.execution_options(postgresql_readonly=True)
+    if dialect in ("mysql", "mariadb"):
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    elif dialect == "sqlite":
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+    return conn
 
 
 def read_audience(engine: Engine, audience: Audience, chunk_size: int) -> Iterator[pd.DataFrame]:
     """Stream the audience as frames of at most `chunk_size` rows with a server-side cursor."""
     stmt = audience_statement(audience)
-    with engine.connect() as conn:
+    with engine.connect() as raw:
+        conn = read_only(raw)
         result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(stmt)
         names = list(result.keys())
         check_columns(names)

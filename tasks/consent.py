@@ -8,22 +8,45 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.frame import OPT_IN_AT, OPT_OUT_AT, OUTCOME, REASON, Outcome, Reason, in_running
+from tasks.frame import (
+    OPT_IN,
+    OPT_IN_AT,
+    OPT_OUT,
+    OPT_OUT_AT,
+    OUTCOME,
+    REASON,
+    Outcome,
+    Reason,
+    in_running,
+)
+
+
+def _flag(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame[column].fillna(False).astype(bool)
 
 
 def apply_consent(
     frame: pd.DataFrame, *, max_age: timedelta | None = None, now: datetime | None = None
 ) -> pd.DataFrame:
-    """Exclude customers without a standing opt-in, each with its reason."""
+    """Exclude customers without a standing opt-in, each with its reason.
+
+    In: an opt-in (timestamp `opt_in_at`, or flag `opt_in`) and no opt-out at or after it. An
+    opt-out flag (`opt_out`, e.g. `do_not_sms`) excludes whatever the timestamps say. With a
+    maximum age, an opt-in without a timestamp cannot prove its age and counts as expired.
+    """
     out = frame.copy()
     opt_in, opt_out = out[OPT_IN_AT], out[OPT_OUT_AT]
     running = in_running(out)
-    opted_out = running & opt_out.notna() & (opt_in.isna() | (opt_out >= opt_in))
-    no_opt_in = running & ~opted_out & opt_in.isna()
+    opted_out = running & (
+        _flag(out, OPT_OUT) | (opt_out.notna() & (opt_in.isna() | (opt_out >= opt_in)))
+    )
+    no_opt_in = running & ~opted_out & opt_in.isna() & ~_flag(out, OPT_IN)
     expired = pd.Series(False, index=out.index)
     if max_age is not None:
         cutoff = pd.Timestamp(now or datetime.now().astimezone()).tz_convert("UTC") - max_age
-        expired = running & ~opted_out & ~no_opt_in & (opt_in < cutoff)
+        expired = running & ~opted_out & ~no_opt_in & (opt_in.isna() | (opt_in < cutoff))
     for mask, reason in (
         (opted_out, Reason.OPTED_OUT),
         (no_opt_in, Reason.NO_OPT_IN),

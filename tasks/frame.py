@@ -12,6 +12,8 @@ PHONE_RAW: Final = "phone_raw"
 COUNTRY: Final = "country"
 OPT_IN_AT: Final = "opt_in_at"
 OPT_OUT_AT: Final = "opt_out_at"
+OPT_IN: Final = "opt_in"  # yes/no flags, for CRMs that keep consent without timestamps
+OPT_OUT: Final = "opt_out"
 PARAM_PREFIX: Final = "param_"
 # Columns set by later stages.
 PHONE_E164: Final = "phone_e164"

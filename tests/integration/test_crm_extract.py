@@ -75,3 +75,47 @@ def test_uuid_and_integer_ids_become_text(sqlite_url: str) -> None:
         sqlite_url, Audience(query="SELECT n AS customer_id, phone AS phone_raw FROM c"), 10
     )
     assert numeric[0]["customer_id"].iloc[0] == "7"
+
+
+def test_the_audience_connection_cannot_write(any_db_url: str) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from connectors.crm import crm_engine, read_only
+
+    _seed(any_db_url, 3)
+    engine = crm_engine(any_db_url)
+    with engine.connect() as raw:
+        conn = read_only(raw)
+        with pytest.raises(DBAPIError, match=r"(?i)read.only|readonly"):
+            conn.exec_driver_sql("UPDATE crm_contacts SET fname = 'x'")
+    engine.dispose()
+
+
+def test_consent_flags_are_read_from_booleans_numbers_and_text(any_db_url: str) -> None:
+    engine = create_engine(any_db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE flags (id INTEGER, phone VARCHAR(20), dns VARCHAR(5), ok INTEGER)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO flags VALUES (1, '+1', 'Y', 1), (2, '+1', 'no', 0), (3, '+1', NULL, NULL)"
+        )
+    engine.dispose()
+    audience = Audience(
+        table="flags",
+        columns={"customer_id": "id", "phone_raw": "phone", "opt_out": "dns", "opt_in": "ok"},
+    )
+    frame = extract(any_db_url, audience, 10)[0].sort_values("customer_id")
+    assert frame["opt_out"].tolist() == [True, False, False]
+    assert frame["opt_in"].tolist() == [True, False, False]
+
+
+def test_a_flag_that_is_not_yes_or_no_is_refused_naming_the_column(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE f (id INTEGER, phone TEXT, dns TEXT)")
+        conn.exec_driver_sql("INSERT INTO f VALUES (1, '+1', 'maybe')")
+    engine.dispose()
+    query = "SELECT id AS customer_id, phone AS phone_raw, dns AS opt_out FROM f"
+    with pytest.raises(AudienceError, match="\"opt_out\" holds 'maybe'"):
+        extract(sqlite_url, Audience(query=query), 10)

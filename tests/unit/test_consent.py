@@ -61,3 +61,20 @@ def test_rows_already_excluded_keep_their_outcome() -> None:
     frame.loc[0, REASON] = "too_short"
     out = apply_consent(frame)
     assert out.loc[0, REASON] == "too_short"
+
+
+def test_opt_out_flag_excludes_whatever_the_timestamps_say() -> None:
+    frame = _frame([(T0, None), (T0, None)])
+    frame["opt_out"] = [True, False]
+    out = apply_consent(frame)
+    assert out[REASON].tolist()[0] == "opted_out"
+    assert pd.isna(out[OUTCOME].tolist()[1])
+
+
+def test_opt_in_flag_counts_as_consent_but_cannot_prove_its_age() -> None:
+    frame = _frame([(None, None), (None, None)])
+    frame["opt_in"] = [True, False]
+    out = apply_consent(frame)
+    assert pd.isna(out[OUTCOME].iloc[0]) and out[REASON].iloc[1] == "no_opt_in"
+    aged = apply_consent(frame, max_age=timedelta(days=30), now=T0)
+    assert aged[REASON].tolist() == ["consent_expired", "no_opt_in"]

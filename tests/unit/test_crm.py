@@ -11,9 +11,11 @@ from connectors.crm import Audience, AudienceError, audience_statement, check_co
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("DELETE FROM crm_contacts", "single SELECT"),
-        ("SELECT 1 AS customer_id; DROP TABLE crm_contacts", "more than one statement"),
-        ("  update x set y = 1", "single SELECT"),
+        ("DELETE FROM crm_contacts", "single SELECT statement, not DELETE"),
+        ("SELECT 1 AS customer_id; DROP TABLE crm_contacts", "holds 2 statements"),
+        ("  update x set y = 1", "not UPDATE"),
+        ("WITH a AS (SELECT 1) DELETE FROM t", "not DELETE"),
+        ("", "not empty"),
     ],
 )
 def test_anything_but_one_select_is_refused(query: str, message: str) -> None:
@@ -21,8 +23,9 @@ def test_anything_but_one_select_is_refused(query: str, message: str) -> None:
         Audience(query=query)
 
 
-def test_a_trailing_semicolon_and_with_clauses_are_fine() -> None:
+def test_a_trailing_semicolon_with_clauses_and_quoted_semicolons_are_fine() -> None:
     Audience(query="SELECT id AS customer_id, m AS phone_raw FROM t;")
+    Audience(query="SELECT id AS customer_id, m AS phone_raw FROM t WHERE note <> 'a;b'")
     Audience(query="WITH a AS (SELECT 1) SELECT id AS customer_id, m AS phone_raw FROM t")
 
 
