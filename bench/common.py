@@ -83,6 +83,8 @@ def number(value: float | None) -> str:
         return f"{value:.1f}"
     if abs(value) >= 1:
         return f"{value:.2f}"
+    if abs(value) >= 0.01:
+        return f"{value:.3f}"
     return f"{value:.3g}"
 
 

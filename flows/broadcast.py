@@ -16,7 +16,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
 from connectors.settings import mask_url
-from flows.runtime import connections
+from flows.runtime import connections, exclusive
 from tasks.campaign import Campaign
 from tasks.consent import consent_chunk
 from tasks.extract import extract_audience
@@ -45,7 +45,7 @@ def current_run_id() -> str:
 def broadcast(campaign: Campaign) -> dict[str, Any]:
     """Send the campaign's template once to every consenting customer and record every outcome."""
     run_id = current_run_id()
-    with connections() as conns:
+    with connections() as conns, exclusive(conns, campaign.campaign_id):
         assert conns.whatsapp is not None
         wh = conns.warehouse_url
         start_run_task(wh, run_id, campaign.campaign_id, campaign.template.name, campaign.dry_run)

@@ -9,6 +9,8 @@ from sqlalchemy import create_engine
 
 from connectors.demo_crm import demo_customers, seed_demo_crm
 from connectors.settings import Connections
+from connectors.warehouse.connect import warehouse
+from connectors.warehouse.lock import campaign_lock
 from connectors.whatsapp.sandbox import SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
 
@@ -44,3 +46,10 @@ def connections(env: Mapping[str, str] | None = None) -> Iterator[Connections]:
             base_url=sandbox.url, username=DEMO_SANDBOX.username, password=DEMO_SANDBOX.password
         )
         yield resolved.model_copy(update={"whatsapp": settings})
+
+
+@contextmanager
+def exclusive(connections: Connections, campaign_id: str) -> Iterator[None]:
+    """Refuse to run while another run of the same campaign is under way."""
+    with campaign_lock(warehouse(connections.warehouse_url.get_secret_value()), campaign_id):
+        yield

@@ -13,6 +13,8 @@ from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import DBAPIError
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from connectors.warehouse.schema import deliveries
 from connectors.warehouse.upsert import upsert
@@ -81,6 +83,17 @@ def load(engine: Engine, campaign_id: str) -> pd.DataFrame:
     return frame.astype({"phone_e164": "str", "state": "str"})
 
 
+def _connection_lost(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+# A dropped warehouse connection is retried on a fresh one; both writes are idempotent upserts.
+@retry(
+    retry=retry_if_exception(_connection_lost),
+    stop=stop_after_attempt(5),
+    wait=wait_random_exponential(multiplier=0.2, max=5),
+    reraise=True,
+)
 def advance(
     engine: Engine,
     campaign_id: str,

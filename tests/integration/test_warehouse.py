@@ -106,3 +106,23 @@ def test_migrate_command_is_idempotent(sqlite_url: str) -> None:
     assert main(["migrate", "--url", sqlite_url]) == 0
     with create_engine(sqlite_url).connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+
+
+def test_a_campaign_runs_once_at_a_time_and_other_campaigns_are_free(any_db_url: str) -> None:
+    import pytest
+
+    from connectors.warehouse.lock import CampaignBusyError, campaign_lock
+
+    engine = warehouse(any_db_url)
+    other = create_engine(any_db_url)  # a second "process": its own connections
+    with campaign_lock(engine, "spring"):
+        with (
+            pytest.raises(CampaignBusyError, match='"spring" is being run'),
+            campaign_lock(other, "spring"),
+        ):
+            pass
+        with campaign_lock(other, "autumn"):
+            pass
+    with campaign_lock(other, "spring"):  # released at the end of the first holder's body
+        pass
+    other.dispose()

@@ -1,0 +1,172 @@
+"""Crashes and re-runs never message anyone twice: kill -9, a dropped warehouse, concurrent runs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from connectors.demo_crm import DemoCustomer, demo_customers, seed_demo_crm
+from connectors.warehouse.schema import deliveries, recipients
+from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from flows.broadcast import broadcast
+from tasks.campaign import Campaign
+
+ROOT = Path(__file__).parents[2]
+CONCURRENCY = 8
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll until `predicate` holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout} s")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def slow_sandbox() -> Iterator[RunningSandbox]:
+    """A sandbox answering sends after 20 ms, so a campaign is caught mid-send."""
+    config = SandboxConfig(latency_s=0.02, rate_limit_messages=None, rate_limit_other=None)
+    with start_sandbox(config) as running:
+        yield running
+
+
+def _setup(
+    tmp_path: Path, warehouse_url: str, sandbox: RunningSandbox, n: int
+) -> tuple[list[DemoCustomer], dict[str, str], Path]:
+    crm_url = f"sqlite:///{tmp_path}/crm.sqlite"
+    customers = demo_customers(n, seed=21)
+    engine = create_engine(crm_url)
+    seed_demo_crm(engine, customers)
+    engine.dispose()
+    params = json.loads((ROOT / "deployments" / "demo-campaign.json").read_text())
+    params.update(campaign_id="crash", rate_limit_per_s=400, concurrency=CONCURRENCY)
+    path = tmp_path / "campaign.json"
+    path.write_text(json.dumps(params))
+    env = {
+        "CRM_DATABASE_URL": crm_url,
+        "WAREHOUSE_DATABASE_URL": warehouse_url,
+        "WHATSAPP_API_URL": sandbox.url,
+        "WHATSAPP_USERNAME": sandbox.config.username,
+        "WHATSAPP_PASSWORD": sandbox.config.password,
+    }
+    return customers, env, path
+
+
+def _prefect_env() -> dict[str, str]:
+    from prefect.settings import PREFECT_API_URL
+
+    return {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
+
+
+def _outcomes(url: str) -> dict[str, str]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(recipients.c.customer_id, recipients.c.outcome)).all()
+    engine.dispose()
+    return dict((c, o) for c, o in rows)
+
+
+def _assert_nobody_twice_and_everyone_accounted(
+    sandbox: RunningSandbox, customers: list[DemoCustomer], warehouse_url: str
+) -> Counter[str]:
+    received = Counter(sandbox.state.sent_to())
+    assert received and max(received.values()) == 1, received.most_common(3)
+    outcomes = _outcomes(warehouse_url)
+    assert len(outcomes) == len(customers)
+    counts = Counter(outcomes.values())
+    should_send = {str(c.id) for c in customers if c.expected_outcome == "sent"}
+    assert {c for c, o in outcomes.items() if o in ("sent", "unknown")} == should_send
+    assert counts["unknown"] <= CONCURRENCY
+    return counts
+
+
+def test_kill_9_mid_send_then_rerun_sends_nobody_twice(
+    prefect_api: None,
+    slow_sandbox: RunningSandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    warehouse_url = f"sqlite:///{tmp_path}/warehouse.sqlite"
+    customers, env, params = _setup(tmp_path, warehouse_url, slow_sandbox, 2500)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.broadcast", "--params", str(params)],
+        cwd=ROOT,
+        env={**os.environ, **env, **_prefect_env()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: len(slow_sandbox.state.messages_sent()) >= 300, 120, "300 sends")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    sent_before_kill = len(slow_sandbox.state.messages_sent())
+    should_send = sum(c.expected_outcome == "sent" for c in customers)
+    assert sent_before_kill < should_send, "the run finished before it could be killed"
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    report = broadcast(Campaign.model_validate_json(params.read_text()))
+
+    counts = _assert_nobody_twice_and_everyone_accounted(slow_sandbox, customers, warehouse_url)
+    assert report["funnel"]["unknown (in doubt after a crash)"] == counts["unknown"]
+    assert report["in_doubt_from_earlier_runs"] == counts["unknown"]
+
+
+def test_warehouse_connections_killed_mid_send_recover_or_fail_cleanly_then_rerun_completes(
+    prefect_api: None,
+    slow_sandbox: RunningSandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_url: str,
+) -> None:
+    customers, env, params = _setup(tmp_path, postgres_url, slow_sandbox, 1500)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    campaign = Campaign.model_validate_json(params.read_text())
+    database = postgres_url.rsplit("/", 1)[1]
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    killed = []
+
+    def killer() -> None:
+        wait_until(lambda: len(slow_sandbox.state.messages_sent()) >= 200, 120, "200 sends")
+        with admin.connect() as conn:
+            killed.extend(
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :db AND pid <> pg_backend_pid()"
+                    ),
+                    {"db": database},
+                ).scalars()
+            )
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    with contextlib.suppress(Exception):  # failing cleanly is allowed; the re-run finishes it
+        broadcast(campaign)
+    thread.join()
+    assert killed, "no warehouse connection was terminated"
+    broadcast(campaign)
+
+    _assert_nobody_twice_and_everyone_accounted(slow_sandbox, customers, postgres_url)
+    engine = create_engine(postgres_url)
+    with engine.connect() as conn:
+        states = Counter(conn.execute(select(deliveries.c.state)).scalars())
+    engine.dispose()
+    admin.dispose()
+    assert states["sending"] == 0
