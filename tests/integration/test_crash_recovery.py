@@ -170,3 +170,36 @@ def test_warehouse_connections_killed_mid_send_recover_or_fail_cleanly_then_reru
     engine.dispose()
     admin.dispose()
     assert states["sending"] == 0
+
+
+def test_a_second_run_of_the_same_campaign_refuses_while_the_first_sends(
+    prefect_api: None,
+    slow_sandbox: RunningSandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connectors.warehouse.lock import CampaignBusyError
+
+    warehouse_url = f"sqlite:///{tmp_path}/warehouse.sqlite"
+    customers, env, params = _setup(tmp_path, warehouse_url, slow_sandbox, 1200)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    slow = {**json.loads(params.read_text()), "rate_limit_per_s": 100}  # ~8 s of sending
+    campaign = Campaign.model_validate(slow)
+    first_error: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            broadcast(campaign)
+        except BaseException as exc:  # reported below
+            first_error.append(exc)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    wait_until(lambda: len(slow_sandbox.state.messages_sent()) >= 50, 120, "50 sends")
+    with pytest.raises(CampaignBusyError, match="nothing was checked or sent"):
+        broadcast(campaign)
+    thread.join(timeout=300)
+    assert not first_error
+    _assert_nobody_twice_and_everyone_accounted(slow_sandbox, customers, warehouse_url)
+    assert Counter(_outcomes(warehouse_url).values())["unknown"] == 0
