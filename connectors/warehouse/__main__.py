@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from connectors.settings import Connections, mask_url
 from connectors.warehouse.connect import engine_for
-from connectors.warehouse.migrate import upgrade
+from connectors.warehouse.migrate import current_revision, upgrade
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,8 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = args.url or connections.warehouse_url.get_secret_value()
     if url.startswith("sqlite:///"):
         connections.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(engine_for(url), args.revision)
-    print(f"warehouse {mask_url(url)} is at revision {args.revision}")
+    engine = engine_for(url)
+    before = current_revision(engine)
+    upgrade(engine, args.revision)
+    print(f"warehouse {mask_url(url)}: revision {before or 'none'} -> {current_revision(engine)}")
     return 0
 
 

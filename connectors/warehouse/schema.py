@@ -131,6 +131,18 @@ status_events = Table(
     Column("error_title", String(256)),
     Column("event_at", UTCDateTime),
     Column("received_at", UTCDateTime, nullable=False),
+    Column("raw", Text),
+)
+
+opt_outs = Table(
+    "wa_opt_outs",
+    metadata,
+    Column("phone_e164", PHONE, primary_key=True),
+    Column("wa_id", PHONE),
+    Column("keyword", String(64), nullable=False),
+    Column("message_id", String(128)),
+    Column("opted_out_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
 )
 
 FUNNEL_VIEW: Final = "wa_campaign_funnel"  # created by migration 0001
