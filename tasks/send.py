@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pandas as pd
-from aiolimiter import AsyncLimiter
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
@@ -21,8 +20,10 @@ from connectors.whatsapp.errors import (
     AuthenticationError,
     OutcomeUnknown,
     PermanentError,
+    TemplateMismatch,
     TransientError,
 )
+from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.frame import (
     CUSTOMER_ID,
@@ -55,32 +56,62 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _send_one(
-    client: WhatsAppClient, limiter: AsyncLimiter, item: Outgoing, template: Template
-) -> tuple[ledger.Result, AuthenticationError | None]:
-    """Send one message; an authentication failure is returned so the caller stops claiming."""
-    async with limiter:
-        try:
-            message_id = await client.send_template(
-                item.wa_id, template, item.params, number=item.phone_e164
-            )
-        except OutcomeUnknown:
-            return ledger.Result(item.phone_e164, ledger.UNKNOWN, _now()), None
-        except (TransientError, PermanentError, AuthenticationError) as exc:
-            failed = ledger.Result(
-                item.phone_e164,
-                ledger.SEND_FAILED,
-                _now(),
-                error_code=exc.reason,
-                error_title=exc.title,
-                # A refused credential is not the recipient's fault: retry it on the next run.
-                retryable=not isinstance(exc, PermanentError),
-            )
-            return failed, exc if isinstance(exc, AuthenticationError) else None
-    sent = ledger.Result(
+class CircuitOpenError(RuntimeError):
+    """Sends kept failing for a reason that is not the recipient's: the run stopped early."""
+
+
+# Failures that say nothing about the recipient: every other send would fail the same way.
+_CAMPAIGN_LEVEL = (AuthenticationError, TemplateMismatch)
+
+
+async def _send_one(client: WhatsAppClient, item: Outgoing, template: Template) -> ledger.Result:
+    """Send one message and turn whatever happened into a ledger result."""
+    try:
+        message_id = await client.send_template(
+            item.wa_id, template, item.params, number=item.phone_e164
+        )
+    except OutcomeUnknown:
+        return ledger.Result(item.phone_e164, ledger.UNKNOWN, _now())
+    except (TransientError, PermanentError, AuthenticationError) as exc:
+        return ledger.Result(
+            item.phone_e164,
+            ledger.SEND_FAILED,
+            _now(),
+            error_code=exc.reason,
+            error_title=exc.title,
+            # Retry on the next run unless the failure is this recipient's own.
+            retryable=isinstance(exc, (TransientError, *_CAMPAIGN_LEVEL)),
+            campaign_level=isinstance(exc, _CAMPAIGN_LEVEL),
+        )
+    return ledger.Result(
         item.phone_e164, ledger.SENT, _now(), message_id=message_id, wa_id=item.wa_id
     )
-    return sent, None
+
+
+class _Breaker:
+    """Opens after `threshold` campaign-level failures in a row; any success closes it again."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.streak = 0
+        self.last: ledger.Result | None = None
+
+    def observe(self, result: ledger.Result) -> None:
+        self.streak = self.streak + 1 if result.campaign_level else 0
+        self.last = result if result.campaign_level else self.last
+
+    @property
+    def open(self) -> bool:
+        return self.streak >= self.threshold
+
+    def error(self) -> CircuitOpenError:
+        last = self.last
+        code = f"{last.error_code} ({last.error_title})" if last else "?"
+        return CircuitOpenError(
+            f"stopped after {self.streak} sends in a row failed with {code}: every send would "
+            "fail the same way; fix the template or credentials and run again (nothing sent "
+            "twice, failed sends are retried)"
+        )
 
 
 async def send_all(
@@ -89,27 +120,25 @@ async def send_all(
     template: Template,
     *,
     write: LedgerWriter,
-    rate_per_s: float,
     concurrency: int,
-    burst: int | None = None,
+    breaker_threshold: int = 10,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, ledger.Result]:
     """Send every item at most once, never more than `concurrency` rows `sending` at any moment.
 
     Each ledger transaction records the sends that finished and claims as many new ones as there
-    are free slots, so a crash leaves at most `concurrency` rows in doubt.
+    are free slots, so a crash leaves at most `concurrency` rows in doubt. The client paces the
+    requests (its send limits); this loop only keeps the ledger ahead of them.
     """
-    burst = burst or max(1, int(rate_per_s // 10))
-    limiter = AsyncLimiter(burst, burst / rate_per_s)
     queue = deque(items)
-    in_flight: set[asyncio.Task[tuple[ledger.Result, AuthenticationError | None]]] = set()
+    in_flight: set[asyncio.Task[ledger.Result]] = set()
     finished: list[ledger.Result] = []
     results: dict[str, ledger.Result] = {}
-    auth_error: AuthenticationError | None = None
+    breaker = _Breaker(breaker_threshold)
     while queue or in_flight or finished:
         claims: list[Outgoing] = []
-        if auth_error is None:
-            while queue and len(in_flight) + len(claims) < concurrency:
-                claims.append(queue.popleft())
+        while not breaker.open and queue and len(in_flight) + len(claims) < concurrency:
+            claims.append(queue.popleft())
         now = _now()
         await asyncio.to_thread(
             write,
@@ -127,19 +156,19 @@ async def send_all(
             ],
         )
         results.update((r.phone_e164, r) for r in finished)
+        if finished and progress is not None:
+            progress(len(results))
         finished = []
-        in_flight.update(
-            asyncio.create_task(_send_one(client, limiter, c, template)) for c in claims
-        )
+        in_flight.update(asyncio.create_task(_send_one(client, c, template)) for c in claims)
         if not in_flight:
             break
         done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
         for finished_task in done:
-            result, refused = finished_task.result()
+            result = finished_task.result()
             finished.append(result)
-            auth_error = auth_error or refused
-    if auth_error is not None:
-        raise auth_error
+            breaker.observe(result)
+    if breaker.open:
+        raise breaker.error()
     return results
 
 
@@ -213,11 +242,11 @@ def send(
     def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
         ledger.advance(engine, campaign_id, run_id, results=results, claims=claims)
 
+    limits = SendLimits(rate_per_s=rate_per_s, concurrency=concurrency)
+
     async def run() -> dict[str, ledger.Result]:
-        async with WhatsAppClient(settings=whatsapp, max_connections=concurrency) as client:
-            return await send_all(
-                client, items, template, write=write, rate_per_s=rate_per_s, concurrency=concurrency
-            )
+        async with WhatsAppClient(settings=whatsapp, send_limits=limits) as client:
+            return await send_all(client, items, template, write=write, concurrency=concurrency)
 
     return apply_results(frame, asyncio.run(run()))
 

@@ -59,6 +59,7 @@ class Result:
     error_code: str | None = None
     error_title: str | None = None
     retryable: bool = False
+    campaign_level: bool = False  # the failure would hit every send (template, credentials)
 
 
 def mark_in_doubt(engine: Engine, campaign_id: str) -> int:

@@ -27,6 +27,7 @@ from connectors.whatsapp.errors import (
     WhatsAppError,
     error_from_response,
 )
+from connectors.whatsapp.limits import SendLimiter, SendLimits
 from connectors.whatsapp.settings import WhatsAppSettings
 
 ContactStatus = Literal["valid", "invalid", "processing", "failed"]
@@ -80,10 +81,14 @@ class WhatsAppClient:
         *,
         settings: WhatsAppSettings,
         http: httpx.AsyncClient | None = None,
+        send_limits: SendLimits | None = None,
         max_connections: int = 32,
     ) -> None:
         self._settings = settings
         self._auth = auth_for(settings)
+        self._send_limiter = SendLimiter(send_limits) if send_limits else None
+        if send_limits:
+            max_connections = max(max_connections, send_limits.concurrency + 2)
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(
@@ -137,9 +142,15 @@ class WhatsAppClient:
             reraise=True,
         )
 
+    async def _request(self, path: str, body: dict[str, Any], *, limited: bool) -> httpx.Response:
+        if limited and self._send_limiter is not None:
+            async with self._send_limiter.slot():
+                return await self._http.post(self._base + path, json=body, auth=self._auth)
+        return await self._http.post(self._base + path, json=body, auth=self._auth)
+
     async def _post_once(self, path: str, body: dict[str, Any], *, idempotent: bool) -> Any:
         try:
-            response = await self._http.post(self._base + path, json=body, auth=self._auth)
+            response = await self._request(path, body, limited=not idempotent)
         except _NOT_SENT as exc:
             raise NetworkError(f"POST {path}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:

@@ -15,13 +15,15 @@ from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.schema import deliveries
 from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.frame import OUTCOME, REASON, WA_ID, with_stage_columns
-from tasks.send import Outgoing, send, send_all
+from tasks.send import CircuitOpenError, Outgoing, send, send_all
 from tasks.verify import verify
 
 TEMPLATE = Template("acme_ns", "order_update", "en")
+WELCOME = Template("acme_ns", "welcome", "en")
 
 
 @pytest.fixture
@@ -134,11 +136,11 @@ def test_never_more_than_concurrency_rows_sending_at_once(
         peak = max(peak, len(sending))
 
     async def run() -> dict[str, ledger.Result]:
-        async with WhatsAppClient(settings=_settings(sandbox)) as client:
+        limits = SendLimits(rate_per_s=1000, concurrency=5)
+        async with WhatsAppClient(settings=_settings(sandbox), send_limits=limits) as client:
             return await send_all(
-                client, items, Template("acme_ns", "welcome", "en"), write=write,
-                rate_per_s=1000, concurrency=5,
-            )  # fmt: skip
+                client, items, Template("acme_ns", "welcome", "en"), write=write, concurrency=5
+            )
 
     results = asyncio.run(run())
     assert len(results) == 60 and {r.state for r in results.values()} == {"sent"}
@@ -150,22 +152,48 @@ async def _check_all(sandbox: RunningSandbox, phones: list[str]) -> None:
         await client.check_contacts(phones)
 
 
-def test_rate_limiter_holds_two_hundred_sends_at_a_hundred_per_second(
+def test_rate_limiter_holds_two_hundred_concurrent_sends_at_a_hundred_per_second(
     sandbox: RunningSandbox,
 ) -> None:
-    items = [Outgoing(f"+1631556{3001 + i}", str(i), f"1631556{3001 + i}", ()) for i in range(200)]
-    items = [i for i in items if not i.wa_id.endswith("0")][:180]
+    items = [Outgoing(f"+1631556{3001 + i}", str(i), f"1631556{3001 + i}", ()) for i in range(230)]
+    items = [i for i in items if not i.wa_id.endswith("0")][:200]
     asyncio.run(_check_all(sandbox, [i.phone_e164 for i in items]))
 
     async def run() -> float:
-        async with WhatsAppClient(settings=_settings(sandbox)) as client:
+        limits = SendLimits(rate_per_s=100, concurrency=200)
+        async with WhatsAppClient(settings=_settings(sandbox), send_limits=limits) as client:
             started = time.monotonic()
-            await send_all(
-                client, items, Template("acme_ns", "welcome", "en"),
-                write=lambda results, claims: None, rate_per_s=100, concurrency=16,
-            )  # fmt: skip
+            await asyncio.gather(*(client.send_template(i.wa_id, WELCOME, []) for i in items))
             return time.monotonic() - started
 
     elapsed = asyncio.run(run())
-    # 180 sends at 100/s with a burst of 10: ideally 1.7 s; a noisy machine may add some.
-    assert 1.5 <= elapsed <= 4.0, elapsed
+    assert len(sandbox.state.messages_sent()) == 200
+    # 200 sends at 100/s with a burst of 10: ideally 1.9 s; a noisy machine may add some.
+    assert 1.7 <= elapsed <= 4.0, elapsed
+
+
+def test_a_campaign_level_error_stops_the_run_after_the_threshold(
+    sandbox: RunningSandbox, sqlite_url: str
+) -> None:
+    items = [Outgoing(f"+1631557{4001 + i}", str(i), f"1631557{4001 + i}", ()) for i in range(60)]
+    items = [i for i in items if not i.wa_id.endswith("0")]
+    asyncio.run(_check_all(sandbox, [i.phone_e164 for i in items]))
+    engine = warehouse(sqlite_url)
+
+    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
+        ledger.advance(engine, "c", "r", results=results, claims=claims)
+
+    async def run() -> None:
+        limits = SendLimits(rate_per_s=1000, concurrency=4)
+        async with WhatsAppClient(settings=_settings(sandbox), send_limits=limits) as client:
+            unknown_template = Template("acme_ns", "not_approved", "en")
+            await send_all(
+                client, items, unknown_template, write=write, concurrency=4, breaker_threshold=5
+            )
+
+    with pytest.raises(CircuitOpenError, match=r"stopped after \d+ sends in a row failed with 2001"):
+        asyncio.run(run())
+    attempted = len(sandbox.state.requests_to("messages"))
+    assert 5 <= attempted <= 5 + 4  # the threshold plus what was already in flight
+    rows = ledger.load(engine, "c")
+    assert len(rows) == attempted and rows["retryable"].all()  # resent once the template is fixed
