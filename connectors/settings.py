@@ -54,3 +54,26 @@ class Connections(BaseModel):
 def default_crm_url(data_dir: Path) -> str:
     """The embedded demo CRM's URL."""
     return f"sqlite:///{data_dir / 'crm.sqlite'}"
+
+
+class SecretBlocks(BaseModel):
+    """Names (never values) of Prefect Secret blocks; a name left unset falls back to the env."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    crm_database_url: str | None = None
+    warehouse_database_url: str | None = None
+    whatsapp_password: str | None = None
+    whatsapp_api_key: str | None = None
+    whatsapp_token: str | None = None
+
+    def env_names(self) -> dict[str, str]:
+        """Environment variable -> block name, for the blocks that are set."""
+        names = {
+            "CRM_DATABASE_URL": self.crm_database_url,
+            "WAREHOUSE_DATABASE_URL": self.warehouse_database_url,
+            "WHATSAPP_PASSWORD": self.whatsapp_password,
+            "WHATSAPP_API_KEY": self.whatsapp_api_key,
+            "WHATSAPP_TOKEN": self.whatsapp_token,
+        }
+        return {var: block for var, block in names.items() if block}

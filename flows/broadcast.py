@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from prefect import flow, runtime, unmapped
+import pandas as pd
+from prefect import flow, get_run_logger, runtime, unmapped
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
-from connectors.settings import mask_url
+from connectors.settings import Connections, SecretBlocks, mask_url
 from flows.runtime import connections, exclusive
 from tasks.campaign import Campaign
 from tasks.consent import consent_chunk
@@ -23,8 +25,9 @@ from tasks.extract import extract_audience
 from tasks.phones import dedupe_chunks, normalise_chunk
 from tasks.plan import load_ledger, plan_chunk
 from tasks.record import finish_run_task, outcome_counts, record_chunk, start_run_task
-from tasks.send import send_chunk
-from tasks.summary import format_funnel, funnel
+from tasks.report import Progress, advance_progress, publish_report, start_progress
+from tasks.send import pending_sends, send_chunk
+from tasks.summary import failure_examples, format_funnel, funnel, stage_line, top_failures
 from tasks.verify import verify_chunks
 
 T = TypeVar("T")
@@ -41,86 +44,145 @@ def current_run_id() -> str:
     return str(run_id) if run_id else str(uuid.uuid4())
 
 
+class _Stages:
+    """Logs one line per stage with its counts and duration (never a customer's number)."""
+
+    def __init__(self) -> None:
+        self.logger = get_run_logger()
+        self.last = time.monotonic()
+
+    def done(self, stage: str, chunks: list[pd.DataFrame]) -> list[pd.DataFrame]:
+        now = time.monotonic()
+        self.logger.info(stage_line(stage, chunks, now - self.last))
+        self.last = now
+        return chunks
+
+
 @flow(name="broadcast", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
-def broadcast(campaign: Campaign) -> dict[str, Any]:
-    """Send the campaign's template once to every consenting customer and record every outcome."""
+def broadcast(campaign: Campaign, secrets: SecretBlocks | None = None) -> dict[str, Any]:
+    """Send the campaign's template once to every consenting customer and record every outcome.
+
+    `secrets` names Prefect Secret blocks for connection secrets; the values never pass through
+    parameters. Unnamed ones come from the environment (see README).
+    """
     run_id = current_run_id()
-    with connections() as conns, exclusive(conns, campaign.campaign_id):
-        assert conns.whatsapp is not None
+    with connections(secrets) as conns, exclusive(conns, campaign.campaign_id):
         wh = conns.warehouse_url
         start_run_task(wh, run_id, campaign.campaign_id, campaign.template.name, campaign.dry_run)
         try:
-            chunks = extract_audience(conns.crm_url, campaign.audience, campaign.chunk_size)
-            chunks = resolved(consent_chunk.map(chunks, unmapped(campaign.consent_max_age_days)))
-            chunks = resolved(
-                normalise_chunk.map(
-                    chunks, unmapped(campaign.default_region), unmapped(campaign.mobile_only)
-                )
-            )
-            chunks = dedupe_chunks(chunks)
-            history, in_doubt = load_ledger(wh, campaign.campaign_id)
-            chunks = resolved(
-                plan_chunk.map(
-                    chunks,
-                    unmapped(history),
-                    unmapped(campaign.template.param_columns),
-                    unmapped(campaign.resend_unknown),
-                    unmapped(campaign.dry_run),
-                )
-            )
-            checked = from_cache = 0
-            if not campaign.dry_run:
-                chunks, stats = verify_chunks(
-                    chunks, conns.whatsapp, wh, campaign.contacts_batch_size
-                )
-                checked, from_cache = stats.checked, stats.from_cache
-                chunks = [
-                    send_chunk(
-                        chunk,
-                        campaign.campaign_id,
-                        run_id,
-                        campaign.template.as_template(),
-                        campaign.template.param_columns,
-                        conns.whatsapp,
-                        wh,
-                        campaign.rate_limit_per_s,
-                        campaign.concurrency,
-                    )
-                    for chunk in chunks
-                ]
-            resolved(
-                record_chunk.map(
-                    chunks, unmapped(campaign.campaign_id), unmapped(run_id), unmapped(wh)
-                )
-            )
+            report = _run(campaign, conns, run_id)
         except BaseException as exc:
             finish_run_task(wh, run_id, "failed", {}, f"{type(exc).__name__}: {exc}"[:2000])
             raise
-        counts = outcome_counts(chunks)
-        totals = {k: v for k, v in counts.items() if ":" not in k}
-        finish_run_task(
-            wh,
-            run_id,
-            "completed",
-            {
-                **totals,
-                "customers": sum(totals.values()),
-                "contacts_checked": checked,
-                "contacts_from_cache": from_cache,
-                "messages_sent": funnel(counts)["sent in this run"],
-            },
-        )
-        return {
-            "run_id": run_id,
-            "campaign_id": campaign.campaign_id,
-            "dry_run": campaign.dry_run,
-            "funnel": funnel(counts),
-            "counts": counts,
+        finish_run_task(wh, run_id, "completed", report["run_counts"])
+    publish_report(report)
+    return report
+
+
+def _run(campaign: Campaign, conns: Connections, run_id: str) -> dict[str, Any]:
+    """The stages, in the order of the diagram."""
+    assert conns.whatsapp is not None
+    wh, stages = conns.warehouse_url, _Stages()
+    chunks = stages.done(
+        "extract", extract_audience(conns.crm_url, campaign.audience, campaign.chunk_size)
+    )
+    chunks = stages.done(
+        "consent", resolved(consent_chunk.map(chunks, unmapped(campaign.consent_max_age_days)))
+    )
+    chunks = stages.done(
+        "normalise",
+        resolved(
+            normalise_chunk.map(
+                chunks, unmapped(campaign.default_region), unmapped(campaign.mobile_only)
+            )
+        ),
+    )
+    chunks = stages.done("dedupe", dedupe_chunks(chunks))
+    history, in_doubt = load_ledger(wh, campaign.campaign_id)
+    chunks = stages.done(
+        "plan",
+        resolved(
+            plan_chunk.map(
+                chunks,
+                unmapped(history),
+                unmapped(campaign.template.param_columns),
+                unmapped(campaign.resend_unknown),
+                unmapped(campaign.dry_run),
+            )
+        ),
+    )
+    checked = from_cache = 0
+    send_started = time.monotonic()
+    if not campaign.dry_run:
+        chunks, stats = verify_chunks(chunks, conns.whatsapp, wh, campaign.contacts_batch_size)
+        checked, from_cache = stats.checked, stats.from_cache
+        chunks = stages.done("verify", chunks)
+        send_started = time.monotonic()
+        chunks = stages.done("send", _send(campaign, conns, run_id, chunks))
+    send_seconds = time.monotonic() - send_started
+    resolved(
+        record_chunk.map(chunks, unmapped(campaign.campaign_id), unmapped(run_id), unmapped(wh))
+    )
+    stages.done("record", chunks)
+    counts = outcome_counts(chunks)
+    lines = funnel(counts)
+    totals = {k: v for k, v in counts.items() if ":" not in k}
+    sent_now = lines["sent in this run"]
+    return {
+        "run_id": run_id,
+        "campaign_id": campaign.campaign_id,
+        "template": f"{campaign.template.namespace}/{campaign.template.name}/"
+        f"{campaign.template.language}",
+        "dry_run": campaign.dry_run,
+        "funnel": lines,
+        "counts": counts,
+        "contacts_checked": checked,
+        "contacts_from_cache": from_cache,
+        "in_doubt_from_earlier_runs": in_doubt,
+        "messages_sent": sent_now,
+        "send_seconds": send_seconds,
+        "send_rate": sent_now / send_seconds if send_seconds > 0 else 0.0,
+        "rate_limit": campaign.rate_limit_per_s,
+        "top_failures": top_failures(counts),
+        "failure_examples": failure_examples(chunks),
+        "warehouse": mask_url(wh.get_secret_value()),
+        "run_counts": {
+            **totals,
+            "customers": sum(totals.values()),
             "contacts_checked": checked,
             "contacts_from_cache": from_cache,
-            "in_doubt_from_earlier_runs": in_doubt,
-            "warehouse": mask_url(wh.get_secret_value()),
-        }
+            "messages_sent": sent_now,
+        },
+    }
+
+
+def _send(
+    campaign: Campaign, conns: Connections, run_id: str, chunks: list[pd.DataFrame]
+) -> list[pd.DataFrame]:
+    """Send chunk after chunk (one sender, one rate), with a progress artifact over all of them."""
+    assert conns.whatsapp is not None
+    total = sum(pending_sends(chunk) for chunk in chunks)
+    artifact = start_progress(campaign.campaign_id, total)
+    done, sent = 0, []
+    for chunk in chunks:
+        sent.append(
+            send_chunk(
+                chunk,
+                campaign.campaign_id,
+                run_id,
+                campaign.template.as_template(),
+                campaign.template.param_columns,
+                conns.whatsapp,
+                conns.warehouse_url,
+                campaign.rate_limit_per_s,
+                campaign.concurrency,
+                campaign.circuit_breaker,
+                Progress(artifact, done_before=done, total=total),
+            )
+        )
+        done += pending_sends(chunk)
+    advance_progress(artifact, done, total)
+    return sent
 
 
 def print_report(report: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from connectors.crm import Audience
 from connectors.whatsapp.client import Template
@@ -44,7 +44,9 @@ class Campaign(BaseModel):
     template: TemplateSpec
     audience: Audience
     default_region: str = Field(
-        default="US", description="ISO region for numbers whose row has no country."
+        default="US",
+        description="ISO region for numbers whose row has no usable country.",
+        json_schema_extra={"enum": list[JsonValue](sorted(phonenumbers.SUPPORTED_REGIONS))},
     )
     mobile_only: bool = Field(default=False, description="Keep only mobile numbers.")
     consent_max_age_days: int | None = Field(
@@ -56,8 +58,18 @@ class Campaign(BaseModel):
     )
     rate_limit_per_s: float = Field(default=50, gt=0, le=1000, description="Messages per second.")
     concurrency: int = Field(default=16, ge=1, le=256, description="Sends in flight at most.")
-    contacts_batch_size: int = Field(default=1000, ge=1, le=100_000)
-    chunk_size: int = Field(default=50_000, ge=100, le=1_000_000)
+    contacts_batch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="Numbers per /v1/contacts call."
+    )
+    circuit_breaker: int = Field(
+        default=10,
+        ge=1,
+        description="Stop after this many sends in a row fail for a reason that is not the "
+        "recipient's (unknown template, refused credentials).",
+    )
+    chunk_size: int = Field(
+        default=50_000, ge=100, le=1_000_000, description="Customers per task run."
+    )
 
     @field_validator("default_region")
     @classmethod

@@ -36,6 +36,7 @@ from tasks.frame import (
     Reason,
     in_running,
 )
+from tasks.report import Progress
 
 LedgerWriter = Callable[[Sequence[ledger.Result], Sequence[ledger.Claim]], None]
 
@@ -231,6 +232,8 @@ def send(
     warehouse_url: str,
     rate_per_s: float,
     concurrency: int,
+    breaker_threshold: int = 10,
+    progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Send one chunk's messages and record every attempt in the ledger."""
     engine = warehouse(warehouse_url)
@@ -246,7 +249,15 @@ def send(
 
     async def run() -> dict[str, ledger.Result]:
         async with WhatsAppClient(settings=whatsapp, send_limits=limits) as client:
-            return await send_all(client, items, template, write=write, concurrency=concurrency)
+            return await send_all(
+                client,
+                items,
+                template,
+                write=write,
+                concurrency=concurrency,
+                breaker_threshold=breaker_threshold,
+                progress=progress,
+            )
 
     return apply_results(frame, asyncio.run(run()))
 
@@ -262,6 +273,8 @@ def send_chunk(
     warehouse_url: SecretStr,
     rate_per_s: float,
     concurrency: int,
+    breaker_threshold: int = 10,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Prefect task: send one chunk (chunks go one after another: one sender, one rate)."""
     return send(
@@ -274,4 +287,11 @@ def send_chunk(
         warehouse_url=warehouse_url.get_secret_value(),
         rate_per_s=rate_per_s,
         concurrency=concurrency,
+        breaker_threshold=breaker_threshold,
+        progress=progress,
     )
+
+
+def pending_sends(frame: pd.DataFrame) -> int:
+    """How many messages a verified chunk still owes."""
+    return int((in_running(frame) & frame[WA_ID].notna()).sum())

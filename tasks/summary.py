@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from tasks.frame import Outcome, Reason
+import pandas as pd
+
+from tasks.frame import OUTCOME, PHONE_E164, REASON, Outcome, Reason
 
 # (label, key in the counts of tasks.record.outcome_counts)
 FUNNEL_LINES: Final = (
@@ -41,3 +43,42 @@ def format_funnel(lines: dict[str, int]) -> str:
     """The funnel as an aligned text table."""
     width = max(len(label) for label in lines)
     return "\n".join(f"  {label:<{width}}  {count:>9,}" for label, count in lines.items())
+
+
+def mask_phone(e164: str) -> str:
+    """A number safe for logs and artifacts: `+4917******89`."""
+    if len(e164) <= 7:
+        return "*" * len(e164)
+    return e164[:5] + "*" * (len(e164) - 7) + e164[-2:]
+
+
+def stage_line(stage: str, frames: list[pd.DataFrame], seconds: float) -> str:
+    """One log line per stage: customers, how many are out so far, and the time it took."""
+    total = sum(len(f) for f in frames)
+    settled = sum(int(f[OUTCOME].notna().sum()) for f in frames)
+    return (
+        f"{stage}: {total:,} customers, {total - settled:,} still in the running, "
+        f"{settled:,} with an outcome ({seconds:.2f} s)"
+    )
+
+
+def top_failures(counts: dict[str, int], limit: int = 5) -> list[tuple[str, int]]:
+    """The most frequent `outcome:reason` pairs among failures and doubts."""
+    failed = (Outcome.SEND_FAILED, Outcome.CHECK_FAILED, Outcome.UNKNOWN)
+    pairs = [(k, v) for k, v in counts.items() if ":" in k and k.split(":", 1)[0] in failed]
+    return sorted(pairs, key=lambda kv: (-kv[1], kv[0]))[:limit]
+
+
+def failure_examples(frames: list[pd.DataFrame], limit: int = 5) -> list[tuple[str, str, str]]:
+    """A few failed customers as (masked number, outcome, reason), for the run summary."""
+    failed = (Outcome.SEND_FAILED, Outcome.CHECK_FAILED, Outcome.UNKNOWN)
+    examples: list[tuple[str, str, str]] = []
+    for frame in frames:
+        rows = frame.loc[frame[OUTCOME].isin(failed) & frame[PHONE_E164].notna()]
+        for phone, outcome, reason in (
+            rows[[PHONE_E164, OUTCOME, REASON]].head(limit).itertuples(index=False)
+        ):
+            examples.append((mask_phone(str(phone)), str(outcome), str(reason)))
+            if len(examples) >= limit:
+                return examples
+    return examples

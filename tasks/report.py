@@ -1,0 +1,95 @@
+"""Report: what a run leaves in the Prefect UI (funnel table, summary, progress per campaign)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from tasks.summary import format_funnel
+
+
+def artifact_key(campaign_id: str, kind: str) -> str:
+    """A stable key per campaign and kind (lowercase letters, digits, dashes), so the UI keeps
+    the history of every run of the campaign under one name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", campaign_id.lower()).strip("-")[:80] or "campaign"
+    return f"{slug}-{kind}"
+
+
+def start_progress(campaign_id: str, total: int) -> UUID | None:
+    """A progress artifact at 0 % for the sends about to start."""
+    artifact = create_progress_artifact(
+        progress=0.0 if total else 100.0,
+        key=artifact_key(campaign_id, "progress"),
+        description=f"Sending {total:,} messages",
+    )
+    return artifact if isinstance(artifact, UUID) else None
+
+
+def advance_progress(artifact_id: UUID | None, done: int, total: int) -> None:
+    """Move the progress artifact to `done` of `total` sends."""
+    if artifact_id is not None and total:
+        update_progress_artifact(artifact_id=artifact_id, progress=min(100.0, 100.0 * done / total))
+
+
+class Progress:
+    """Reports sends done to the progress artifact at most once per interval (API calls cost)."""
+
+    def __init__(
+        self, artifact_id: UUID | None, *, done_before: int, total: int, every_s: float = 1.0
+    ) -> None:
+        self.artifact_id = artifact_id
+        self.done_before = done_before
+        self.total = total
+        self.every_s = every_s
+        self._last = 0.0
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            advance_progress(self.artifact_id, self.done_before + done, self.total)
+
+
+def publish_report(report: dict[str, Any]) -> None:
+    """The funnel as a table artifact and the run's story as a markdown artifact."""
+    campaign_id = report["campaign_id"]
+    create_table_artifact(
+        key=artifact_key(campaign_id, "funnel"),
+        table=[{"stage": k, "customers": v} for k, v in report["funnel"].items()],
+        description=f"Funnel of campaign {campaign_id}, run {report['run_id']}",
+    )
+    lines = [
+        f"# Campaign `{campaign_id}`",
+        "",
+        f"- run: `{report['run_id']}`"
+        + (" — **dry run**: nothing checked, nothing sent" if report["dry_run"] else ""),
+        f"- template: `{report['template']}`",
+        f"- contact checks: {report['contacts_checked']:,} asked, "
+        f"{report['contacts_from_cache']:,} reused from the 7-day cache",
+        f"- sends: {report['messages_sent']:,} in {report['send_seconds']:.1f} s "
+        f"({report['send_rate']:.1f}/s against a limit of {report['rate_limit']:g}/s)",
+        "",
+        "```",
+        format_funnel(report["funnel"]),
+        "```",
+    ]
+    if report["top_failures"]:
+        lines += ["", "## Top failure reasons", "", "| outcome:reason | customers |", "|---|---:|"]
+        lines += [f"| `{k}` | {v:,} |" for k, v in report["top_failures"]]
+    if report["failure_examples"]:
+        lines += ["", "## Examples (masked)", "", "| number | outcome | reason |", "|---|---|---|"]
+        lines += [f"| `{p}` | {o} | {r} |" for p, o, r in report["failure_examples"]]
+    create_markdown_artifact(
+        key=artifact_key(campaign_id, "summary"),
+        markdown="\n".join(lines),
+        description=f"Summary of campaign {campaign_id}",
+    )
