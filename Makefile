@@ -6,9 +6,8 @@ STAMP := $(VENV)/.installed
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
-export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: run test lint bench ui migrate sandbox clean
+.PHONY: run test lint bench ui deploy worker serve migrate sandbox receiver clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +37,17 @@ bench: $(STAMP) ## benchmarks against their targets
 
 ui: $(STAMP) ## a local Prefect server with its UI at http://127.0.0.1:4200
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+deploy: $(STAMP) ## create the process work pool and the deployments of prefect.yaml on `make ui`
+	PREFECT_API_URL=$(UI_URL)/api $(BIN)/prefect work-pool create wa-process --type process --overwrite
+	PWD=$(CURDIR) PREFECT_API_URL=$(UI_URL)/api $(BIN)/prefect --no-prompt deploy \
+	  --prefect-file deployments/prefect.yaml --all
+
+worker: $(STAMP) ## a process worker that runs the deployments' flow runs
+	PREFECT_API_URL=$(UI_URL)/api $(BIN)/prefect worker start --pool wa-process
+
+serve: $(STAMP) ## serve the broadcast flow from this process instead of a work pool
+	PREFECT_API_URL=$(UI_URL)/api $(BIN)/python deployments/serve.py
 
 migrate: $(STAMP) ## bring WAREHOUSE_DATABASE_URL (default: .data/warehouse.sqlite) to the newest schema
 	$(BIN)/python -m connectors.warehouse migrate

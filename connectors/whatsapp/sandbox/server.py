@@ -55,6 +55,9 @@ def uvicorn_config(app: SandboxApp, *, host: str, port: int) -> uvicorn.Config:
         lifespan="on",
         log_level="warning",
         access_log=False,
+        # uvicorn's own logging config would replace the host process's handlers (Prefect's
+        # API log handler among them) and deadlock on its flush.
+        log_config=None,
         timeout_graceful_shutdown=5,
     )
 
