@@ -195,3 +195,22 @@ def test_a_run_whose_record_step_failed_is_retried_through_the_api_without_resen
         assert conn.execute(select(recipients.c.customer_id)).all().__len__() == len(customers)
         states = {s for (s,) in conn.execute(select(deliveries.c.state))}
     assert states == {"sent"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("default_region", "XX"),
+        ("rate_limit_per_s", 0),
+        ("template", {**DEMO["template"], "name": ""}),
+    ],
+)
+def test_bad_parameters_are_refused_before_a_run_is_created(
+    deployed: dict[str, str], field: str, value: object
+) -> None:
+    from prefect.deployments import run_deployment
+
+    with pytest.raises(Exception, match=r"(?i)validation|schema|invalid"):
+        run_deployment(
+            "broadcast/broadcast", parameters={"campaign": {**DEMO, field: value}}, timeout=0
+        )
