@@ -1,8 +1,10 @@
 """Classify distinct cleaned phone numbers with phonenumbers, in this process and in children.
 
-Kept free of pandas and prefect so that a child (`python -m tasks.phone_parse`) starts fast.
 A key is either `+<digits>` (the region cannot change the result, so it is left out) or
-`<REGION>:<digits>`, as built by `tasks.phones`.
+`<REGION>:<digits>`, as built by `tasks.phones`. `classify_keys` decides most keys in bulk
+(`tasks.phone_fast`) and parses the rest one by one here, sharing large remainders with child
+processes. Kept free of pandas, pyarrow and prefect so that a child
+(`python -m tasks.phone_parse`) starts fast.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ def classify(key: str, mobile_only: bool) -> tuple[str | None, Verdict]:
 
 def classify_batch(keys: Sequence[str], mobile_only: bool) -> Results:
     """Classify keys in this process, in order."""
+    # Numbers from many regions use more metadata patterns than `re` caches (512), and each
+    # recompiled pattern costs far more than a parse: keep them all (idempotent, a few MB).
+    phonenumbers.enable_pattern_cache()
     e164: list[str | None] = []
     verdicts: list[Verdict] = []
     for key in keys:
@@ -128,7 +133,18 @@ def _in_child(keys: Sequence[str], mobile_only: bool) -> Results | None:
 def classify_keys(
     keys: Sequence[str], *, mobile_only: bool, parallel: bool | None = None
 ) -> Results:
-    """Classify keys in order, sharing the work with child processes when there are many.
+    """Classify keys in order: in bulk where `tasks.phone_fast` can, else one by one."""
+    # Imported here so that children, which only parse one by one, never load pyarrow.
+    from tasks.phone_fast import classify_distinct
+
+    e164, verdicts = classify_distinct(list(keys), mobile_only=mobile_only, parallel=parallel)
+    return e164.to_pylist(), [Verdict(verdict) for verdict in verdicts.tolist()]
+
+
+def classify_each(
+    keys: Sequence[str], *, mobile_only: bool, parallel: bool | None = None
+) -> Results:
+    """Parse keys one by one in order, sharing the work with child processes when there are many.
 
     `parallel=None` uses one process per `MIN_SHARE` keys, up to one per core. Children are
     started with `python -m` (fork + exec), not `multiprocessing`: no fork of a threaded process

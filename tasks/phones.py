@@ -14,13 +14,15 @@ leading `+` and digits as `not_a_number`. Vanity numbers (`1-800-FLOWERS`) are r
 purpose: phonenumbers would turn the letters into digits, but a campaign messages real mobile
 numbers, and a CRM field holding letters is a data error worth surfacing.
 
-Each distinct (number, region) pair, or each distinct `+` number whatever its region, is parsed
-once (`tasks.phone_parse`, which shares large batches with child processes) and only
-`is_valid_number` makes a row valid. The region is the row's `country` where phonenumbers knows
-it, else `default_region`. Rejections map phonenumbers' parse errors to `invalid_country_code`,
-`not_a_number`, `too_short` or `too_long`, a parsed but invalid number to `too_short`, `too_long`
-or `invalid_country_code` by `is_possible_number_with_reason`, else `invalid_for_region`; with
-`mobile_only`, a valid number that is neither MOBILE nor FIXED_LINE_OR_MOBILE is `not_mobile`.
+Each distinct (number, region) pair, or each distinct `+` number whatever its region, is classified
+once: in bulk against phonenumbers' own metadata (`tasks.phone_fast`), and where that cannot be
+sure, by phonenumbers itself (`tasks.phone_parse`, which shares large remainders with child
+processes); both give what phonenumbers gives, and only `is_valid_number` makes a row valid.
+The region is the row's `country` where phonenumbers knows it, else `default_region`. Rejections
+map phonenumbers' parse errors to `invalid_country_code`, `not_a_number`, `too_short` or
+`too_long`, a parsed but invalid number to `too_short`, `too_long` or `invalid_country_code` by
+`is_possible_number_with_reason`, else `invalid_for_region`; with `mobile_only`, a valid number
+that is neither MOBILE nor FIXED_LINE_OR_MOBILE is `not_mobile`.
 
 Dedupe keeps, per E.164 number across all chunks of a campaign, the customer with the most recent
 `opt_in_at` (NaT counts as oldest), then the smallest `customer_id` by (length, text), so numeric
@@ -57,7 +59,8 @@ from tasks.phone_clean import (
     international_to_plus,
     regions,
 )
-from tasks.phone_parse import Verdict, classify_keys
+from tasks.phone_fast import classify_distinct
+from tasks.phone_parse import Verdict
 
 _REASONS: Final[dict[Verdict, str | None]] = {
     Verdict.VALID: None,
@@ -68,6 +71,8 @@ _REASONS: Final[dict[Verdict, str | None]] = {
     Verdict.INVALID_FOR_REGION: Reason.INVALID_FOR_REGION,
     Verdict.NOT_MOBILE: Reason.NOT_MOBILE,
 }
+# The reason of each verdict, at the verdict's value.
+_REASON_OF: Final = pd.array([_REASONS[verdict] for verdict in sorted(Verdict)], dtype="str")
 _WRITTEN: Final = (PHONE_E164, OUTCOME, REASON, DUPLICATE_OF)
 _CHUNK: Final = "_chunk"
 _ROW: Final = "_row"
@@ -114,15 +119,15 @@ def _verdicts(
     candidates, their_region = number[shaped], region[shaped]
     keys = candidates.where(candidates.str.startswith("+"), their_region + ":" + candidates)
     codes, distinct = keys.factorize()
-    e164_distinct, verdicts = classify_keys(
-        cast(list[str], distinct.tolist()), mobile_only=mobile_only
+    e164_distinct, verdicts = classify_distinct(
+        cast("pd.Index[str]", distinct).array, mobile_only=mobile_only
     )
 
     e164, reason = _empty_strings(len(number)), _empty_strings(len(number))
     e164[shaped] = pd.array(e164_distinct, dtype="str").take(codes)
     reason[empty] = Reason.EMPTY
     reason[~empty & ~shaped] = Reason.NOT_A_NUMBER
-    reason[shaped] = pd.array([_REASONS[v] for v in verdicts], dtype="str").take(codes)
+    reason[shaped] = _REASON_OF.take(verdicts[codes])
     return e164, reason
 
 
