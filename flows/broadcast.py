@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from connectors.settings import Connections, SecretBlocks, mask_url
 from flows.runtime import connections, exclusive
 from tasks.campaign import Campaign
-from tasks.consent import consent_chunk
+from tasks.consent import consent_chunk, load_opt_outs, opt_outs_chunk
 from tasks.extract import extract_audience
 from tasks.phones import dedupe_chunks, normalise_chunk
 from tasks.plan import load_ledger, plan_chunk
@@ -97,6 +97,8 @@ def _run(campaign: Campaign, conns: Connections, run_id: str) -> dict[str, Any]:
             )
         ),
     )
+    opted_out = load_opt_outs(wh)
+    chunks = stages.done("opt-outs", resolved(opt_outs_chunk.map(chunks, unmapped(opted_out))))
     chunks = stages.done("dedupe", dedupe_chunks(chunks))
     history, in_doubt = load_ledger(wh, campaign.campaign_id)
     chunks = stages.done(

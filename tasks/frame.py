@@ -51,6 +51,7 @@ class Reason:
     NO_OPT_IN: Final = "no_opt_in"
     OPTED_OUT: Final = "opted_out"
     CONSENT_EXPIRED: Final = "consent_expired"
+    OPTED_OUT_VIA_WHATSAPP: Final = "opted_out_via_whatsapp"
     EMPTY: Final = "empty"
     NOT_A_NUMBER: Final = "not_a_number"
     TOO_SHORT: Final = "too_short"

@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
 from connectors.warehouse.connect import warehouse
+from connectors.warehouse.events import opted_out_wa_ids
 from connectors.warehouse.records import fresh_checks, save_checks
 from connectors.whatsapp.client import WhatsAppClient
 from connectors.whatsapp.settings import WhatsAppSettings
@@ -112,7 +113,19 @@ def verify(
     ]
     save_checks(engine, fresh)
     stats = VerifyStats(checked=len(phones) - len(cached), from_cache=len(cached))
-    return [apply_checks(f, answers) for f in frames], stats
+    # A STOP is stored under the wa_id it came from, which may differ from the E.164 digits.
+    stopped = opted_out_wa_ids(engine)
+    return [exclude_stopped(apply_checks(f, answers), stopped) for f in frames], stats
+
+
+def exclude_stopped(frame: pd.DataFrame, stopped_wa_ids: set[str]) -> pd.DataFrame:
+    """Exclude customers whose `wa_id` replied STOP (numbers whose wa_id differs from E.164)."""
+    out = frame.copy()
+    mask = in_running(out) & out[WA_ID].isin(list(stopped_wa_ids))
+    out.loc[mask, OUTCOME] = Outcome.EXCLUDED_NO_CONSENT
+    out.loc[mask, REASON] = Reason.OPTED_OUT_VIA_WHATSAPP
+    out.loc[mask, WA_ID] = pd.NA
+    return out
 
 
 @task(name="verify", cache_policy=NO_CACHE)

@@ -78,3 +78,16 @@ def test_opt_in_flag_counts_as_consent_but_cannot_prove_its_age() -> None:
     assert pd.isna(out[OUTCOME].iloc[0]) and out[REASON].iloc[1] == "no_opt_in"
     aged = apply_consent(frame, max_age=timedelta(days=30), now=T0)
     assert aged[REASON].tolist() == ["consent_expired", "no_opt_in"]
+
+
+def test_numbers_that_replied_stop_are_excluded_whatever_the_crm_says() -> None:
+    from tasks.consent import apply_opt_outs
+
+    frame = _frame([(T0, None), (T0, None)])
+    frame["phone_e164"] = pd.Series(["+4915112345678", "+4915112345679"], dtype="str")
+    out = apply_opt_outs(frame, {"+4915112345678"})
+    assert (out[OUTCOME].iloc[0], out[REASON].iloc[0]) == (
+        "excluded_no_consent",
+        "opted_out_via_whatsapp",
+    )
+    assert pd.isna(out[OUTCOME].iloc[1])

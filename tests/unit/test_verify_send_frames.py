@@ -72,3 +72,13 @@ def test_results_become_outcomes_with_codes_and_message_ids() -> None:
     assert out[OUTCOME].tolist() == ["sent", "send_failed", "unknown"]
     assert out[REASON].tolist()[1:] == ["1013", "send_in_doubt"]
     assert out[MESSAGE_ID].iloc[0] == "gBEG1"
+
+
+def test_a_wa_id_that_replied_stop_is_excluded_after_the_check() -> None:
+    from tasks.verify import exclude_stopped
+
+    out = exclude_stopped(
+        apply_checks(_frame(["+1", "+2"]), {"+1": ("valid", "551"), "+2": ("valid", "2")}), {"551"}
+    )
+    assert out[REASON].iloc[0] == "opted_out_via_whatsapp" and pd.isna(out[REASON].iloc[1])
+    assert pd.isna(out[WA_ID].iloc[0]) and out[WA_ID].iloc[1] == "2"
