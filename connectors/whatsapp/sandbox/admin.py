@@ -1,4 +1,4 @@
-"""Test-only endpoints under /sandbox/: read the record and stats, reset, steer faults."""
+"""Test-only endpoints under /sandbox/: the record and stats, reset, faults, webhook pushes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.whatsapp.sandbox.state import SandboxState
+from connectors.whatsapp.sandbox.webhooks import PushPolicy, pusher_for
 
 
 def _bad(details: str) -> JSONResponse:
@@ -74,11 +75,54 @@ def admin_routes(state: SandboxState) -> list[Route]:
             return _bad(str(exc))
         return JSONResponse({"ok": True})
 
+    async def webhooks(request: Request) -> Response:
+        pusher = pusher_for(state)
+        if request.method == "GET":
+            policy = dataclasses.asdict(pusher.policy)
+            return JSONResponse({"policy": policy, "pushed": len(pusher.pushed)})
+        body = await _json_object(request)
+        if body is None:
+            return _bad("body: must be a JSON object")
+        try:
+            fields = {f.name for f in dataclasses.fields(PushPolicy)}
+            unknown = set(body) - fields - {"clear"}
+            if unknown:
+                raise ValueError(f"unknown fields {sorted(unknown)}; use {sorted(fields)}")
+            given = {} if body.get("clear") else dataclasses.asdict(pusher.policy)
+            given.update({k: v for k, v in body.items() if k in fields})
+            given["failed_after"] = tuple(given.get("failed_after", ("sent",)))
+            given["script"] = tuple(tuple(seq) for seq in given.get("script", ()))
+            pusher.policy = PushPolicy(**given)
+        except (TypeError, ValueError) as exc:
+            return _bad(str(exc))
+        return JSONResponse({"ok": True})
+
+    async def inbound(request: Request) -> Response:
+        body = await _json_object(request)
+        if body is None:
+            return _bad("body: must be a JSON object")
+        sender, text = body.get("from"), body.get("text")
+        if not isinstance(sender, str) or not sender.isdigit():
+            return _bad("from: must be a wa_id (digits)")
+        if not isinstance(text, str):
+            return _bad("text: must be a string")
+        url = state.webhook_url
+        if not url:
+            return _bad("no webhook URL is configured (PATCH /v1/settings/application)")
+        name = body.get("name")
+        message_id = await pusher_for(state).push_inbound(
+            url, sender, text, name=name if isinstance(name, str) else ""
+        )
+        return JSONResponse({"messages": [{"id": message_id}]})
+
     handlers: list[tuple[str, Callable[[Request], Awaitable[Response]], str]] = [
         ("/sandbox/requests", requests, "GET"),
         ("/sandbox/reset", reset, "POST"),
         ("/sandbox/stats", stats, "GET"),
         ("/sandbox/faults", faults, "POST"),
         ("/sandbox/numbers", numbers, "POST"),
+        ("/sandbox/webhooks", webhooks, "GET"),
+        ("/sandbox/webhooks", webhooks, "POST"),
+        ("/sandbox/inbound", inbound, "POST"),
     ]
     return [Route(path, handler, methods=[method]) for path, handler, method in handlers]

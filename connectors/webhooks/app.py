@@ -1,0 +1,221 @@
+"""The receiver's Starlette app: authenticate, bound and parse a webhook, answer after commit.
+
+| request | answer |
+|---|---|
+| `POST /webhooks/v1/{token}`, `/webhooks/v1` (Basic) | 200 committed, 401, 413, 400, 500, 503 |
+| `POST /webhooks/cloud` (`X-Hub-Signature-256`) | 200 committed, 401, 413, 400, 500, 503 |
+| `GET /webhooks/cloud?hub.mode=subscribe&...` | 200 the challenge, 403 bad verify token, 400 |
+| `GET /healthz` | 200, or 503 when the writer stopped |
+
+Answers are fixed short JSON bodies: nothing of a request is ever echoed back, except Meta's
+digits-only `hub.challenge`, which the handshake requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from connectors.settings import mask_url
+from connectors.warehouse.connect import warehouse
+from connectors.webhooks.payloads import Batch, PayloadError, load_json, parse_cloud, parse_v1
+from connectors.webhooks.security import (
+    SIGNATURE_HEADER,
+    basic_password,
+    signature_valid,
+    token_matches,
+)
+from connectors.webhooks.settings import ReceiverSettings
+from connectors.webhooks.store import WarehouseStore
+from connectors.webhooks.writer import (
+    BusyError,
+    GroupCommitWriter,
+    Reapply,
+    Record,
+    WriteFailedError,
+)
+
+log = logging.getLogger(__name__)
+
+OK: Final = {"status": "ok"}
+
+
+def _error(status: int, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code}, status_code=status, headers=headers)
+
+
+class _TooLarge(Exception):
+    """The body is over the limit (its declared length or the bytes streamed so far)."""
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, or _TooLarge as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class ReceiverApp:
+    """The ASGI app (`.asgi`) of one receiver, with its group-commit writer (`.writer`)."""
+
+    def __init__(
+        self,
+        settings: ReceiverSettings,
+        *,
+        record: Record | None = None,
+        reapply: Reapply | None = None,
+    ) -> None:
+        """`record`/`reapply` default to the warehouse functions on `settings.warehouse_url`."""
+        self.settings = settings
+        self._record = record
+        self._reapply = reapply
+        self.writer: GroupCommitWriter | None = None
+        routes = [
+            Route("/webhooks/v1/{token}", self._v1_path, methods=["POST"]),
+            Route("/webhooks/v1", self._v1_basic, methods=["POST"]),
+            Route("/webhooks/cloud", self._cloud, methods=["POST"]),
+            Route("/webhooks/cloud", self._cloud_handshake, methods=["GET"]),
+            Route("/healthz", self._health, methods=["GET"]),
+        ]
+        self.asgi = Starlette(
+            routes=routes,
+            lifespan=self._lifespan,
+            exception_handlers={HTTPException: self._http_error},
+        )
+        # A 307 to the path without the slash would make providers re-post the body elsewhere.
+        self.asgi.router.redirect_slashes = False
+
+    @asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        store: WarehouseStore | None = None
+        record: Record
+        reapply: Reapply | None
+        if self._record is not None:
+            record, reapply = self._record, self._reapply
+        else:
+            store = await asyncio.to_thread(self._open_store)
+            record, reapply = store.record, store.reapply
+        settings = self.settings
+        backend = make_url(settings.warehouse_url.get_secret_value()).get_backend_name()
+        self.writer = GroupCommitWriter(
+            record,
+            reapply,
+            # PostgreSQL locks the rows in key order first (see events._load): two at a time.
+            concurrency=2 if backend == "postgresql" else 1,
+            max_batch_events=settings.max_batch_events,
+            max_queued_events=settings.max_queued_events,
+        )
+        self.writer.start()
+        if settings.token is None:
+            log.warning("WEBHOOK_TOKEN is not set: v1 webhooks and the Cloud handshake get 401/403")
+        if settings.app_secret is None:
+            log.warning("WHATSAPP_APP_SECRET is not set: Cloud API webhooks get 401")
+        try:
+            yield
+        finally:
+            await self.writer.close()
+            if store is not None:
+                store.close()
+
+    def _open_store(self) -> WarehouseStore:
+        """The warehouse writer on the settings' engine, migrated here, before serving."""
+        url = self.settings.warehouse_url.get_secret_value()
+        store = WarehouseStore(warehouse(url), opt_out_keywords=self.settings.opt_out_keywords)
+        log.info("webhook receiver writes to %s", mask_url(url))
+        return store
+
+    async def _http_error(self, _request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        return _error(status, {404: "not_found", 405: "method_not_allowed"}.get(status, "error"))
+
+    # Routes ----------------------------------------------------------------------------------
+
+    async def _v1_path(self, request: Request) -> Response:
+        given = request.path_params["token"]
+        allowed = self.settings.token_via in ("path", "both")
+        if not (allowed and token_matches(given, self.settings.token)):
+            return _error(401, "unauthorized")
+        return await self._accept(request, parse_v1)
+
+    async def _v1_basic(self, request: Request) -> Response:
+        given = basic_password(request.headers.get("authorization"))
+        allowed = self.settings.token_via in ("basic", "both")
+        if not (allowed and token_matches(given, self.settings.token)):
+            headers = {"WWW-Authenticate": 'Basic realm="webhooks"'}
+            return _error(401, "unauthorized", headers)
+        return await self._accept(request, parse_v1)
+
+    async def _cloud(self, request: Request) -> Response:
+        async def verified(body: bytes) -> Response | None:
+            header = request.headers.get(SIGNATURE_HEADER)
+            if signature_valid(body, header, self.settings.app_secret):
+                return None
+            return _error(401, "bad_signature")
+
+        return await self._accept(request, parse_cloud, check=verified)
+
+    async def _cloud_handshake(self, request: Request) -> Response:
+        query = request.query_params
+        if query.get("hub.mode") != "subscribe":
+            return _error(400, "bad_request")
+        if not token_matches(query.get("hub.verify_token"), self.settings.token):
+            return _error(403, "forbidden")
+        challenge = query.get("hub.challenge", "")
+        if not (challenge.isascii() and challenge.isdigit() and len(challenge) <= 64):
+            return _error(400, "bad_request")
+        return PlainTextResponse(challenge)
+
+    async def _health(self, _request: Request) -> Response:
+        running = self.writer is not None and self.writer.running
+        return JSONResponse(OK) if running else _error(503, "writer_stopped")
+
+    # The common path -------------------------------------------------------------------------
+
+    async def _accept(
+        self,
+        request: Request,
+        parse: Callable[[Any], Batch],
+        *,
+        check: Callable[[bytes], Awaitable[Response | None]] | None = None,
+    ) -> Response:
+        try:
+            body = await _read_body(request, self.settings.max_body_bytes)
+        except _TooLarge:
+            return _error(413, "too_large")
+        if check is not None:
+            refused = await check(body)
+            if refused is not None:
+                return refused
+        try:
+            batch = parse(load_json(body))
+        except PayloadError as exc:
+            log.warning("refused a webhook body (400): %s", exc)
+            return _error(400, "bad_payload")
+        if not len(batch):
+            return JSONResponse(OK)
+        assert self.writer is not None  # set by the lifespan before any request
+        try:
+            await self.writer.submit(batch)
+        except BusyError:
+            return _error(503, "busy", {"Retry-After": "1"})
+        except WriteFailedError:
+            return _error(500, "write_failed")
+        return JSONResponse(OK)

@@ -1,0 +1,67 @@
+"""Receiver settings, read from the environment: warehouse, secrets, body limit, opt-out words.
+
+| variable | default | meaning |
+|---|---|---|
+| `WAREHOUSE_DATABASE_URL` | the embedded SQLite warehouse | where events are written |
+| `WEBHOOK_TOKEN` | unset: v1 posts and the Cloud handshake refused | shared secret of v1 posts |
+| `WEBHOOK_TOKEN_VIA` | `both` | `path` (`/webhooks/v1/{token}`), `basic` (password), `both` |
+| `WHATSAPP_APP_SECRET` | unset: Cloud API posts are refused | HMAC key of `X-Hub-Signature-256` |
+| `WEBHOOK_MAX_BODY_BYTES` | 1048576 | larger bodies are answered 413 |
+| `WA_OPT_OUT_KEYWORDS` | `keywords.DEFAULT_OPT_OUT_KEYWORDS` | comma list of opt-out replies |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from connectors.settings import Connections
+from connectors.webhooks.keywords import DEFAULT_OPT_OUT_KEYWORDS
+
+TokenVia = Literal["path", "basic", "both"]
+MIB = 1024 * 1024
+_TOKEN_VIA: dict[str, TokenVia] = {"path": "path", "basic": "basic", "both": "both"}
+
+
+class ReceiverSettings(BaseModel):
+    """Everything a receiver is started with; secrets stay SecretStr and never reach a log."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    warehouse_url: SecretStr
+    token: SecretStr | None = None
+    token_via: TokenVia = "both"
+    app_secret: SecretStr | None = None
+    max_body_bytes: int = Field(default=MIB, gt=0)
+    opt_out_keywords: tuple[str, ...] = DEFAULT_OPT_OUT_KEYWORDS
+    max_batch_events: int = Field(default=5000, gt=0)
+    """Events per warehouse transaction at most (requests waiting meanwhile form the next one)."""
+    max_queued_events: int = Field(default=200_000, gt=0)
+    """Events waiting for the writer beyond which requests get 503 (the provider retries)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReceiverSettings:
+        """Read the variables in this module's table; unset means the default."""
+        env = os.environ if env is None else env
+        keywords = env.get("WA_OPT_OUT_KEYWORDS")
+        via = env.get("WEBHOOK_TOKEN_VIA") or "both"
+        if via not in _TOKEN_VIA:
+            raise ValueError(f"WEBHOOK_TOKEN_VIA={via!r}; use path, basic or both")
+        limit = env.get("WEBHOOK_MAX_BODY_BYTES")
+        return cls(
+            warehouse_url=Connections.from_env(env).warehouse_url,
+            token=SecretStr(env["WEBHOOK_TOKEN"]) if env.get("WEBHOOK_TOKEN") else None,
+            token_via=_TOKEN_VIA[via],
+            app_secret=(
+                SecretStr(env["WHATSAPP_APP_SECRET"]) if env.get("WHATSAPP_APP_SECRET") else None
+            ),
+            max_body_bytes=int(limit) if limit else MIB,
+            opt_out_keywords=(
+                tuple(k.strip() for k in keywords.split(",") if k.strip())
+                if keywords
+                else DEFAULT_OPT_OUT_KEYWORDS
+            ),
+        )
