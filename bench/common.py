@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +40,7 @@ class Target:
         return _PASSES[self.op](value, self.bound)
 
     def __str__(self) -> str:
-        return f"{self.op} {number(self.bound)}"
+        return f"{self.op} {self.bound:g}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ def number(value: float | None) -> str:
     """A value written for people: thousands separators, about three significant digits."""
     if value is None:
         return "–"
-    if value == int(value) and abs(value) >= 100:
+    if isinstance(value, int) or (value == int(value) and abs(value) >= 100):
         return f"{int(value):,}"
     if abs(value) >= 100:
         return f"{value:,.0f}"
@@ -124,6 +125,35 @@ def _version(package: str) -> str | None:
         return None
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages: other work on a shared machine skews figures."""
+    try:
+        return [round(load, 2) for load in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def code_state() -> dict[str, Any]:
+    """The commit measured, and which files of the measured code differ from it."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, check=False
+            )
+        except OSError:
+            return ""
+        return done.stdout if done.returncode == 0 else ""
+
+    # Porcelain lines are "XY path": two status columns, a space, the path.
+    changed = git("status", "--porcelain", "--", "tasks", "connectors", "flows")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD").strip() or None,
+        "uncommitted": [line[3:] for line in changed.splitlines() if line.strip()],
+    }
+
+
 def environment() -> dict[str, Any]:
     """Where and with what the figures were measured."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -133,6 +163,8 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpus_usable": usable,
         "platform": platform.platform(),
+        "load_average": load_average(),
+        "code": code_state(),
         "python": platform.python_version(),
         "pandas": _version("pandas"),
         "phonenumbers": _version("phonenumbers"),
@@ -142,12 +174,19 @@ def environment() -> dict[str, Any]:
 
 def report(name: str, title: str, figures: Sequence[Figure], params: Mapping[str, Any]) -> Path:
     """Print the table and write `bench/results/<name>.json`; returns the JSON's path."""
-    print(table(title, figures), flush=True)
+    where = environment()
+    heading = (
+        f"{title}\n{where['date']} on {where['machine']}, {where['cpus_usable']} CPUs, "
+        f"load average {where['load_average']} (other work skews the figures); code at "
+        f"{where['code']['commit']}"
+        + (" + uncommitted changes" if where["code"]["uncommitted"] else "")
+    )
+    print(table(heading, figures), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     payload = {
         "bench": name,
-        **environment(),
+        **where,
         "argv": sys.argv[1:],
         "params": dict(params),
         "figures": [f.as_json() for f in figures],

@@ -110,8 +110,10 @@ def _shapes(number: PhoneNumber) -> dict[str, Shape]:
 
 
 def _blocks(rng: np.random.Generator, region: str, kind: int) -> list[dict[str, Shape]]:
-    """Up to 100 number blocks around the region's example number that phonenumbers accepts."""
+    """Up to 60 blocks (two digits before the tail varied) around the example number, all valid."""
     example = phonenumbers.example_number_for_type(region, kind)
+    if example is None:
+        return []
     nsn = str(example.national_number)
     blocks: list[dict[str, Shape]] = []
     for block in rng.permutation(100)[:60]:
@@ -252,7 +254,11 @@ def best_of(repeat: int, work: Callable[[], T]) -> tuple[float, T]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench phones", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench phones",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rows", type=int, default=200_000, help="CRM rows (default 200,000)")
     parser.add_argument("--distinct", type=float, default=0.6, help="share of distinct values")
     parser.add_argument("--chunk-size", type=int, default=50_000, help="rows per chunk (flow)")
@@ -263,7 +269,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Generate the rows, time pipeline and baseline, print and save the figures."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.rows < 1 or args.chunk_size < 1 or not 0 < args.distinct <= 1:
+        parser.error("--rows and --chunk-size must be positive, --distinct in (0, 1]")
     rows, repeat = args.rows, max(1, args.repeat)
     started = time.perf_counter()
     frame = crm_rows(rows, distinct=args.distinct, seed=args.seed)
@@ -332,8 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             rss_tree,
             "MiB",
             TARGET_RSS_MIB if full else None,
-            note="this process + its tasks.phone_parse children, sampled every 100 ms; largest "
-            f"child {tree.child_peak_mib or 0:.0f} MiB"
+            note="this process + its child processes (tasks.phone_parse), sampled every 100 ms; "
+            + (
+                f"largest child {tree.child_peak_mib:.0f} MiB"
+                if tree.child_peak_mib
+                else "no child process seen"
+            )
             + ("" if full else f"; the target is for {TARGET_ROWS:,} rows"),
         ),
         Figure(

@@ -1,9 +1,16 @@
 """Send (issue: send rate): `tasks.send.send_all` against the sandbox over HTTP, at each limit.
 
+The client is built as `tasks.send.send` builds it: a WhatsAppClient whose `SendLimits` (rate,
+burst, in flight) pace every message request; `send_all` keeps the ledger ahead of it. Its
+httpx client is built here the way WhatsAppClient builds its own (same timeouts, one pool of
+`concurrency + 2` connections) and passed in, so each HTTP exchange is timed at the transport.
+
 The sandbox runs in its own process (`python -m connectors.whatsapp.sandbox`), so this process's
 CPU time is the client's alone: `send_all`, the WhatsApp client, httpx and the ledger writer.
-The sandbox answers after `--latency-ms` and allows `--headroom` times the limit, with the same
-burst as the client's limiter; a 429 therefore means the client itself went over its limit.
+It answers after `--latency-ms` and allows `--headroom` (1.2) times the limit, its bucket holding
+`--sandbox-burst` (2) times the client's burst: 0.2 s of messages, enough to absorb the ~0.1 s
+stalls of a descheduled process on a shared machine (the real API's holds 3 s), so a 429 means
+the client itself went over its limit.
 
 Per limit: one run with a no-op ledger writer; at the highest limit one more run with the real
 SQLite ledger (`connectors.warehouse`), to show what the ledger costs. Before each run the
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import math
 import os
 import signal
@@ -39,6 +47,7 @@ from bench.common import Figure, Target, report
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.send import LedgerWriter, Outgoing, send_all
 
@@ -163,17 +172,70 @@ class Sandbox:
         return list(answer.json()["requests"])
 
 
+class TimedTransport(httpx.AsyncBaseTransport):
+    """Times each `/v1/messages` exchange (pool wait, request, response head) at the transport.
+
+    With several pools it hands requests to them in turn. httpcore 1.0.x scans its whole pool
+    (a socket poll per idle connection, and a quadratic step) on every request and release, so
+    CPU per request grows with the pool's size (encode/httpcore#1035); `--http-shards` measures
+    keeping each pool small.
+    """
+
+    def __init__(self, pools: Sequence[httpx.AsyncBaseTransport]) -> None:
+        self._pools = list(pools)
+        self._next = itertools.cycle(self._pools)
+        self.durations: list[float] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Hand the request to the next pool, timing it."""
+        started = time.perf_counter()
+        try:
+            return await next(self._next).handle_async_request(request)
+        finally:
+            if request.url.path == "/v1/messages":
+                self.durations.append(time.perf_counter() - started)
+
+    async def aclose(self) -> None:
+        """Close every pool."""
+        for pool in self._pools:
+            await pool.aclose()
+
+
+def timed_http(
+    settings: WhatsAppSettings, connections: int, shards: int = 1
+) -> tuple[httpx.AsyncClient, TimedTransport]:
+    """An httpx client built as WhatsAppClient builds its own, over a timing transport."""
+    per_pool = math.ceil(connections / shards)
+    limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+    transport = TimedTransport(
+        [httpx.AsyncHTTPTransport(limits=limits, verify=settings.verify_tls) for _ in range(shards)]
+    )
+    timeout = httpx.Timeout(
+        connect=settings.connect_timeout_s,
+        read=settings.read_timeout_s,
+        write=settings.write_timeout_s,
+        pool=settings.pool_timeout_s,
+    )
+    return httpx.AsyncClient(transport=transport, timeout=timeout), transport
+
+
 class TimedClient(WhatsAppClient):
     """A WhatsAppClient that records the wall time of every `send_template` call."""
 
-    def __init__(self, *, settings: WhatsAppSettings, max_connections: int) -> None:
-        super().__init__(settings=settings, max_connections=max_connections)
+    def __init__(
+        self,
+        *,
+        settings: WhatsAppSettings,
+        send_limits: SendLimits,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(settings=settings, http=http, send_limits=send_limits)
         self.durations: list[float] = []
 
     async def send_template(
         self, to: str, template: Template, params: Sequence[str], *, number: str | None = None
     ) -> str:
-        """Send as the client does, timing the call."""
+        """Send as the client does (its pacing wait included), timing the call."""
         started = time.perf_counter()
         try:
             return await super().send_template(to, template, params, number=number)
@@ -189,13 +251,15 @@ class Run:
     limit: float
     messages: int
     concurrency: int
+    shards: int = 1
     wall_s: float = 0.0
     cpu_s: float = 0.0
     sandbox_cpu_s: float = 0.0
     sent: int = 0
     statuses: Counter[int | None] = field(default_factory=Counter)
     arrival_rate: float = 0.0
-    durations: list[float] = field(default_factory=list)
+    http_durations: list[float] = field(default_factory=list)
+    call_durations: list[float] = field(default_factory=list)
     ledger_rows: dict[str, int] | None = None
 
     @property
@@ -203,11 +267,12 @@ class Run:
         """Messages accepted per second of the whole `send_all` call."""
         return self.sent / self.wall_s
 
-    def percentile_ms(self, q: int) -> float:
-        """The q-th percentile of the send latency, in ms."""
-        if len(self.durations) < 2:
-            return self.durations[0] * 1000 if self.durations else math.nan
-        return statistics.quantiles(self.durations, n=100, method="inclusive")[q - 1] * 1000
+
+def percentile_ms(durations: Sequence[float], q: int) -> float | None:
+    """The q-th percentile of durations in seconds, in ms."""
+    if len(durations) < 2:
+        return durations[0] * 1000 if durations else None
+    return statistics.quantiles(durations, n=100, method="inclusive")[q - 1] * 1000
 
 
 def numbers(count: int) -> list[str]:
@@ -233,7 +298,12 @@ async def _send(run: Run, sandbox: Sandbox, write: LedgerWriter, burst: int) -> 
     """Check the numbers, then time `send_all` over all of them."""
     to = numbers(run.messages)
     settings = WhatsAppSettings(base_url=sandbox.url, api_key=SecretStr(API_KEY))
-    async with TimedClient(settings=settings, max_connections=run.concurrency) as client:
+    # As tasks.send.send builds its client: the limits pace every message request.
+    limits = SendLimits(rate_per_s=run.limit, concurrency=run.concurrency, burst=burst)
+    # The semaphore keeps `concurrency` sends in flight; two more for the contacts call.
+    http, transport = timed_http(settings, run.concurrency + 2, run.shards)
+    client = TimedClient(settings=settings, send_limits=limits, http=http)
+    async with http, client:
         checks = await client.check_contacts(to)
         items = [
             Outgoing(phone_e164=n, customer_id=str(i), wa_id=str(checks[n].wa_id), params=("Ana",))
@@ -243,19 +313,12 @@ async def _send(run: Run, sandbox: Sandbox, write: LedgerWriter, burst: int) -> 
         if len(items) != len(to):
             raise RuntimeError(f"{len(to) - len(items)} numbers were not answered valid")
         cpu, sandbox_cpu, started = time.process_time(), sandbox.cpu_s, time.perf_counter()
-        results = await send_all(
-            client,
-            items,
-            TEMPLATE,
-            write=write,
-            rate_per_s=run.limit,
-            concurrency=run.concurrency,
-            burst=burst,
-        )
+        results = await send_all(client, items, TEMPLATE, write=write, concurrency=run.concurrency)
         run.wall_s = time.perf_counter() - started
         run.cpu_s = time.process_time() - cpu
         run.sandbox_cpu_s = sandbox.cpu_s - sandbox_cpu
-        run.durations = client.durations
+        run.call_durations = client.durations
+        run.http_durations = transport.durations
     run.sent = sum(1 for r in results.values() if r.state == ledger.SENT)
 
 
@@ -286,11 +349,25 @@ def figures(run: Run) -> list[Figure]:
             n - run.sent,
             "",
             TARGET_FAILED,
-            note=f"other non-2xx answers: {other}" if other else "",
+            note="; ".join(
+                part
+                for part in (
+                    f"other non-2xx answers: {other}" if other else "",
+                    f"ledger rows by state: {run.ledger_rows}" if run.ledger_rows else "",
+                )
+                if part
+            ),
         ),
         Figure(f"{run.label}: arrival rate at sandbox", run.arrival_rate, "msg/s"),
-        Figure(f"{run.label}: send latency p50", run.percentile_ms(50), "ms"),
-        Figure(f"{run.label}: send latency p99", run.percentile_ms(99), "ms"),
+        Figure(f"{run.label}: HTTP latency p50", percentile_ms(run.http_durations, 50), "ms"),
+        Figure(f"{run.label}: HTTP latency p99", percentile_ms(run.http_durations, 99), "ms"),
+        Figure(
+            f"{run.label}: send_template p50 / p99",
+            percentile_ms(run.call_durations, 50),
+            "ms",
+            note=f"p99 {percentile_ms(run.call_durations, 99) or 0:.0f} ms; the client's pacing "
+            "wait included (in flight / rate when every slot is busy)",
+        ),
         Figure(f"{run.label}: client CPU per send", run.cpu_s / n * 1000, "ms"),
         Figure(f"{run.label}: sandbox CPU per send", run.sandbox_cpu_s / n * 1000, "ms"),
     ]
@@ -301,17 +378,74 @@ def _limits(text: str) -> list[float]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench send", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench send",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--limits", type=_limits, default=[80.0, 250.0], help="messages/s list")
     parser.add_argument("--messages", type=int, default=2_000, help="sends per run (issue: 10,000)")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="sandbox answer latency")
     parser.add_argument("--headroom", type=float, default=1.2, help="sandbox limit / client limit")
-    parser.add_argument("--burst", type=int, help="limiter burst (default: send_all's, limit/10)")
+    parser.add_argument("--burst", type=int, help="client burst (default: SendLimits', limit/10)")
+    parser.add_argument(
+        "--sandbox-burst",
+        type=float,
+        default=2.0,
+        help="sandbox bucket / client burst (default 2: absorbs ~0.1 s scheduling stalls)",
+    )
     parser.add_argument(
         "--concurrency", type=int, help="in flight (default: ceil(limit * latency * 1.5) + 2)"
     )
     parser.add_argument("--no-ledger", action="store_true", help="skip the SQLite ledger run")
+    parser.add_argument(
+        "--http-shards",
+        type=int,
+        default=1,
+        help="split the client's connections over N httpx pools (an experiment; default 1: "
+        "WhatsAppClient's own pool)",
+    )
     return parser
+
+
+def _ledger_run(box: Sandbox, run: Run, burst: int) -> Run:
+    """One run through the real ledger on a fresh SQLite warehouse; counts its rows after."""
+    with tempfile.TemporaryDirectory() as directory:
+        campaign, run_id = "bench-send", str(uuid.uuid4())
+        measure(run, box, _sqlite_ledger(directory, campaign, run_id), burst)
+        engine = warehouse(f"sqlite:///{directory}/warehouse.sqlite")
+        states = ledger.load(engine, campaign)["state"].value_counts()
+        run.ledger_rows = {str(state): int(count) for state, count in states.items()}
+        engine.dispose()
+    return run
+
+
+def runs_at(limit: float, args: argparse.Namespace, *, with_ledger: bool) -> list[Run]:
+    """The runs at one limit, against a sandbox of their own."""
+    shards = max(1, args.http_shards)
+    pools = f" {shards} pools" if shards > 1 else ""
+    burst = args.burst or max(1, int(limit // 10))
+    concurrency = args.concurrency or math.ceil(limit * args.latency_ms / 1000 * 1.5) + 2
+    bucket = max(1, round(burst * args.sandbox_burst))
+    print(
+        f"limit {limit:g}/s: sandbox {limit * args.headroom:g}/s bucket {bucket}, "
+        f"{args.latency_ms:g} ms; client concurrency {concurrency}, burst {burst}"
+        + (f", {shards} connection pools" if shards > 1 else ""),
+        flush=True,
+    )
+    runs = []
+    with Sandbox(latency_ms=args.latency_ms, rate=limit * args.headroom, burst=bucket) as box:
+        # Untimed: first-use costs (imports, connections, caches) out of the figures.
+        warm_up = Run("warm-up", limit, min(50, args.messages), concurrency, shards)
+        measure(warm_up, box, _no_ledger, burst)
+        plain = Run(f"{limit:g}/s{pools}", limit, args.messages, concurrency, shards)
+        runs.append(measure(plain, box, _no_ledger, burst))
+        if with_ledger:
+            kept = Run(
+                f"{limit:g}/s{pools} sqlite ledger", limit, args.messages, concurrency, shards
+            )
+            runs.append(_ledger_run(box, kept, burst))
+    return runs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -320,38 +454,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.headroom <= 0 or args.messages < 1 or not args.limits or min(args.limits) <= 0:
         parser.error("--headroom, --messages and every --limits value must be positive")
-    latency_s = args.latency_ms / 1000
-    runs: list[Run] = []
-    for limit in args.limits:
-        burst = args.burst or max(1, int(limit // 10))
-        concurrency = args.concurrency or math.ceil(limit * latency_s * 1.5) + 2
-        print(
-            f"limit {limit:g}/s: sandbox {limit * args.headroom:g}/s burst {burst}, "
-            f"{args.latency_ms:g} ms; client concurrency {concurrency}, burst {burst}",
-            flush=True,
+    runs = [
+        run
+        for limit in args.limits
+        for run in runs_at(
+            limit, args, with_ledger=limit == max(args.limits) and not args.no_ledger
         )
-        with Sandbox(latency_ms=args.latency_ms, rate=limit * args.headroom, burst=burst) as box:
-            # Untimed: first-use costs (imports, connections, caches) out of the figures.
-            measure(
-                Run("warm-up", limit, min(50, args.messages), concurrency), box, _no_ledger, burst
-            )
-            plain = Run(f"{limit:g}/s", limit, args.messages, concurrency)
-            runs.append(measure(plain, box, _no_ledger, burst))
-            if limit == max(args.limits) and not args.no_ledger:
-                with tempfile.TemporaryDirectory() as directory:
-                    campaign, run_id = "bench-send", str(uuid.uuid4())
-                    write = _sqlite_ledger(directory, campaign, run_id)
-                    kept = Run(f"{limit:g}/s sqlite ledger", limit, args.messages, concurrency)
-                    runs.append(measure(kept, box, write, burst))
-                    engine = warehouse(f"sqlite:///{directory}/warehouse.sqlite")
-                    states = ledger.load(engine, campaign)["state"].value_counts()
-                    kept.ledger_rows = {str(k): int(v) for k, v in states.items()}
-                    engine.dispose()
+    ]
     params = {
         "limits": args.limits,
         "messages": args.messages,
         "latency_ms": args.latency_ms,
         "headroom": args.headroom,
+        "sandbox_burst": args.sandbox_burst,
+        "http_shards": max(1, args.http_shards),
         "runs": [
             {
                 "label": r.label,

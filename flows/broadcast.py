@@ -18,13 +18,19 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
 from connectors.settings import Connections, SecretBlocks, mask_url
-from flows.runtime import connections, exclusive
+from flows.runtime import connections, exclusive, settle_webhooks
 from tasks.campaign import Campaign
 from tasks.consent import consent_chunk, load_opt_outs, opt_outs_chunk
 from tasks.extract import extract_audience
 from tasks.phones import dedupe_chunks, normalise_chunk
 from tasks.plan import load_ledger, plan_chunk
-from tasks.record import finish_run_task, outcome_counts, record_chunk, start_run_task
+from tasks.record import (
+    finish_run_task,
+    outcome_counts,
+    reconcile_deliveries,
+    record_chunk,
+    start_run_task,
+)
 from tasks.report import Progress, advance_progress, publish_report, start_progress
 from tasks.send import pending_sends, send_chunk
 from tasks.summary import failure_examples, format_funnel, funnel, stage_line, top_failures
@@ -126,8 +132,10 @@ def _run(campaign: Campaign, conns: Connections, run_id: str) -> dict[str, Any]:
         record_chunk.map(chunks, unmapped(campaign.campaign_id), unmapped(run_id), unmapped(wh))
     )
     stages.done("record", chunks)
+    settle_webhooks()
+    delivery = reconcile_deliveries(wh, campaign.campaign_id)
     counts = outcome_counts(chunks)
-    lines = funnel(counts)
+    lines = funnel(counts, delivery)
     totals = {k: v for k, v in counts.items() if ":" not in k}
     sent_now = lines["sent in this run"]
     return {

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import cast
 
 from prefect.blocks.system import Secret
+from pydantic import SecretStr
 from sqlalchemy import create_engine, inspect
 
 from connectors.demo_crm import demo_customers, seed_demo_crm
@@ -15,11 +19,14 @@ from connectors.preflight import check_api, check_database
 from connectors.settings import Connections, SecretBlocks
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lock import campaign_lock
-from connectors.whatsapp.sandbox import SandboxConfig, start_sandbox
+from connectors.webhooks.server import start_receiver
+from connectors.webhooks.settings import ReceiverSettings
+from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
 
 # The demo sandbox allows more than the demo campaign's rate, so a default run sees no 429.
 DEMO_SANDBOX = SandboxConfig(rate_limit_messages=(500.0, 500))
+_embedded: ContextVar[RunningSandbox | None] = ContextVar("wa_embedded_sandbox", default=None)
 
 
 def ensure_demo_crm(connections: Connections) -> None:
@@ -52,12 +59,37 @@ def connections(blocks: SecretBlocks | None = None) -> Iterator[Connections]:
     if resolved.whatsapp is not None:
         yield resolved
         return
-    with start_sandbox(DEMO_SANDBOX) as sandbox:
+    receiver_settings = ReceiverSettings(
+        warehouse_url=resolved.warehouse_url, token=SecretStr(secrets.token_urlsafe(24))
+    )
+    with start_sandbox(DEMO_SANDBOX) as sandbox, start_receiver(receiver_settings) as receiver:
+        sandbox.state.webhook_url = (
+            receiver.v1_url
+        )  # statuses flow back as they would in production
         settings = WhatsAppSettings(
             base_url=sandbox.url, username=DEMO_SANDBOX.username, password=DEMO_SANDBOX.password
         )
         check_api(settings)
-        yield resolved.model_copy(update={"whatsapp": settings})
+        token = _embedded.set(sandbox)
+        try:
+            yield resolved.model_copy(update={"whatsapp": settings})
+        finally:
+            _embedded.reset(token)
+
+
+def settle_webhooks(timeout_s: float = 10.0) -> None:
+    """With the embedded sandbox, wait (bounded) until it has pushed every status it owes, so the
+    run's report can count what was delivered and read. Without it, statuses come when they come."""
+    sandbox = _embedded.get()
+    if sandbox is None:
+        return
+    owed = len(sandbox.state.messages_sent()) * len(sandbox.config.push_statuses)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        stats = sandbox.state.stats()
+        if stats.get("webhooks.delivered", 0) + stats.get("webhooks.failed", 0) >= owed:
+            return
+        time.sleep(0.05)
 
 
 def preflight(connections: Connections) -> None:

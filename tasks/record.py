@@ -12,7 +12,8 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
 from connectors.warehouse.connect import warehouse
-from connectors.warehouse.records import finish_run, start_run, write_recipients
+from connectors.warehouse.events import reconcile_campaign
+from connectors.warehouse.records import delivery_counts, finish_run, start_run, write_recipients
 from tasks.frame import CUSTOMER_ID, DUPLICATE_OF, OUTCOME, PHONE_E164, REASON, in_running
 
 
@@ -101,3 +102,12 @@ def finish_run_task(
         counts=counts,
         error=error,
     )
+
+
+@task(name="delivery-statuses", cache_policy=NO_CACHE)
+def reconcile_deliveries(warehouse_url: SecretStr, campaign_id: str) -> dict[str, int]:
+    """Prefect task: apply webhook statuses stored so far to this campaign's customers (the
+    record stage wrote `sent` again) and count messages per delivery status."""
+    engine = warehouse(warehouse_url.get_secret_value())
+    reconcile_campaign(engine, campaign_id)
+    return delivery_counts(engine, campaign_id)

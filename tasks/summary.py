@@ -24,8 +24,9 @@ FUNNEL_LINES: Final = (
 )
 
 
-def funnel(counts: dict[str, int]) -> dict[str, int]:
-    """Ordered funnel lines from per-outcome and per-`outcome:reason` counts."""
+def funnel(counts: dict[str, int], delivery: dict[str, int] | None = None) -> dict[str, int]:
+    """Ordered funnel lines from per-outcome and per-`outcome:reason` counts, and the delivery
+    statuses webhooks reported so far for the campaign's messages."""
     derived = dict(counts)
     derived["sent_now"] = counts.get(Outcome.SENT, 0) - counts.get(
         f"{Outcome.SENT}:{Reason.ALREADY_SENT}", 0
@@ -36,6 +37,12 @@ def funnel(counts: dict[str, int]) -> dict[str, int]:
     total = sum(v for k, v in counts.items() if ":" not in k)
     lines = {"customers read": total}
     lines.update({label: derived.get(key, 0) for label, key in FUNNEL_LINES})
+    if delivery is not None:
+        lines["delivered (webhooks so far)"] = delivery.get("delivered", 0) + delivery.get(
+            "read", 0
+        )
+        lines["read (webhooks so far)"] = delivery.get("read", 0)
+        lines["failed after sending (webhooks)"] = delivery.get("failed", 0)
     return lines
 
 

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
-from connectors.warehouse.schema import campaign_runs, contact_checks, recipients
+from connectors.warehouse.schema import campaign_runs, contact_checks, deliveries, recipients
 from connectors.warehouse.upsert import upsert
 
 _IN_CHUNK = 1000
@@ -87,3 +87,14 @@ def save_checks(engine: Engine, rows: list[dict[str, Any]]) -> None:
     """Store contact-check answers (phone_e164, status, wa_id, checked_at)."""
     with engine.begin() as conn:
         upsert(conn, contact_checks, rows)
+
+
+def delivery_counts(engine: Engine, campaign_id: str) -> dict[str, int]:
+    """Messages of a campaign per delivery status reported by webhooks so far."""
+    stmt = (
+        select(deliveries.c.delivery_status, func.count())
+        .where(deliveries.c.campaign_id == campaign_id, deliveries.c.delivery_status.is_not(None))
+        .group_by(deliveries.c.delivery_status)
+    )
+    with engine.connect() as conn:
+        return {str(status): int(n) for status, n in conn.execute(stmt)}

@@ -191,7 +191,9 @@ def test_a_campaign_level_error_stops_the_run_after_the_threshold(
                 client, items, unknown_template, write=write, concurrency=4, breaker_threshold=5
             )
 
-    with pytest.raises(CircuitOpenError, match=r"stopped after \d+ sends in a row failed with 2001"):
+    with pytest.raises(
+        CircuitOpenError, match=r"stopped after \d+ sends in a row failed with 2001"
+    ):
         asyncio.run(run())
     attempted = len(sandbox.state.requests_to("messages"))
     assert 5 <= attempted <= 5 + 4  # the threshold plus what was already in flight

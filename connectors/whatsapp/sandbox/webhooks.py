@@ -30,6 +30,9 @@ from connectors.whatsapp.sandbox.state import SandboxState
 
 _ATTEMPTS = 3
 _TIMEOUT = httpx.Timeout(2.0, connect=1.0)
+# Pushes go out through a few workers: one task per message would crowd the server's event loop
+# and httpx's pool (its per-request pool scan grows with the requests waiting) under load.
+_WORKERS = 8
 
 STATUSES: Final = ("sent", "delivered", "read", "failed", "deleted", "warning")
 ERROR_TITLES: Final[Mapping[int, str]] = {
@@ -78,6 +81,7 @@ class WebhookPusher:
         self._state = state
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._queue: asyncio.Queue[tuple[str, Sequence[Mapping[str, object]]]] | None = None
         self._accepted = 0
         self._script: deque[tuple[str, ...]] = deque()
         self._rng = random.Random(0)
@@ -99,12 +103,25 @@ class WebhookPusher:
         self._accepted = 0
 
     def push(self, url: str, message_id: str, wa_id: str) -> None:
-        """Schedule the statuses of one accepted message."""
+        """Queue the statuses of one accepted message for the push workers."""
         self._accepted += 1
         payloads = self._status_payloads(message_id, wa_id, self._sequence(self._accepted))
-        task = asyncio.get_running_loop().create_task(self._deliver(url, payloads))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            loop = asyncio.get_running_loop()
+            for _ in range(_WORKERS):
+                task = loop.create_task(self._work(self._queue))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        self._queue.put_nowait((url, payloads))
+
+    async def _work(self, queue: asyncio.Queue[tuple[str, Sequence[Mapping[str, object]]]]) -> None:
+        while True:
+            url, payloads = await queue.get()
+            try:
+                await self._deliver(url, payloads)
+            finally:
+                queue.task_done()
 
     async def push_inbound(self, url: str, wa_id: str, text: str, *, name: str = "") -> str:
         """Post a customer's text message now, as a v1 server does; returns its message id."""
@@ -183,7 +200,9 @@ class WebhookPusher:
 
     async def _post(self, url: str, payload: Mapping[str, object]) -> bool:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=_TIMEOUT)
+            self._client = httpx.AsyncClient(
+                timeout=_TIMEOUT, limits=httpx.Limits(max_connections=_WORKERS)
+            )
         self.pushed.append(dict(payload))
         for attempt in range(_ATTEMPTS):
             try:
