@@ -49,6 +49,7 @@ from connectors.warehouse.connect import warehouse
 from connectors.whatsapp.client import Template, WhatsAppClient
 from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.settings import WhatsAppSettings
+from connectors.whatsapp.transport import ShardedTransport
 from tasks.send import LedgerWriter, Outgoing, send_all
 
 TEMPLATE: Final = Template(namespace="acme_ns", name="order_update", language="en")
@@ -202,14 +203,24 @@ class TimedTransport(httpx.AsyncBaseTransport):
 
 
 def timed_http(
-    settings: WhatsAppSettings, connections: int, shards: int = 1
+    settings: WhatsAppSettings, connections: int, shards: int = 0
 ) -> tuple[httpx.AsyncClient, TimedTransport]:
-    """An httpx client built as WhatsAppClient builds its own, over a timing transport."""
-    per_pool = math.ceil(connections / shards)
-    limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
-    transport = TimedTransport(
-        [httpx.AsyncHTTPTransport(limits=limits, verify=settings.verify_tls) for _ in range(shards)]
-    )
+    """An httpx client built as WhatsAppClient builds its own, over a timing transport.
+
+    `shards` 0 uses the client's own transport (pools of `POOL_SIZE`); N > 0 forces N pools.
+    """
+    if shards <= 0:
+        pools: list[httpx.AsyncBaseTransport] = [
+            ShardedTransport(max_connections=connections, verify=settings.verify_tls)
+        ]
+    else:
+        per_pool = math.ceil(connections / shards)
+        limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+        pools = [
+            httpx.AsyncHTTPTransport(limits=limits, verify=settings.verify_tls)
+            for _ in range(shards)
+        ]
+    transport = TimedTransport(pools)
     timeout = httpx.Timeout(
         connect=settings.connect_timeout_s,
         read=settings.read_timeout_s,
@@ -401,9 +412,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--http-shards",
         type=int,
-        default=1,
-        help="split the client's connections over N httpx pools (an experiment; default 1: "
-        "WhatsAppClient's own pool)",
+        default=0,
+        help="split the client's connections over N httpx pools (an experiment; default 0: "
+        "WhatsAppClient's own transport, pools of 8)",
     )
     return parser
 
@@ -422,15 +433,15 @@ def _ledger_run(box: Sandbox, run: Run, burst: int) -> Run:
 
 def runs_at(limit: float, args: argparse.Namespace, *, with_ledger: bool) -> list[Run]:
     """The runs at one limit, against a sandbox of their own."""
-    shards = max(1, args.http_shards)
-    pools = f" {shards} pools" if shards > 1 else ""
+    shards = max(0, args.http_shards)
+    pools = f" {shards} pools" if shards > 0 else ""
     burst = args.burst or max(1, int(limit // 10))
     concurrency = args.concurrency or math.ceil(limit * args.latency_ms / 1000 * 1.5) + 2
     bucket = max(1, round(burst * args.sandbox_burst))
     print(
         f"limit {limit:g}/s: sandbox {limit * args.headroom:g}/s bucket {bucket}, "
         f"{args.latency_ms:g} ms; client concurrency {concurrency}, burst {burst}"
-        + (f", {shards} connection pools" if shards > 1 else ""),
+        + (f", {shards} connection pools" if shards > 0 else ""),
         flush=True,
     )
     runs = []
@@ -467,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "latency_ms": args.latency_ms,
         "headroom": args.headroom,
         "sandbox_burst": args.sandbox_burst,
-        "http_shards": max(1, args.http_shards),
+        "http_shards": max(0, args.http_shards),
         "runs": [
             {
                 "label": r.label,

@@ -29,6 +29,7 @@ from connectors.whatsapp.errors import (
 )
 from connectors.whatsapp.limits import SendLimiter, SendLimits
 from connectors.whatsapp.settings import WhatsAppSettings
+from connectors.whatsapp.transport import ShardedTransport
 
 ContactStatus = Literal["valid", "invalid", "processing", "failed"]
 
@@ -97,10 +98,7 @@ class WhatsAppClient:
                 write=settings.write_timeout_s,
                 pool=settings.pool_timeout_s,
             ),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            verify=settings.verify_tls,
+            transport=ShardedTransport(max_connections=max_connections, verify=settings.verify_tls),
         )
         self._base = settings.base_url.rstrip("/")
 
