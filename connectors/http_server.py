@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import uvicorn
 
@@ -73,3 +74,31 @@ def serve_in_thread(config: uvicorn.Config, *, name: str) -> ServerThread:
             raise RuntimeError(f"{name} did not start on {config.host}:{config.port} in 10 s")
         time.sleep(0.005)
     return ServerThread(server, thread)
+
+
+class RunningServer:
+    """Base of the in-thread servers handed to callers: `.url`, `.stop()`, `with` support."""
+
+    def __init__(self, serving: ServerThread) -> None:
+        self._serving = serving
+        self.host: str = serving.host
+        self.port: int = serving.port
+        self.url: str = serving.url
+
+    def stop(self) -> None:
+        """Stop gracefully and join the server's thread."""
+        self._serving.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self.url!r})"

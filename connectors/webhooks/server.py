@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-
 import uvicorn
 
-from connectors.http_server import ServerThread, quiet_config, serve_in_thread
+from connectors.http_server import RunningServer, ServerThread, quiet_config, serve_in_thread
 from connectors.webhooks.app import ReceiverApp
 from connectors.webhooks.settings import ReceiverSettings
 from connectors.webhooks.writer import WriterStats
@@ -17,16 +15,13 @@ def uvicorn_config(app: ReceiverApp, *, host: str, port: int) -> uvicorn.Config:
     return quiet_config(app.asgi, host=host, port=port, timeout_graceful_shutdown=10)
 
 
-class RunningReceiver:
+class RunningReceiver(RunningServer):
     """A receiver serving in a daemon thread: `.url`, `.v1_url`, `.cloud_url`, `.stop()`."""
 
     def __init__(self, app: ReceiverApp, serving: ServerThread) -> None:
+        super().__init__(serving)
         self.app = app
         self.settings = app.settings
-        self._serving = serving
-        self.host = serving.host
-        self.port = serving.port
-        self.url = serving.url
         self.cloud_url = f"{self.url}/webhooks/cloud"
 
     @property
@@ -44,24 +39,6 @@ class RunningReceiver:
     def unmatched(self) -> int:
         """Message ids whose statuses wait for the ledger to learn them."""
         return 0 if self.app.writer is None else self.app.writer.unmatched
-
-    def stop(self) -> None:
-        """Stop: in-flight requests are committed and answered, then the thread ends."""
-        self._serving.stop()
-
-    def __enter__(self) -> RunningReceiver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"RunningReceiver(url={self.url!r})"
 
 
 def start_receiver(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from connectors.http_server import ServerThread, quiet_config, serve_in_thread
+from connectors.http_server import RunningServer, ServerThread, quiet_config, serve_in_thread
 from connectors.whatsapp.sandbox.app import TRANSPORT_SCOPE_KEY, SandboxApp
 from connectors.whatsapp.sandbox.config import SandboxConfig
 from connectors.whatsapp.sandbox.state import SandboxState
@@ -47,35 +46,18 @@ def uvicorn_config(app: SandboxApp, *, host: str, port: int) -> uvicorn.Config:
     )
 
 
-class RunningSandbox:
+class RunningSandbox(RunningServer):
     """A sandbox serving in a daemon thread; `.url`, `.state`, `.config`, `.stop()`."""
 
     def __init__(self, app: SandboxApp, serving: ServerThread) -> None:
+        super().__init__(serving)
         self._app = app
-        self._serving = serving
         self.state: SandboxState = app.state
         self.config: SandboxConfig = app.config
-        self.host: str = serving.host
-        self.port: int = serving.port
-        self.url = serving.url
 
     def stop(self) -> None:
         """Stop serving gracefully (hanging requests are released) and join the thread."""
         self._serving.stop(before=self._app.begin_shutdown)
-
-    def __enter__(self) -> RunningSandbox:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"RunningSandbox(url={self.url!r})"
 
 
 def start_sandbox(
