@@ -45,10 +45,16 @@ def slow_sandbox() -> Iterator[RunningSandbox]:
 
 
 def _setup(
-    tmp_path: Path, warehouse_url: str, sandbox: RunningSandbox, n: int
+    tmp_path: Path,
+    warehouse_url: str,
+    sandbox: RunningSandbox,
+    n: int,
+    *,
+    seed: int = 21,
+    crm_url: str | None = None,
 ) -> tuple[list[DemoCustomer], dict[str, str], Path]:
-    crm_url = f"sqlite:///{tmp_path}/crm.sqlite"
-    customers = demo_customers(n, seed=21)
+    crm_url = crm_url or f"sqlite:///{tmp_path}/crm.sqlite"
+    customers = demo_customers(n, seed=seed)
     engine = create_engine(crm_url)
     seed_demo_crm(engine, customers)
     engine.dispose()
@@ -99,9 +105,28 @@ def test_kill_9_mid_send_then_rerun_sends_nobody_twice(
     slow_sandbox: RunningSandbox,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
+    """A reviewer varies the CRM and the crash point with CRASH_TEST_CRM (sqlite, postgresql,
+    mariadb), CRASH_TEST_CUSTOMERS, CRASH_TEST_SEED and CRASH_TEST_KILL_AFTER (sends)."""
+    crm_kind = os.environ.get("CRASH_TEST_CRM", "sqlite")
+    crm_url = (
+        None
+        if crm_kind == "sqlite"
+        else str(
+            request.getfixturevalue({"postgresql": "postgres_url"}.get(crm_kind, "mariadb_url"))
+        )
+    )
+    kill_after = int(os.environ.get("CRASH_TEST_KILL_AFTER", "300"))
     warehouse_url = f"sqlite:///{tmp_path}/warehouse.sqlite"
-    customers, env, params = _setup(tmp_path, warehouse_url, slow_sandbox, 2500)
+    customers, env, params = _setup(
+        tmp_path,
+        warehouse_url,
+        slow_sandbox,
+        int(os.environ.get("CRASH_TEST_CUSTOMERS", "2500")),
+        seed=int(os.environ.get("CRASH_TEST_SEED", "21")),
+        crm_url=crm_url,
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "flows.broadcast", "--params", str(params)],
         cwd=ROOT,
@@ -110,7 +135,11 @@ def test_kill_9_mid_send_then_rerun_sends_nobody_twice(
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: len(slow_sandbox.state.messages_sent()) >= 300, 120, "300 sends")
+        wait_until(
+            lambda: len(slow_sandbox.state.messages_sent()) >= kill_after,
+            120,
+            f"{kill_after} sends",
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
