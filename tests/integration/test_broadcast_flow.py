@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 
 from connectors.demo_crm import DemoCustomer, demo_customers, seed_demo_crm
-from connectors.warehouse.schema import campaign_runs, deliveries, recipients
+from connectors.warehouse.schema import campaign_runs, deliveries, opt_outs, recipients
 from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from flows.broadcast import broadcast
 from tasks.campaign import Campaign
@@ -151,3 +151,94 @@ def test_dry_run_plans_without_checking_or_sending(
     assert report["funnel"]["planned (dry run)"] == would_check
     outcomes = {r["outcome"] for r in _recipients(warehouse_url, "it-dry").values()}
     assert "sent" not in outcomes and "planned" in outcomes
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("CRM_DATABASE_URL", "postgresql+psycopg://etl:hunter2@127.0.0.1:1/crm", "CRM unreachable"),
+        (
+            "WAREHOUSE_DATABASE_URL",
+            "postgresql+psycopg://etl:hunter2@127.0.0.1:1/wh",
+            "warehouse unreachable",
+        ),
+        ("WHATSAPP_API_URL", "http://127.0.0.1:1", "WhatsApp API unreachable"),
+    ],
+)
+def test_an_unreachable_service_fails_the_run_at_once_naming_it(
+    prefect_api: None,
+    sandbox: RunningSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    from connectors.preflight import UnreachableError
+
+    crm_url, warehouse_url = f"sqlite:///{tmp_path}/crm.sqlite", f"sqlite:///{tmp_path}/wh.sqlite"
+    engine = create_engine(crm_url)
+    seed_demo_crm(engine, demo_customers(50, seed=3))
+    engine.dispose()
+    _point_at(monkeypatch, crm_url, warehouse_url, sandbox)
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(UnreachableError, match=message) as caught:
+        broadcast(_campaign("it-unreachable"))
+
+    assert "hunter2" not in str(caught.value)
+    assert sandbox.state.requests_to("contacts") == sandbox.state.requests_to("messages") == []
+
+
+def test_a_stop_reply_excludes_the_customer_from_the_next_campaign(
+    prefect_api: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import time
+
+    from pydantic import SecretStr
+
+    from connectors.webhooks.server import start_receiver
+    from connectors.webhooks.settings import ReceiverSettings
+    from connectors.whatsapp.sandbox.webhooks import pusher_for
+
+    crm_url, warehouse_url = f"sqlite:///{tmp_path}/crm.sqlite", f"sqlite:///{tmp_path}/wh.sqlite"
+    customers = demo_customers(200, seed=9)
+    engine = create_engine(crm_url)
+    seed_demo_crm(engine, customers)
+    engine.dispose()
+    settings = ReceiverSettings(warehouse_url=SecretStr(warehouse_url), token=SecretStr("tok"))
+    config = SandboxConfig(rate_limit_messages=None)
+    with start_sandbox(config) as sandbox, start_receiver(settings) as receiver:
+        sandbox.state.webhook_url = receiver.v1_url
+        _point_at(monkeypatch, crm_url, warehouse_url, sandbox)
+        broadcast(_campaign("it-first"))
+        stopper = next(c for c in customers if c.expected_outcome == "sent")
+        wa_id = str(stopper.expected_wa_id)
+        asyncio.run(pusher_for(sandbox.state).push_inbound(receiver.v1_url, wa_id, " Stop! "))
+        deadline = time.monotonic() + 10
+        while not _opted_out(warehouse_url) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _opted_out(warehouse_url), "the STOP reply never reached wa_opt_outs"
+
+        broadcast(_campaign("it-second"))
+
+    second = _recipients(warehouse_url, "it-second")
+    assert (second[str(stopper.id)]["outcome"], second[str(stopper.id)]["reason"]) == (
+        "excluded_no_consent",
+        "opted_out_via_whatsapp",
+    )
+    sent_second = [m.to for m in sandbox.state.messages_sent()]
+    assert sent_second.count(wa_id) == 1  # the first campaign's message only
+    others = [c for c in customers if c.expected_outcome == "sent" and c.id != stopper.id]
+    assert all(second[str(c.id)]["outcome"] in ("sent", "delivered", "read") for c in others)
+
+
+def _opted_out(url: str) -> bool:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        found = conn.execute(select(func.count()).select_from(opt_outs)).scalar_one() > 0
+    engine.dispose()
+    return found
