@@ -6,7 +6,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, and_, case, func, literal_column, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from connectors.warehouse.schema import campaign_runs, contact_checks, deliveries, recipients
 from connectors.warehouse.upsert import upsert
@@ -58,10 +59,29 @@ def finish_run(
         )
 
 
+# Outcomes that webhooks set after `sent`: a re-run writing `sent` again must not undo them.
+_AFTER_SENT = ("delivered", "read", "failed")
+
+
+def _keeps_webhook_outcome(new: Any) -> ColumnElement[bool]:
+    # Inline constants: bound or expanding parameters do not mix with executemany upserts.
+    current = or_(*(recipients.c.outcome == literal_column(f"'{o}'") for o in _AFTER_SENT))
+    return and_(current, new.outcome == literal_column("'sent'"))
+
+
 def write_recipients(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    """Upsert one chunk of customer outcomes in a single transaction."""
+    """Upsert one chunk of customer outcomes in a single transaction; never moves a customer's
+    delivered/read/failed back to sent."""
+    keep = {
+        column: (
+            lambda new, column=column: case(
+                (_keeps_webhook_outcome(new), recipients.c[column]), else_=new[column]
+            )
+        )
+        for column in ("reason", "outcome")
+    }
     with engine.begin() as conn:
-        upsert(conn, recipients, rows)
+        upsert(conn, recipients, rows, expressions=keep)
 
 
 def fresh_checks(

@@ -129,3 +129,43 @@ def test_a_campaign_runs_once_at_a_time_and_other_campaigns_are_free(any_db_url:
     with campaign_lock(other, "spring"):  # released at the end of the first holder's body
         pass
     other.dispose()
+
+
+def test_a_rerun_writing_sent_never_moves_a_delivered_read_or_failed_customer_back(
+    any_db_url: str,
+) -> None:
+    engine = warehouse(any_db_url)
+    base = {
+        "campaign_id": "c1",
+        "phone_e164": "+4915112345678",
+        "duplicate_of": None,
+        "run_id": "r1",
+        "updated_at": NOW,
+    }
+    settled = [("1", "delivered", None), ("2", "read", None), ("3", "failed", "470")]
+    write_recipients(
+        engine,
+        [{**base, "customer_id": c, "outcome": o, "reason": r} for c, o, r in settled]
+        + [{**base, "customer_id": "4", "outcome": "sending", "reason": None}],
+    )
+    rerun = [
+        {**base, "customer_id": c, "outcome": "sent", "reason": "already_sent", "run_id": "r2"}
+        for c in ("1", "2", "3", "4")
+    ]
+    write_recipients(engine, rerun)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                recipients.c.customer_id,
+                recipients.c.outcome,
+                recipients.c.reason,
+                recipients.c.run_id,
+            )
+        ).all()
+    got = {c: (o, r, run) for c, o, r, run in rows}
+    assert got == {
+        "1": ("delivered", None, "r2"),
+        "2": ("read", None, "r2"),
+        "3": ("failed", "470", "r2"),
+        "4": ("sent", "already_sent", "r2"),
+    }
