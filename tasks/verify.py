@@ -51,8 +51,8 @@ def apply_checks(
     out = frame.copy()
     running = in_running(out)
     phones = out[PHONE_E164]
-    status = phones.map(lambda p: answers.get(p, ("failed", None))[0]).where(running)
-    wa_id = phones.map(lambda p: answers.get(p, ("failed", None))[1]).where(running)
+    status = phones.map({p: a[0] for p, a in answers.items()}).where(running)
+    wa_id = phones.map({p: a[1] for p, a in answers.items()}).where(running)
     valid = running & (status == "valid") & wa_id.notna()
     invalid = running & (status == "invalid")
     failed = running & ~valid & ~invalid

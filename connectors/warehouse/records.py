@@ -13,6 +13,7 @@ from connectors.warehouse.schema import campaign_runs, contact_checks, deliverie
 from connectors.warehouse.upsert import upsert
 
 _IN_CHUNK = 1000
+_SCAN_ABOVE = 20_000
 
 
 def start_run(
@@ -89,17 +90,18 @@ def fresh_checks(
 ) -> dict[str, tuple[str, str | None]]:
     """Cached checks younger than the cutoff: phone -> (status, wa_id)."""
     wanted = list(phones)
-    found: dict[str, tuple[str, str | None]] = {}
+    columns = (contact_checks.c.phone_e164, contact_checks.c.status, contact_checks.c.wa_id)
+    fresh = contact_checks.c.checked_at >= not_before
     with engine.connect() as conn:
+        if len(wanted) > _SCAN_ABOVE:  # one scan beats hundreds of IN lists
+            wanted_set = set(wanted)
+            rows = conn.execute(select(*columns).where(fresh)).all()
+            return {p: (s, w) for p, s, w in rows if p in wanted_set}
+        found: dict[str, tuple[str, str | None]] = {}
         for start in range(0, len(wanted), _IN_CHUNK):
-            stmt = select(
-                contact_checks.c.phone_e164, contact_checks.c.status, contact_checks.c.wa_id
-            ).where(
-                contact_checks.c.phone_e164.in_(wanted[start : start + _IN_CHUNK]),
-                contact_checks.c.checked_at >= not_before,
-            )
-            for phone, status, wa_id in conn.execute(stmt):
-                found[phone] = (status, wa_id)
+            chunk = wanted[start : start + _IN_CHUNK]
+            stmt = select(*columns).where(contact_checks.c.phone_e164.in_(chunk), fresh)
+            found.update((p, (s, w)) for p, s, w in conn.execute(stmt))
     return found
 
 

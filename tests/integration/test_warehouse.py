@@ -169,3 +169,23 @@ def test_a_rerun_writing_sent_never_moves_a_delivered_read_or_failed_customer_ba
         "3": ("failed", "470", "r2"),
         "4": ("sent", "already_sent", "r2"),
     }
+
+
+def test_contact_check_cache_lookup_of_many_numbers_scans_once_with_the_same_answer(
+    sqlite_url: str,
+) -> None:
+    engine = warehouse(sqlite_url)
+    old = NOW - timedelta(days=8)
+    rows = [
+        {"phone_e164": f"+1631{i:07d}", "status": "valid", "wa_id": f"1631{i:07d}",
+         "checked_at": old if i % 10 == 0 else NOW}
+        for i in range(25_000)
+    ]  # fmt: skip
+    save_checks(engine, rows)
+    wanted = [f"+1631{i:07d}" for i in range(0, 30_000, 2)]  # 15,000 asked: the IN path
+    many = [f"+1631{i:07d}" for i in range(30_000)]  # 30,000 asked: the scan path
+    cutoff = NOW - timedelta(days=7)
+    few_found = fresh_checks(engine, wanted, not_before=cutoff)
+    many_found = fresh_checks(engine, many, not_before=cutoff)
+    assert len(many_found) == 22_500 and "+16310000010" not in many_found
+    assert few_found == {p: a for p, a in many_found.items() if p in set(wanted)}
