@@ -293,7 +293,7 @@ def _when(text: str) -> datetime:
 class Arrivals:
     """When the sandbox accepted the messages (its clock): rate, and the longest pause."""
 
-    statuses: Counter[int] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
     rate: float | None = None
     span_s: float | None = None
     longest_gap_s: float = 0.0
@@ -302,7 +302,8 @@ class Arrivals:
     @classmethod
     def of(cls, record: Sequence[dict[str, object]]) -> Arrivals:
         """From the sandbox's record of /v1/messages requests."""
-        found = cls(statuses=Counter(int(str(r["status"])) for r in record))
+        # A status of None: no answer went out (the client gave up, or the connection broke).
+        found = cls(statuses=Counter(str(r["status"]) for r in record))
         accepted = sorted(float(str(r["monotonic"])) for r in record if r["status"] in (200, 201))
         if len(accepted) > 1:
             found.span_s = accepted[-1] - accepted[0]
