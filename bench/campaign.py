@@ -516,7 +516,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--py-spy",
         type=Path,
-        help="profile the flow process (and the Prefect server it starts) with py-spy into this "
+        help="profile the flow process with py-spy into this "
         "file: .svg flame graph, .json speedscope, .raw/.txt collapsed stacks; idle time included",
     )
     return parser

@@ -1,9 +1,9 @@
 """Funnel (issue: 1M-row campaigns): CRM rows through every stage before send, vs the naive way.
 
-Each `--rows` x `--db` pair runs in a fresh child process (so its peak memory is its own) on a
-fresh database: a scratch PostgreSQL database `wa_bench_<random>` (dropped afterwards) or a
-temporary SQLite directory. The child writes generated customers into a `crm_contacts` table of
-the demo CRM's shape (COPY on PostgreSQL, one executemany on SQLite), then times the stages as
+For each `--rows` x `--db` pair this process writes generated customers into a `crm_contacts`
+table of the demo CRM's shape (COPY on PostgreSQL, one executemany on SQLite) in a fresh
+database: a scratch PostgreSQL database `wa_bench_<random>` (dropped afterwards) or a temporary
+SQLite file. A fresh child process (so its peak memory is its own) then times the stages as
 plain functions, in the flow's order, on chunks of `--chunk-size` rows:
 
   extract -> consent -> normalise -> opt-outs -> dedupe -> plan (ledger, template parameters)
@@ -71,17 +71,6 @@ DATABASES: Final = ("postgres", "sqlite")
 CAMPAIGN: Final = "bench-funnel"
 DEFAULT_REGION: Final = "US"
 PARAM_COLUMNS: Final = ["param_first_name"]
-STAGES: Final = (
-    "extract",
-    "consent",
-    "normalise",
-    "opt-outs",
-    "dedupe",
-    "plan",
-    "verify",
-    "planned",
-    "record",
-)
 FIRST_NAMES: Final = ("Ana", "Liam", "Priya", "João", "Chinedu", "Sofía", "Lukas", "Emma", "Aarav")
 NO_OPT_IN_SHARE: Final = 0.06
 OPTED_OUT_SHARE: Final = 0.04
@@ -288,11 +277,9 @@ def naive_write(url: str, rows: Sequence[dict[str, Any]]) -> float:
 
 
 def own_peak_mib() -> float:
-    """This process's peak RSS since it started (VmHWM), in MiB; ru_maxrss where /proc is absent.
-
-    ru_maxrss survives execve on Linux, so a child started by a parent that once held more
-    (here: the parent generated a million rows) reports the parent's high-water mark.
-    """
+    """This process's peak RSS since it started (VmHWM), in MiB; ru_maxrss where /proc is absent."""
+    # Not ru_maxrss: Linux keeps it across execve, so this child would report the high-water
+    # mark of the parent that generated a million rows.
     try:
         with open("/proc/self/status") as status:
             for line in status:

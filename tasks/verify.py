@@ -115,7 +115,12 @@ def verify(
     stats = VerifyStats(checked=len(phones) - len(cached), from_cache=len(cached))
     # A STOP is stored under the wa_id it came from, which may differ from the E.164 digits.
     stopped = opted_out_wa_ids(engine)
-    return [exclude_stopped(apply_checks(f, answers), stopped) for f in frames], stats
+    # Each chunk maps only its own answers: building lookups of every answer per chunk is O(N^2).
+    own = [{p: answers[p] for p in f[PHONE_E164].dropna().unique() if p in answers} for f in frames]
+    checked = [
+        exclude_stopped(apply_checks(f, a), stopped) for f, a in zip(frames, own, strict=True)
+    ]
+    return checked, stats
 
 
 def exclude_stopped(frame: pd.DataFrame, stopped_wa_ids: set[str]) -> pd.DataFrame:
