@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import resource
+import socket
 import subprocess
 import sys
 import threading
@@ -275,3 +276,20 @@ class TreeMemory:
     def child_peak_mib(self) -> float | None:
         """Largest peak RSS of one child, in MiB."""
         return self.child_peak_kib / 1024 if self.available else None
+
+
+def free_port() -> int:
+    """A local port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), 0.0 elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

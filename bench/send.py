@@ -26,7 +26,6 @@ import itertools
 import math
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from typing import Any, Final
 import httpx
 from pydantic import SecretStr
 
-from bench.common import Figure, Target, report
+from bench.common import Figure, Target, cpu_seconds, free_port, report
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.whatsapp.client import Template, WhatsAppClient
@@ -62,28 +61,11 @@ TARGET_429: Final = Target("<=", 0)
 TARGET_FAILED: Final = Target("<=", 0)
 
 
-def _free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), 0.0 elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Sandbox:
     """The sandbox in a child process on a free port; `with Sandbox(...) as sandbox:`."""
 
     def __init__(self, *, latency_ms: float, rate: float, burst: int) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._command = [
             sys.executable,
@@ -160,7 +142,7 @@ class Sandbox:
     @property
     def cpu_s(self) -> float:
         """CPU time the sandbox process has used so far."""
-        return 0.0 if self._process is None else _cpu_seconds(self._process.pid)
+        return 0.0 if self._process is None else cpu_seconds(self._process.pid)
 
     def reset(self) -> None:
         """Forget the record, known contacts and rate buckets."""

@@ -36,7 +36,7 @@ from typing import Any, Final
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from bench.common import Figure, Target, report
+from bench.common import Figure, Target, cpu_seconds, free_port, report
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.records import write_recipients
@@ -51,22 +51,6 @@ POSTGRES_ADMIN_URL: Final = os.environ.get(
 TARGET_RATE: Final = Target(">=", 1000)
 TARGET_LOST: Final = Target("<=", 0)
 START_DEADLINE_S: Final = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), 0.0 elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # The load ------------------------------------------------------------------------------------
@@ -192,7 +176,7 @@ class Receiver:
     """`python -m connectors.webhooks` in a child process on a free port."""
 
     def __init__(self, url: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self._env = {
             **os.environ,
             "WAREHOUSE_DATABASE_URL": url,
@@ -229,7 +213,7 @@ class Receiver:
 
     @property
     def cpu_s(self) -> float:
-        return 0.0 if self.process is None else _cpu_seconds(self.process.pid)
+        return 0.0 if self.process is None else cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         process = self.process
