@@ -7,6 +7,7 @@ import itertools
 
 import pandas as pd
 import phonenumbers
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
@@ -137,6 +138,8 @@ def campaign(draw: st.DrawFn) -> list[pd.DataFrame]:
     return [frame.iloc[a:b] for a, b in itertools.pairwise(bounds)]
 
 
+# Building the frames touches global random state inside pandas, which Hypothesis warns about.
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 @FEW
 @given(campaign())
 def test_normalise_then_dedupe_never_loses_or_invents_a_customer(
