@@ -21,8 +21,10 @@ class UnfinishedCustomerError(RuntimeError):
     """A customer left the pipeline without an outcome: a bug, never written as success."""
 
 
-def _text(value: object) -> str | None:
-    return None if pd.isna(value) else str(value)  # type: ignore[call-overload]
+def _texts(values: pd.Series) -> list[str | None]:
+    """A column as Python strings, missing values as None."""
+    texts = values if pd.api.types.is_string_dtype(values) else values.astype("str")
+    return texts.astype(object).where(texts.notna(), None).tolist()
 
 
 def recipient_rows(
@@ -32,21 +34,18 @@ def recipient_rows(
     unfinished = int(in_running(frame).sum())
     if unfinished:
         raise UnfinishedCustomerError(f"{unfinished} customers reached record without an outcome")
-    columns = [CUSTOMER_ID, OUTCOME, REASON, PHONE_E164, DUPLICATE_OF]
+    columns = {
+        "customer_id": _texts(frame[CUSTOMER_ID]),
+        "outcome": _texts(frame[OUTCOME]),
+        "reason": _texts(frame[REASON]),
+        "phone_e164": _texts(frame[PHONE_E164]),
+        "duplicate_of": _texts(frame[DUPLICATE_OF]),
+    }
+    constant = {"campaign_id": campaign_id, "run_id": run_id, "updated_at": now}
+    names = list(columns)
     return [
-        {
-            "campaign_id": campaign_id,
-            "customer_id": str(customer_id),
-            "outcome": str(outcome),
-            "reason": _text(reason),
-            "phone_e164": _text(phone),
-            "duplicate_of": _text(duplicate_of),
-            "run_id": run_id,
-            "updated_at": now,
-        }
-        for customer_id, outcome, reason, phone, duplicate_of in frame[columns].itertuples(
-            index=False
-        )
+        {**constant, **dict(zip(names, values, strict=True))}
+        for values in zip(*columns.values(), strict=True)
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any
@@ -15,6 +16,8 @@ from prefect.artifacts import (
 )
 
 from tasks.summary import format_funnel
+
+logger = logging.getLogger(__name__)
 
 
 def artifact_key(campaign_id: str, kind: str) -> str:
@@ -41,7 +44,8 @@ def advance_progress(artifact_id: UUID | None, done: int, total: int) -> None:
 
 
 class Progress:
-    """Reports sends done to the progress artifact at most once per interval (API calls cost)."""
+    """Reports sends done to the progress artifact at most once per interval (API calls cost);
+    a failed update is logged, never raised: the artifact must not stop a campaign mid-send."""
 
     def __init__(
         self, artifact_id: UUID | None, *, done_before: int, total: int, every_s: float = 1.0
@@ -56,7 +60,10 @@ class Progress:
         now = time.monotonic()
         if now - self._last >= self.every_s:
             self._last = now
-            advance_progress(self.artifact_id, self.done_before + done, self.total)
+            try:
+                advance_progress(self.artifact_id, self.done_before + done, self.total)
+            except Exception as exc:  # cosmetic: the ledger, not the artifact, holds the truth
+                logger.warning("progress artifact not updated: %s", type(exc).__name__)
 
 
 def publish_report(report: dict[str, Any]) -> None:

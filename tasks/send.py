@@ -136,6 +136,7 @@ async def send_all(
     finished: list[ledger.Result] = []
     results: dict[str, ledger.Result] = {}
     breaker = _Breaker(breaker_threshold)
+    reporting: asyncio.Future[None] | None = None
     while queue or in_flight or finished:
         claims: list[Outgoing] = []
         while not breaker.open and queue and len(in_flight) + len(claims) < concurrency:
@@ -157,8 +158,9 @@ async def send_all(
             ],
         )
         results.update((r.phone_e164, r) for r in finished)
-        if finished and progress is not None:
-            progress(len(results))
+        if finished and progress is not None and (reporting is None or reporting.done()):
+            # An API call to Prefect: off the loop, so the sends keep their pace meanwhile.
+            reporting = asyncio.ensure_future(asyncio.to_thread(progress, len(results)))
         finished = []
         in_flight.update(asyncio.create_task(_send_one(client, c, template)) for c in claims)
         if not in_flight:
@@ -168,6 +170,8 @@ async def send_all(
             result = finished_task.result()
             finished.append(result)
             breaker.observe(result)
+    if reporting is not None:
+        await reporting
     if breaker.open:
         raise breaker.error()
     return results

@@ -44,15 +44,27 @@ def numbers_to_check(frames: list[pd.DataFrame]) -> list[str]:
     return list(dict.fromkeys(pd.concat(phones).tolist()))
 
 
+def answer_table(answers: Mapping[str, tuple[str, str | None]]) -> pd.DataFrame:
+    """Answers as a frame indexed by number (`status`, `wa_id`): built once, so every chunk's
+    lookup reuses one hash table instead of building its own."""
+    return pd.DataFrame(
+        list(answers.values()),
+        index=pd.Index(list(answers), dtype="str"),
+        columns=["status", "wa_id"],
+        dtype="str",
+    )
+
+
 def apply_checks(
-    frame: pd.DataFrame, answers: Mapping[str, tuple[str, str | None]]
+    frame: pd.DataFrame, answers: Mapping[str, tuple[str, str | None]] | pd.DataFrame
 ) -> pd.DataFrame:
     """Set `wa_id` for WhatsApp users and exclude the rest with their reason."""
+    table = answers if isinstance(answers, pd.DataFrame) else answer_table(answers)
     out = frame.copy()
     running = in_running(out)
     phones = out[PHONE_E164]
-    status = phones.map({p: a[0] for p, a in answers.items()}).where(running)
-    wa_id = phones.map({p: a[1] for p, a in answers.items()}).where(running)
+    status = phones.map(table["status"]).where(running)
+    wa_id = phones.map(table["wa_id"]).where(running)
     valid = running & (status == "valid") & wa_id.notna()
     invalid = running & (status == "invalid")
     failed = running & ~valid & ~invalid
@@ -115,11 +127,8 @@ def verify(
     stats = VerifyStats(checked=len(phones) - len(cached), from_cache=len(cached))
     # A STOP is stored under the wa_id it came from, which may differ from the E.164 digits.
     stopped = opted_out_wa_ids(engine)
-    # Each chunk maps only its own answers: building lookups of every answer per chunk is O(N^2).
-    own = [{p: answers[p] for p in f[PHONE_E164].dropna().unique() if p in answers} for f in frames]
-    checked = [
-        exclude_stopped(apply_checks(f, a), stopped) for f, a in zip(frames, own, strict=True)
-    ]
+    table = answer_table(answers)
+    checked = [exclude_stopped(apply_checks(f, table), stopped) for f in frames]
     return checked, stats
 
 

@@ -6,7 +6,20 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, literal_column, or_, select, update
+from sqlalchemy import (
+    Engine,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 from connectors.warehouse.schema import campaign_runs, contact_checks, deliveries, recipients
@@ -14,6 +27,7 @@ from connectors.warehouse.upsert import upsert
 
 _IN_CHUNK = 1000
 _SCAN_ABOVE = 20_000
+_ARRAY_CHUNK = 50_000
 
 
 def start_run(
@@ -92,12 +106,19 @@ def fresh_checks(
     wanted = list(phones)
     columns = (contact_checks.c.phone_e164, contact_checks.c.status, contact_checks.c.wa_id)
     fresh = contact_checks.c.checked_at >= not_before
+    found: dict[str, tuple[str, str | None]] = {}
     with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":  # index lookups of an array: only the rows asked for
+            asked = contact_checks.c.phone_e164 == any_(bindparam("phones", type_=ARRAY(Text)))
+            stmt = select(*columns).where(asked, fresh)
+            for start in range(0, len(wanted), _ARRAY_CHUNK):
+                chunk = wanted[start : start + _ARRAY_CHUNK]
+                found.update((p, (s, w)) for p, s, w in conn.execute(stmt, {"phones": chunk}))
+            return found
         if len(wanted) > _SCAN_ABOVE:  # one scan beats hundreds of IN lists
             wanted_set = set(wanted)
             rows = conn.execute(select(*columns).where(fresh)).all()
             return {p: (s, w) for p, s, w in rows if p in wanted_set}
-        found: dict[str, tuple[str, str | None]] = {}
         for start in range(0, len(wanted), _IN_CHUNK):
             chunk = wanted[start : start + _IN_CHUNK]
             stmt = select(*columns).where(contact_checks.c.phone_e164.in_(chunk), fresh)

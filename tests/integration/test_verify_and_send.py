@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +21,7 @@ from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.frame import OUTCOME, REASON, WA_ID, with_stage_columns
+from tasks.report import Progress
 from tasks.send import CircuitOpenError, Outgoing, send, send_all
 from tasks.verify import verify
 
@@ -150,6 +153,44 @@ def test_never_more_than_concurrency_rows_sending_at_once(
 async def _check_all(sandbox: RunningSandbox, phones: list[str]) -> None:
     async with WhatsAppClient(settings=_settings(sandbox)) as client:
         await client.check_contacts(phones)
+
+
+def test_progress_is_reported_off_the_event_loop_and_its_failures_do_not_stop_sends(
+    sandbox: RunningSandbox,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    items = [Outgoing(f"+1631557{4001 + i}", str(i), f"1631557{4001 + i}", ()) for i in range(44)]
+    items = [i for i in items if not i.wa_id.endswith("0")][:40]
+    asyncio.run(_check_all(sandbox, [i.phone_e164 for i in items]))
+    engine = warehouse(sqlite_url)
+    loop_thread = threading.get_ident()
+    reports: list[tuple[int, int]] = []
+
+    def failing_update(artifact_id: object, done: int, total: int) -> None:
+        reports.append((threading.get_ident(), done))
+        raise RuntimeError("Prefect API unreachable")
+
+    monkeypatch.setattr("tasks.report.advance_progress", failing_update)
+    progress = Progress(uuid.uuid4(), done_before=0, total=len(items), every_s=0.0)
+
+    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
+        ledger.advance(engine, "c", "r", results=results, claims=claims)
+
+    async def run() -> dict[str, ledger.Result]:
+        limits = SendLimits(rate_per_s=1000, concurrency=4)
+        async with WhatsAppClient(settings=_settings(sandbox), send_limits=limits) as client:
+            return await send_all(
+                client, items, WELCOME, write=write, concurrency=4, progress=progress
+            )
+
+    results = asyncio.run(run())
+    assert len(results) == 40 and {r.state for r in results.values()} == {"sent"}
+    assert reports and loop_thread not in {thread for thread, _ in reports}
+    done = [n for _, n in reports]
+    assert done == sorted(done) and done[-1] <= 40
+    assert "progress artifact not updated: RuntimeError" in caplog.text
 
 
 def test_rate_limiter_holds_two_hundred_concurrent_sends_at_a_hundred_per_second(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, func, inspect, select, text
 
@@ -171,10 +172,10 @@ def test_a_rerun_writing_sent_never_moves_a_delivered_read_or_failed_customer_ba
     }
 
 
-def test_contact_check_cache_lookup_of_many_numbers_scans_once_with_the_same_answer(
-    sqlite_url: str,
+def test_contact_check_cache_lookup_gives_the_same_answer_for_few_and_many_numbers(
+    any_db_url: str,
 ) -> None:
-    engine = warehouse(sqlite_url)
+    engine = warehouse(any_db_url)
     old = NOW - timedelta(days=8)
     rows = [
         {"phone_e164": f"+1631{i:07d}", "status": "valid", "wa_id": f"1631{i:07d}",
@@ -182,10 +183,35 @@ def test_contact_check_cache_lookup_of_many_numbers_scans_once_with_the_same_ans
         for i in range(25_000)
     ]  # fmt: skip
     save_checks(engine, rows)
-    wanted = [f"+1631{i:07d}" for i in range(0, 30_000, 2)]  # 15,000 asked: the IN path
-    many = [f"+1631{i:07d}" for i in range(30_000)]  # 30,000 asked: the scan path
+    wanted = [f"+1631{i:07d}" for i in range(0, 30_000, 2)]  # 15,000: IN lists (ANY on PostgreSQL)
+    many = [f"+1631{i:07d}" for i in range(30_000)]  # 30,000: one scan (ANY on PostgreSQL)
     cutoff = NOW - timedelta(days=7)
     few_found = fresh_checks(engine, wanted, not_before=cutoff)
     many_found = fresh_checks(engine, many, not_before=cutoff)
     assert len(many_found) == 22_500 and "+16310000010" not in many_found
     assert few_found == {p: a for p, a in many_found.items() if p in set(wanted)}
+
+
+def test_large_batches_take_the_bulk_path_with_the_same_rules(any_db_url: str) -> None:
+    engine = warehouse(any_db_url)
+    base = {"campaign_id": "c1", "duplicate_of": None, "reason": None, "updated_at": NOW}
+    first = [
+        {**base, "customer_id": str(i), "phone_e164": f"+1631{i:07d}", "run_id": "r1",
+         "outcome": "delivered" if i % 3 == 0 else "sending"}
+        for i in range(2_500)
+    ]  # fmt: skip
+    write_recipients(engine, first)
+    write_recipients(
+        engine, [{**row, "outcome": "sent", "reason": "x", "run_id": "r2"} for row in first]
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(recipients.c.customer_id, recipients.c.outcome, recipients.c.updated_at)
+        ).all()
+    outcomes = {c: o for c, o, _ in rows}
+    assert len(outcomes) == 2_500
+    assert outcomes["3"] == "delivered" and outcomes["4"] == "sent"
+    assert {u for _, _, u in rows} == {NOW}
+    naive = [{**row, "updated_at": NOW.replace(tzinfo=None)} for row in first]
+    with pytest.raises(Exception, match="naive datetime"):
+        write_recipients(engine, naive)
