@@ -9,6 +9,9 @@ plain functions, in the flow's order, on chunks of `--chunk-size` rows:
   extract -> consent -> normalise -> opt-outs -> dedupe -> plan (ledger, template parameters)
   -> verify (sandbox, no latency) -> planned (dry-run `mark_planned`) -> record (`write_recipients`)
 
+Each stage runs as the flow runs it; record writes its chunks from 4 threads, as the flow's
+`record_chunk.map` does on its thread pool task runner.
+
 Verify checks only the numbers still in the running (consented, valid, deduplicated, with their
 template parameter), in `/v1/contacts` calls of `--contacts-batch-size` numbers, against the
 sandbox in its own process with its default limits (20 calls/s, bursts of 60). What verify leaves
@@ -29,6 +32,7 @@ back in) and first names (1% missing).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -36,6 +40,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +81,7 @@ NO_OPT_IN_SHARE: Final = 0.06
 OPTED_OUT_SHARE: Final = 0.04
 RECONSENTED_SHARE: Final = 0.03
 NO_NAME_SHARE: Final = 0.01
+RECORD_WORKERS: Final = 4  # flows.broadcast's ThreadPoolTaskRunner(max_workers=4)
 TARGET_ROWS: Final = 1_000_000
 TARGET_SPEEDUP: Final = Target(">=", 10)
 TARGET_SECONDS: Final = Target("<", 60)
@@ -242,14 +248,19 @@ def pipeline(
     chunks = [mark_planned(chunk) for chunk in chunks]
     clock.done("planned")
     now = datetime.now(UTC)
-    written: list[dict[str, Any]] = []
-    building = 0.0
-    for chunk in chunks:
+    building: list[float] = []
+
+    def record(chunk: pd.DataFrame) -> list[dict[str, Any]]:
         started = time.perf_counter()
         rows = recipient_rows(chunk, campaign_id=CAMPAIGN, run_id=run_id, now=now)
-        building += time.perf_counter() - started
+        building.append(time.perf_counter() - started)
         write_recipients(engine, rows)
-        written.extend(rows[: max(0, args.naive_write_rows - len(written))])
+        return rows[: args.naive_write_rows]
+
+    # As the flow runs `record_chunk.map`: its task runner's threads, chunks in parallel.
+    with ThreadPoolExecutor(max_workers=RECORD_WORKERS) as pool:
+        written = list(itertools.chain.from_iterable(pool.map(record, chunks)))
+    written = written[: args.naive_write_rows]
     clock.done("record")
     outcomes = pd.concat([chunk[OUTCOME] for chunk in chunks]).value_counts()
     counts = {
@@ -257,7 +268,7 @@ def pipeline(
         "numbers_to_check": to_check,
         "contacts_calls": -(-stats.checked // args.contacts_batch_size),
         "wa_ids": int(sum(int(chunk[WA_ID].notna().sum()) for chunk in chunks)),
-        "record_rows_building_s": building,
+        "record_rows_building_s": sum(building),
         "outcomes": {str(k): int(v) for k, v in outcomes.items()},
     }
     return normalised, written, counts
@@ -385,15 +396,16 @@ def figures(run: dict[str, Any]) -> list[Figure]:
     stages: dict[str, float] = run["stages_s"]
     total = sum(stages.values())
     full = rows >= TARGET_ROWS
-    write_s = stages["record"] - run["record_rows_building_s"]
+    # The record stage's wall time, building the rows included: its threads overlap the two.
+    write_s = stages["record"]
     naive_normalise_s = run["naive_normalise_s"]
     naive_write_rate = run["naive_write_rows"] / run["naive_write_s"]
     naive_write_s = rows / naive_write_rate  # every customer's row, at the measured rate
     naive_total = total - stages["normalise"] - write_s + naive_normalise_s + naive_write_s
     notes = {
         "verify": f"{run['numbers_checked']:,} numbers in {run['contacts_calls']} calls",
-        "record": f"recipient_rows {run['record_rows_building_s']:.2f} s + "
-        f"write_recipients {write_s:.2f} s",
+        "record": f"recipient_rows + write_recipients per chunk in {RECORD_WORKERS} threads, as "
+        f"the flow; recipient_rows {run['record_rows_building_s']:.2f} s summed over threads",
     }
     out = [
         Figure(
@@ -437,7 +449,7 @@ def figures(run: dict[str, Any]) -> list[Figure]:
             naive_write_s / write_s,
             "x",
             TARGET_SPEEDUP,
-            note="rows/s of write_recipients / rows/s of the naive INSERTs",
+            note="naive INSERTs' time for all rows / the record stage's (rows built included)",
         ),
         Figure(
             f"{label}: speed-up normalise + write",
