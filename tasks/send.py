@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -231,6 +233,18 @@ def apply_results(frame: pd.DataFrame, results: dict[str, ledger.Result]) -> pd.
     return out
 
 
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Keep the collector off the objects alive before sending starts: with a campaign's heap,
+    each full collection stalled the paced sends for up to ~0.4 s, time the rate limiter cannot
+    make up (bench campaign, 20k at 250/s: 238 -> 248 messages/s)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def send(
     frame: pd.DataFrame,
     *,
@@ -269,7 +283,8 @@ def send(
                 progress=progress,
             )
 
-    return apply_results(frame, asyncio.run(run()))
+    with frozen_heap():
+        return apply_results(frame, asyncio.run(run()))
 
 
 @task(name="send", cache_policy=NO_CACHE)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 
 import pandas as pd
+import pytest
 
 from connectors.warehouse import ledger
 from tasks.frame import MESSAGE_ID, OUTCOME, REASON, WA_ID, with_stage_columns
-from tasks.send import apply_results, outgoing
+from tasks.send import apply_results, frozen_heap, outgoing
 from tasks.verify import apply_checks, numbers_to_check
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -82,3 +84,12 @@ def test_a_wa_id_that_replied_stop_is_excluded_after_the_check() -> None:
     )
     assert out[REASON].iloc[0] == "opted_out_via_whatsapp" and pd.isna(out[REASON].iloc[1])
     assert pd.isna(out[WA_ID].iloc[0]) and out[WA_ID].iloc[1] == "2"
+
+
+def test_the_heap_is_frozen_while_sending_and_released_after_even_on_error() -> None:
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), frozen_heap():
+        raise RuntimeError("send failed")
+    assert gc.get_freeze_count() == 0
