@@ -298,6 +298,7 @@ class Arrivals:
     span_s: float | None = None
     longest_gap_s: float = 0.0
     gap_after: int = 0
+    tenths: list[float] = field(default_factory=list)  # rate within each tenth of the messages
 
     @classmethod
     def of(cls, record: Sequence[dict[str, object]]) -> Arrivals:
@@ -311,6 +312,12 @@ class Arrivals:
             gaps = [later - earlier for earlier, later in itertools.pairwise(accepted)]
             found.longest_gap_s = max(gaps)
             found.gap_after = gaps.index(found.longest_gap_s) + 1
+            step = max(1, len(accepted) // 10)
+            bounds = list(range(0, len(accepted) - step + 1, step))
+            found.tenths = [
+                step / max(accepted[min(i + step, len(accepted) - 1)] - accepted[i], 1e-9)
+                for i in bounds
+            ]
         return found
 
 
@@ -425,6 +432,12 @@ def figures(run: Measured) -> list[Figure]:
             arrivals.longest_gap_s,
             "s",
             note=f"after message {arrivals.gap_after:,} (chunks hold {run.chunk_size:,} customers)",
+        ),
+        Figure(
+            "arrival rate, slowest tenth of the messages",
+            min(arrivals.tenths, default=None),
+            "msg/s",
+            note="each tenth in order: " + ", ".join(f"{r:.0f}" for r in arrivals.tenths),
         ),
     ]
     out += [

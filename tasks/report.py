@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import Any
 from uuid import UUID
 
@@ -44,26 +43,19 @@ def advance_progress(artifact_id: UUID | None, done: int, total: int) -> None:
 
 
 class Progress:
-    """Reports sends done to the progress artifact at most once per interval (API calls cost);
-    a failed update is logged, never raised: the artifact must not stop a campaign mid-send."""
+    """Reports sends done to the progress artifact; a failed update is logged, never raised:
+    the artifact must not stop a campaign mid-send."""
 
-    def __init__(
-        self, artifact_id: UUID | None, *, done_before: int, total: int, every_s: float = 1.0
-    ) -> None:
+    def __init__(self, artifact_id: UUID | None, *, done_before: int, total: int) -> None:
         self.artifact_id = artifact_id
         self.done_before = done_before
         self.total = total
-        self.every_s = every_s
-        self._last = 0.0
 
     def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        if now - self._last >= self.every_s:
-            self._last = now
-            try:
-                advance_progress(self.artifact_id, self.done_before + done, self.total)
-            except Exception as exc:  # cosmetic: the ledger, not the artifact, holds the truth
-                logger.warning("progress artifact not updated: %s", type(exc).__name__)
+        try:
+            advance_progress(self.artifact_id, self.done_before + done, self.total)
+        except Exception as exc:  # cosmetic: the ledger, not the artifact, holds the truth
+            logger.warning("progress artifact not updated: %s", type(exc).__name__)
 
 
 def publish_report(report: dict[str, Any]) -> None:

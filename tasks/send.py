@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -126,6 +127,7 @@ async def send_all(
     concurrency: int,
     breaker_threshold: int = 10,
     progress: Callable[[int], None] | None = None,
+    progress_every_s: float = 1.0,
 ) -> dict[str, ledger.Result]:
     """Send every item at most once, never more than `concurrency` rows `sending` at any moment.
 
@@ -139,6 +141,7 @@ async def send_all(
     results: dict[str, ledger.Result] = {}
     breaker = _Breaker(breaker_threshold)
     reporting: asyncio.Future[None] | None = None
+    report_at = 0.0
     while queue or in_flight or finished:
         claims: list[Outgoing] = []
         while not breaker.open and queue and len(in_flight) + len(claims) < concurrency:
@@ -160,9 +163,11 @@ async def send_all(
             ],
         )
         results.update((r.phone_e164, r) for r in finished)
-        if finished and progress is not None and (reporting is None or reporting.done()):
+        idle = reporting is None or reporting.done()
+        if finished and progress is not None and idle and time.monotonic() >= report_at:
             # An API call to Prefect: off the loop, so the sends keep their pace meanwhile.
             reporting = asyncio.ensure_future(asyncio.to_thread(progress, len(results)))
+            report_at = time.monotonic() + progress_every_s
         finished = []
         in_flight.update(asyncio.create_task(_send_one(client, c, template)) for c in claims)
         if not in_flight:

@@ -173,23 +173,33 @@ def test_progress_is_reported_off_the_event_loop_and_its_failures_do_not_stop_se
         raise RuntimeError("Prefect API unreachable")
 
     monkeypatch.setattr("tasks.report.advance_progress", failing_update)
-    progress = Progress(uuid.uuid4(), done_before=0, total=len(items), every_s=0.0)
+    progress = Progress(uuid.uuid4(), done_before=0, total=len(items))
 
     def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
         ledger.advance(engine, "c", "r", results=results, claims=claims)
 
-    async def run() -> dict[str, ledger.Result]:
+    async def run(batch: list[Outgoing], every_s: float) -> dict[str, ledger.Result]:
         limits = SendLimits(rate_per_s=1000, concurrency=4)
         async with WhatsAppClient(settings=_settings(sandbox), send_limits=limits) as client:
             return await send_all(
-                client, items, WELCOME, write=write, concurrency=4, progress=progress
+                client,
+                batch,
+                WELCOME,
+                write=write,
+                concurrency=4,
+                progress=progress,
+                progress_every_s=every_s,
             )
 
-    results = asyncio.run(run())
-    assert len(results) == 40 and {r.state for r in results.values()} == {"sent"}
-    assert reports and loop_thread not in {thread for thread, _ in reports}
+    results = asyncio.run(run(items[:20], 0.0))
+    assert len(results) == 20 and {r.state for r in results.values()} == {"sent"}
+    assert len(reports) > 1 and loop_thread not in {thread for thread, _ in reports}
     done = [n for _, n in reports]
-    assert done == sorted(done) and done[-1] <= 40
+    assert done == sorted(done) and done[-1] <= 20
+    reports.clear()
+    results = asyncio.run(run(items[20:], 3600.0))  # the default is once per second
+    assert len(results) == 20 and {r.state for r in results.values()} == {"sent"}
+    assert len(reports) == 1
     assert "progress artifact not updated: RuntimeError" in caplog.text
 
 
