@@ -32,7 +32,7 @@ from tasks.record import (
     start_run_task,
 )
 from tasks.report import Progress, advance_progress, publish_report, start_progress
-from tasks.send import pending_sends, send_chunk
+from tasks.send import pending_sends, send_chunks
 from tasks.summary import failure_examples, format_funnel, funnel, stage_line, top_failures
 from tasks.verify import verify_chunks
 
@@ -173,25 +173,20 @@ def _send(
     assert conns.whatsapp is not None
     total = sum(pending_sends(chunk) for chunk in chunks)
     artifact = start_progress(campaign.campaign_id, total)
-    done, sent = 0, []
-    for chunk in chunks:
-        sent.append(
-            send_chunk(
-                chunk,
-                campaign.campaign_id,
-                run_id,
-                campaign.template.as_template(),
-                campaign.template.param_columns,
-                conns.whatsapp,
-                conns.warehouse_url,
-                campaign.rate_limit_per_s,
-                campaign.concurrency,
-                campaign.circuit_breaker,
-                Progress(artifact, done_before=done, total=total),
-            )
-        )
-        done += pending_sends(chunk)
-    advance_progress(artifact, done, total)
+    sent = send_chunks(
+        chunks,
+        campaign.campaign_id,
+        run_id,
+        campaign.template.as_template(),
+        campaign.template.param_columns,
+        conns.whatsapp,
+        conns.warehouse_url,
+        campaign.rate_limit_per_s,
+        campaign.concurrency,
+        campaign.circuit_breaker,
+        Progress(artifact, done_before=0, total=total),
+    )
+    advance_progress(artifact, total, total)
     return sent
 
 

@@ -251,7 +251,7 @@ def frozen_heap() -> Iterator[None]:
 
 
 def send(
-    frame: pd.DataFrame,
+    frames: list[pd.DataFrame],
     *,
     campaign_id: str,
     run_id: str,
@@ -263,38 +263,52 @@ def send(
     concurrency: int,
     breaker_threshold: int = 10,
     progress: Callable[[int], None] | None = None,
-) -> pd.DataFrame:
-    """Send one chunk's messages and record every attempt in the ledger."""
+) -> list[pd.DataFrame]:
+    """Send every chunk's messages, chunk after chunk, with one client and one event loop (a
+    new client, login and ledger load per chunk paused all sending for seconds at each chunk
+    boundary), recording every attempt in the ledger."""
     engine = warehouse(warehouse_url)
     history = ledger.load(engine, campaign_id)
-    items = outgoing(frame, param_columns, history)
-    if not items:
-        return frame
 
     def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
         ledger.advance(engine, campaign_id, run_id, results=results, claims=claims)
 
     limits = SendLimits(rate_per_s=rate_per_s, concurrency=concurrency)
 
-    async def run() -> dict[str, ledger.Result]:
+    async def run() -> list[pd.DataFrame]:
+        sent: list[pd.DataFrame] = []
+        done = 0
         async with WhatsAppClient(settings=whatsapp, send_limits=limits) as client:
-            return await send_all(
-                client,
-                items,
-                template,
-                write=write,
-                concurrency=concurrency,
-                breaker_threshold=breaker_threshold,
-                progress=progress,
-            )
+            for frame in frames:
+                items = outgoing(frame, param_columns, history)
+                if not items:
+                    sent.append(frame)
+                    continue
+                results = await send_all(
+                    client,
+                    items,
+                    template,
+                    write=write,
+                    concurrency=concurrency,
+                    breaker_threshold=breaker_threshold,
+                    progress=None if progress is None else _offset(progress, done),
+                )
+                sent.append(apply_results(frame, results))
+                done += len(items)
+        return sent
 
     with frozen_heap():
-        return apply_results(frame, asyncio.run(run()))
+        return asyncio.run(run())
+
+
+def _offset(progress: Callable[[int], None], before: int) -> Callable[[int], None]:
+    """`progress` of the whole send for one chunk's count of sends done."""
+    return lambda done: progress(before + done)
 
 
 @task(name="send", cache_policy=NO_CACHE)
-def send_chunk(
-    frame: pd.DataFrame,
+def send_chunks(
+    frames: list[pd.DataFrame],
     campaign_id: str,
     run_id: str,
     template: Template,
@@ -305,10 +319,10 @@ def send_chunk(
     concurrency: int,
     breaker_threshold: int = 10,
     progress: Progress | None = None,
-) -> pd.DataFrame:
-    """Prefect task: send one chunk (chunks go one after another: one sender, one rate)."""
+) -> list[pd.DataFrame]:
+    """Prefect task: send all chunks, one after another (one sender, one rate)."""
     return send(
-        frame,
+        frames,
         campaign_id=campaign_id,
         run_id=run_id,
         template=template,

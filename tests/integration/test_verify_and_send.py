@@ -99,8 +99,10 @@ def test_send_records_every_outcome_and_the_ledger_says_the_same(
     checked.loc[0, "param_first_name"] = "x" * 2000  # the sandbox accepts it: one plain success
     sandbox.state.script("messages", ["500"] * 10)  # first sends meet server errors, then retried
 
-    out = send(
-        checked,
+    chunks = [checked.iloc[:20].copy(), checked.iloc[20:].copy()]  # one client for both chunks
+    logins_before = len(sandbox.state.requests_to("login"))
+    outs = send(
+        chunks,
         campaign_id="c1",
         run_id="r1",
         template=TEMPLATE,
@@ -111,6 +113,9 @@ def test_send_records_every_outcome_and_the_ledger_says_the_same(
         concurrency=8,
     )
 
+    out = pd.concat(outs)
+    assert [len(o) for o in outs] == [20, len(phones) - 20]
+    assert len(sandbox.state.requests_to("login")) - logins_before == 1
     assert out[OUTCOME].tolist() == ["sent"] * len(phones)
     assert sorted(m.to for m in sandbox.state.messages_sent()) == sorted(p[1:] for p in phones)
     with warehouse(any_db_url).connect() as conn:
