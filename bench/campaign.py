@@ -520,7 +520,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-ms", type=float, default=50.0, help="sandbox answer latency")
     parser.add_argument("--headroom", type=float, default=1.2, help="sandbox limit / rate")
     parser.add_argument(
-        "--concurrency", type=int, help="in flight (default: ceil(rate * latency * 1.5) + 2)"
+        "--concurrency", type=int, help="in flight (default: ceil(rate * latency * 2) + 2)"
     )
     parser.add_argument("--contacts-batch-size", type=int, default=10_000)
     parser.add_argument("--chunk-size", type=int, default=50_000, help="customers per task run")
@@ -541,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.recipients < 1 or args.rate <= 0 or args.headroom <= 0:
         parser.error("--recipients, --rate and --headroom must be positive")
-    concurrency = args.concurrency or math.ceil(args.rate * args.latency_ms / 1000 * 1.5) + 2
+    concurrency = args.concurrency or math.ceil(args.rate * args.latency_ms / 1000 * 2) + 2
     burst = max(1, int(args.rate // 10))  # SendLimits' default bucket
     started = time.perf_counter()
     table = recipients_table(args.recipients, seed=args.seed)

@@ -388,7 +388,7 @@ def _parser() -> argparse.ArgumentParser:
         help="sandbox bucket / client burst (default 2: absorbs ~0.1 s scheduling stalls)",
     )
     parser.add_argument(
-        "--concurrency", type=int, help="in flight (default: ceil(limit * latency * 1.5) + 2)"
+        "--concurrency", type=int, help="in flight (default: ceil(limit * latency * 2) + 2)"
     )
     parser.add_argument("--no-ledger", action="store_true", help="skip the SQLite ledger run")
     parser.add_argument(
@@ -418,7 +418,7 @@ def runs_at(limit: float, args: argparse.Namespace, *, with_ledger: bool) -> lis
     shards = max(0, args.http_shards)
     pools = f" {shards} pools" if shards > 0 else ""
     burst = args.burst or max(1, int(limit // 10))
-    concurrency = args.concurrency or math.ceil(limit * args.latency_ms / 1000 * 1.5) + 2
+    concurrency = args.concurrency or math.ceil(limit * args.latency_ms / 1000 * 2) + 2
     bucket = max(1, round(burst * args.sandbox_burst))
     print(
         f"limit {limit:g}/s: sandbox {limit * args.headroom:g}/s bucket {bucket}, "
