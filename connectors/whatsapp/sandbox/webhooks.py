@@ -138,7 +138,10 @@ class WebhookPusher:
                 }
             ],
         }
-        ok = await self._post(url, payload)
+        # A client of its own: callers may run on another event loop than the sandbox's (a test's
+        # `asyncio.run`), and the shared client's pool must never be awaited from two loops.
+        async with httpx.AsyncClient(timeout=_TIMEOUT) as client:
+            ok = await self._post(url, payload, client)
         self._state.count("webhooks.inbound.delivered" if ok else "webhooks.inbound.failed")
         return message_id
 
@@ -198,15 +201,19 @@ class WebhookPusher:
             ok = await self._post(url, payload)
             self._state.count("webhooks.delivered" if ok else "webhooks.failed")
 
-    async def _post(self, url: str, payload: Mapping[str, object]) -> bool:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=_TIMEOUT, limits=httpx.Limits(max_connections=_WORKERS)
-            )
+    async def _post(
+        self, url: str, payload: Mapping[str, object], client: httpx.AsyncClient | None = None
+    ) -> bool:
+        if client is None:
+            if self._client is None:
+                self._client = httpx.AsyncClient(
+                    timeout=_TIMEOUT, limits=httpx.Limits(max_connections=_WORKERS)
+                )
+            client = self._client
         self.pushed.append(dict(payload))
         for attempt in range(_ATTEMPTS):
             try:
-                response = await self._client.post(url, json=payload)
+                response = await client.post(url, json=payload)
                 if response.status_code < 300:
                     return True
             except Exception:  # any receiver failure only counts as a failed push
