@@ -184,7 +184,7 @@ def _send(
         campaign.rate_limit_per_s,
         campaign.concurrency,
         campaign.circuit_breaker,
-        Progress(artifact, done_before=0, total=total),
+        Progress(artifact, total=total),
     )
     advance_progress(artifact, total, total)
     return sent

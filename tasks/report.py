@@ -46,14 +46,13 @@ class Progress:
     """Reports sends done to the progress artifact; a failed update is logged, never raised:
     the artifact must not stop a campaign mid-send."""
 
-    def __init__(self, artifact_id: UUID | None, *, done_before: int, total: int) -> None:
+    def __init__(self, artifact_id: UUID | None, *, total: int) -> None:
         self.artifact_id = artifact_id
-        self.done_before = done_before
         self.total = total
 
     def __call__(self, done: int) -> None:
         try:
-            advance_progress(self.artifact_id, self.done_before + done, self.total)
+            advance_progress(self.artifact_id, done, self.total)
         except Exception as exc:  # cosmetic: the ledger, not the artifact, holds the truth
             logger.warning("progress artifact not updated: %s", type(exc).__name__)
 

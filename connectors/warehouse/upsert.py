@@ -18,8 +18,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 # Bound parameters per statement stay under SQLite's and drivers' limits.
 _BATCH_ROWS = 2000
-# Below this a temporary table costs more than it saves (measured: ~5 ms to create and drop).
-_COPY_ABOVE = 1000
+# Bulk paths above this many rows only: a temporary table costs ~5 ms to create and drop, and the
+# SQLite path compiles its statement per call (small batches, e.g. each ledger turn of the send
+# loop, keep SQLAlchemy's cached statements).
+_BULK_ABOVE = 1000
 
 # Builds a column's new value from the incoming row (`excluded` / `inserted`) and the table's
 # current one, e.g. to keep a value that must not move backwards.
@@ -50,7 +52,8 @@ def upsert(
         return {c: built[c](new) if c in built else new[c] for c in ordered}
 
     dialect = conn.dialect.name
-    if dialect == "postgresql" and conn.dialect.driver == "psycopg" and len(rows) > _COPY_ABOVE:
+    bulk = len(rows) > _BULK_ABOVE
+    if dialect == "postgresql" and conn.dialect.driver == "psycopg" and bulk:
         _copy_upsert(conn, table, columns, rows, keys, assignments)
         return
     if dialect in ("postgresql", "sqlite"):
@@ -62,7 +65,7 @@ def upsert(
         stmt = ins.on_duplicate_key_update(list(assignments(ins.inserted).items()))
     else:
         raise NotImplementedError(f"upsert on dialect {dialect!r}: use PostgreSQL, MySQL or SQLite")
-    if dialect == "sqlite" and _driver_executemany(conn, table, stmt, columns, rows):
+    if dialect == "sqlite" and bulk and _driver_executemany(conn, table, stmt, columns, rows):
         return
     for start in range(0, len(rows), _BATCH_ROWS):
         conn.execute(stmt, list(rows[start : start + _BATCH_ROWS]))

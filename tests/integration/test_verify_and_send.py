@@ -178,7 +178,7 @@ def test_progress_is_reported_off_the_event_loop_and_its_failures_do_not_stop_se
         raise RuntimeError("Prefect API unreachable")
 
     monkeypatch.setattr("tasks.report.advance_progress", failing_update)
-    progress = Progress(uuid.uuid4(), done_before=0, total=len(items))
+    progress = Progress(uuid.uuid4(), total=len(items))
 
     def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
         ledger.advance(engine, "c", "r", results=results, claims=claims)
