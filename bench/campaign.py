@@ -51,6 +51,7 @@ from bench.phones import crm_rows
 from bench.send import Sandbox
 from connectors.demo_crm import DEMO_AUDIENCE_QUERY, DEMO_TEMPLATE
 from connectors.warehouse.schema import deliveries
+from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.sandbox import rules
 from tasks.frame import COUNTRY, OPT_IN_AT, PHONE_E164, PHONE_RAW
 from tasks.phones import normalise
@@ -542,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.recipients < 1 or args.rate <= 0 or args.headroom <= 0:
         parser.error("--recipients, --rate and --headroom must be positive")
     concurrency = args.concurrency or math.ceil(args.rate * args.latency_ms / 1000 * 2) + 2
-    burst = max(1, int(args.rate // 10))  # SendLimits' default bucket
+    burst = SendLimits(rate_per_s=args.rate).bucket  # the flow's
     started = time.perf_counter()
     table = recipients_table(args.recipients, seed=args.seed)
     print(f"{args.recipients:,} recipients generated in {time.perf_counter() - started:.1f} s")

@@ -216,7 +216,7 @@ def test_rate_limiter_holds_two_hundred_concurrent_sends_at_a_hundred_per_second
     asyncio.run(_check_all(sandbox, [i.phone_e164 for i in items]))
 
     async def run() -> float:
-        limits = SendLimits(rate_per_s=100, concurrency=200)
+        limits = SendLimits(rate_per_s=100, concurrency=200, burst=10)
         async with WhatsAppClient(settings=_settings(sandbox), send_limits=limits) as client:
             started = time.monotonic()
             await asyncio.gather(*(client.send_template(i.wa_id, WELCOME, []) for i in items))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 from connectors.warehouse import ledger
 from tasks.frame import MESSAGE_ID, OUTCOME, REASON, WA_ID, with_stage_columns
-from tasks.send import apply_results, frozen_heap, outgoing
+from tasks.send import Past, answers, apply_results, frozen_heap, outgoing
 from tasks.verify import apply_checks, numbers_to_check
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -58,7 +59,7 @@ def test_outgoing_carries_trimmed_parameters_and_ledger_history() -> None:
     history = pd.DataFrame(
         {"phone_e164": ["+1"], "attempts": [2], "first_attempt_at": [pd.Timestamp(NOW)]}
     )
-    [item] = outgoing(frame, ["param_first_name"], history)
+    [item] = outgoing(frame, ["param_first_name"], Past.of(history))
     assert (item.phone_e164, item.wa_id, item.params, item.attempts) == ("+1", "1", ("Asha",), 2)
     assert item.first_attempt_at == NOW
 
@@ -70,7 +71,7 @@ def test_results_become_outcomes_with_codes_and_message_ids() -> None:
         "+2": ledger.Result("+2", ledger.SEND_FAILED, NOW, error_code="1013"),
         "+3": ledger.Result("+3", ledger.UNKNOWN, NOW),
     }
-    out = apply_results(frame, results)
+    out = apply_results(frame, answers(results))
     assert out[OUTCOME].tolist() == ["sent", "send_failed", "unknown"]
     assert out[REASON].tolist()[1:] == ["1013", "send_in_doubt"]
     assert out[MESSAGE_ID].iloc[0] == "gBEG1"
@@ -93,3 +94,19 @@ def test_the_heap_is_frozen_while_sending_and_released_after_even_on_error() -> 
     with pytest.raises(RuntimeError), frozen_heap():
         raise RuntimeError("send failed")
     assert gc.get_freeze_count() == 0
+
+
+def test_pending_sends_are_read_only_as_slots_free_up() -> None:
+    from tasks.send import _Pending
+
+    pulled: list[int] = []
+
+    def items() -> Iterator[int]:
+        for i in range(5):
+            pulled.append(i)
+            yield i
+
+    pending = _Pending(items())  # type: ignore[arg-type]
+    assert pulled == [0] and pending
+    assert pending.take(0) == [] and pending.take(2) == [0, 1] and pulled == [0, 1, 2]
+    assert pending.take(9) == [2, 3, 4] and not pending and pending.take(1) == []
