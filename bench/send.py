@@ -254,11 +254,17 @@ class Run:
     http_durations: list[float] = field(default_factory=list)
     call_durations: list[float] = field(default_factory=list)
     ledger_rows: dict[str, int] | None = None
+    burst: int = 0
 
     @property
     def rate(self) -> float:
         """Messages accepted per second of the whole `send_all` call."""
         return self.sent / self.wall_s
+
+    @property
+    def sustained_rate(self) -> float:
+        """Messages per second after the first burst: the limit exactly, for a perfect pacer."""
+        return max(self.sent - self.burst, 0) / self.wall_s
 
 
 def percentile_ms(durations: Sequence[float], q: int) -> float | None:
@@ -318,6 +324,7 @@ async def _send(run: Run, sandbox: Sandbox, write: LedgerWriter, burst: int) -> 
 def measure(run: Run, sandbox: Sandbox, write: LedgerWriter, burst: int) -> Run:
     """One timed run on a freshly reset sandbox, with the sandbox's record read afterwards."""
     sandbox.reset()
+    run.burst = min(burst, run.messages)
     asyncio.run(_send(run, sandbox, write, burst))
     record = sandbox.message_requests()
     run.statuses = Counter(r["status"] for r in record)
@@ -335,7 +342,19 @@ def figures(run: Run) -> list[Figure]:
         Figure(
             f"{run.label}: achieved rate", run.rate, "msg/s", note=f"{n:,} in {run.wall_s:.1f} s"
         ),
-        Figure(f"{run.label}: rate / limit", run.rate / run.limit, "", TARGET_SHARE),
+        Figure(
+            f"{run.label}: rate / limit",
+            run.rate / run.limit,
+            "",
+            note=f"the first burst of {run.burst:,} included",
+        ),
+        Figure(
+            f"{run.label}: sustained rate / limit",
+            run.sustained_rate / run.limit,
+            "",
+            TARGET_SHARE,
+            note=f"({n:,} - the burst of {run.burst:,}) / {run.wall_s:.1f} s / limit",
+        ),
         Figure(f"{run.label}: 429s answered", run.statuses[429], "", TARGET_429),
         Figure(
             f"{run.label}: sends not accepted",
@@ -470,6 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "sandbox_cpu_s": r.sandbox_cpu_s,
                 "statuses": {str(k): v for k, v in r.statuses.items()},
                 "ledger_rows": r.ledger_rows,
+                "burst": r.burst,
             }
             for r in runs
         ],
