@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -123,12 +124,15 @@ def verify(
         for p, (s, w) in answers.items()
         if p not in cached and s in _CACHEABLE
     ]
-    save_checks(engine, fresh)
     stats = VerifyStats(checked=len(phones) - len(cached), from_cache=len(cached))
-    # A STOP is stored under the wa_id it came from, which may differ from the E.164 digits.
-    stopped = opted_out_wa_ids(engine)
-    table = answer_table(answers)
-    checked = [exclude_stopped(apply_checks(f, table), stopped) for f in frames]
+    # The cache is written while the answers are applied: mostly the database's time, not ours.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="save-checks") as pool:
+        saving = pool.submit(save_checks, engine, fresh)
+        # A STOP is stored under the wa_id it came from, which may differ from the E.164 digits.
+        stopped = opted_out_wa_ids(engine)
+        table = answer_table(answers)
+        checked = [exclude_stopped(apply_checks(f, table), stopped) for f in frames]
+        saving.result()
     return checked, stats
 
 

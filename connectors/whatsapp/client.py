@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 import httpx
+from aiolimiter import AsyncLimiter
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -35,6 +36,9 @@ ContactStatus = Literal["valid", "invalid", "processing", "failed"]
 
 # Errors raised before the request was written: the server cannot have acted on it.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+CONTACTS_CALLS_PER_S = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,8 @@ class WhatsAppClient:
         self._settings = settings
         self._auth = auth_for(settings)
         self._send_limiter = SendLimiter(send_limits) if send_limits else None
+        # The API allows other endpoints 20 calls/s with bursts of 60; a bucket of 20 stays under.
+        self._contacts_rate = AsyncLimiter(CONTACTS_CALLS_PER_S, 1.0)
         if send_limits:
             max_connections = max(max_connections, send_limits.concurrency + 2)
         self._owns_http = http is None
@@ -181,19 +187,33 @@ class WhatsAppClient:
         return [by_input.get(n, ContactCheck(n, "failed")) for n in numbers]
 
     async def check_contacts(
-        self, numbers: Sequence[str], *, batch_size: int = 1000, force_check: bool = False
+        self,
+        numbers: Sequence[str],
+        *,
+        batch_size: int = 1000,
+        force_check: bool = False,
+        in_flight: int = 2,
     ) -> dict[str, ContactCheck]:
-        """Check numbers in as few calls as the batch size allows; answers keyed by input string."""
+        """Check numbers in as few calls as the batch size allows, `in_flight` calls at once (the
+        client reads one answer while the server checks the next); answers keyed by input."""
         results: dict[str, ContactCheck] = {}
         pending = list(dict.fromkeys(numbers))
         deadline = time.monotonic() + self._settings.processing_deadline_s
         delay = self._settings.backoff_initial_s
+        gate = asyncio.Semaphore(max(1, in_flight))
+
+        async def check(batch: list[str]) -> None:
+            async with gate, self._contacts_rate:
+                results.update((c.input, c) for c in await self._check_batch(batch, force_check))
+
         while pending:
-            for start in range(0, len(pending), batch_size):
-                for check in await self._check_batch(
-                    pending[start : start + batch_size], force_check
-                ):
-                    results[check.input] = check
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for start in range(0, len(pending), batch_size):
+                        group.create_task(check(pending[start : start + batch_size]))
+            except ExceptionGroup as failed:
+                # The first failure cancelled the other calls: raise it as one call would.
+                raise failed.exceptions[0] from None
             pending = [n for n in pending if results[n].status == "processing"]
             if not pending or time.monotonic() + delay > deadline:
                 break

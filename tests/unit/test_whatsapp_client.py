@@ -268,3 +268,35 @@ def test_default_burst_is_a_second_of_messages_a_third_of_the_apis_bucket() -> N
     assert SendLimits(rate_per_s=50).bucket * 3 == 150  # the API's 50/s, bursts of 150
     assert SendLimits(rate_per_s=0.5).bucket == 1
     assert SendLimits(rate_per_s=250, burst=25).bucket == 25
+
+
+def test_contact_batches_go_two_at_a_time_and_a_failure_is_raised_as_itself() -> None:
+    in_flight: list[int] = [0]
+    most: list[int] = [0]
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("login"):
+            return _login_ok(request)
+        inputs = json.loads(request.content)["contacts"]
+        if "+bad" in inputs:
+            return httpx.Response(400, json={"errors": [{"code": 1009, "title": "bad"}]})
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        await asyncio.sleep(0.01)  # the server checking: lets the next call start meanwhile
+        in_flight[0] -= 1
+        return httpx.Response(
+            200, json={"contacts": [{"input": n, "status": "invalid"} for n in inputs]}
+        )
+
+    def client() -> WhatsAppClient:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        return WhatsAppClient(settings=_settings(), http=http)
+
+    async def check(numbers: list[str]) -> int:
+        async with client() as whatsapp:
+            return len(await whatsapp.check_contacts(numbers, batch_size=2))
+
+    assert asyncio.run(check([f"+{i}" for i in range(10)])) == 10
+    assert most[0] == 2
+    with pytest.raises(errors.PermanentError, match="1009"):
+        asyncio.run(check(["+1", "+2", "+bad", "+3"]))
