@@ -11,7 +11,7 @@ import pytest
 
 from connectors.warehouse import ledger
 from tasks.frame import MESSAGE_ID, OUTCOME, REASON, WA_ID, with_stage_columns
-from tasks.send import Past, answers, apply_results, frozen_heap, outgoing
+from tasks.send import Past, _Pending, answers, apply_results, frozen_heap, outgoing
 from tasks.verify import apply_checks, numbers_to_check
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -97,8 +97,6 @@ def test_the_heap_is_frozen_while_sending_and_released_after_even_on_error() -> 
 
 
 def test_pending_sends_are_read_only_as_slots_free_up() -> None:
-    from tasks.send import _Pending
-
     pulled: list[int] = []
 
     def items() -> Iterator[int]:

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from connectors.whatsapp import errors
 from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.settings import WhatsAppSettings
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "api"
@@ -262,8 +263,6 @@ def test_login_token_is_refreshed_before_it_expires() -> None:
 
 
 def test_default_burst_is_a_second_of_messages_a_third_of_the_apis_bucket() -> None:
-    from connectors.whatsapp.limits import SendLimits
-
     assert SendLimits(rate_per_s=250).bucket == 250  # a 1 s stall is made up afterwards
     assert SendLimits(rate_per_s=50).bucket * 3 == 150  # the API's 50/s, bursts of 150
     assert SendLimits(rate_per_s=0.5).bucket == 1
