@@ -38,6 +38,7 @@ ContactStatus = Literal["valid", "invalid", "processing", "failed"]
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
+# The API allows other endpoints 20 calls/s with bursts of 60; a bucket of 20 stays under.
 CONTACTS_CALLS_PER_S = 20
 
 
@@ -92,7 +93,6 @@ class WhatsAppClient:
         self._settings = settings
         self._auth = auth_for(settings)
         self._send_limiter = SendLimiter(send_limits) if send_limits else None
-        # The API allows other endpoints 20 calls/s with bursts of 60; a bucket of 20 stays under.
         self._contacts_rate = AsyncLimiter(CONTACTS_CALLS_PER_S, 1.0)
         if send_limits:
             max_connections = max(max_connections, send_limits.concurrency + 2)

@@ -11,7 +11,7 @@ import pytest
 
 from connectors.warehouse import ledger
 from tasks.frame import MESSAGE_ID, OUTCOME, REASON, WA_ID, with_stage_columns
-from tasks.send import Past, _Pending, answers, apply_results, frozen_heap, outgoing
+from tasks.send import Past, _Pending, apply_results, frozen_heap, outgoing
 from tasks.verify import apply_checks, numbers_to_check
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -71,7 +71,7 @@ def test_results_become_outcomes_with_codes_and_message_ids() -> None:
         "+2": ledger.Result("+2", ledger.SEND_FAILED, NOW, error_code="1013"),
         "+3": ledger.Result("+3", ledger.UNKNOWN, NOW),
     }
-    out = apply_results(frame, answers(results))
+    out = apply_results(frame, results)
     assert out[OUTCOME].tolist() == ["sent", "send_failed", "unknown"]
     assert out[REASON].tolist()[1:] == ["1013", "send_in_doubt"]
     assert out[MESSAGE_ID].iloc[0] == "gBEG1"
