@@ -43,11 +43,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Final
 
-import httpx
 import pandas as pd
 from sqlalchemy import create_engine, func, select
 
-from bench.common import Figure, Target, free_port, report
+from bench.common import Figure, Target, free_port, report, wait_answering
 from bench.funnel import scratch_database, seed_crm
 from bench.phones import crm_rows
 from bench.send import Sandbox
@@ -149,12 +148,19 @@ class FlowRun:
         return self.exited - self.started
 
 
+def prefect_env(prefect_home: Path) -> dict[str, str]:
+    """This environment without its Prefect settings, Prefect's home at `prefect_home`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(prefect_home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    return env
+
+
 def flow_env(
     crm_url: str, api_url: str, prefect_home: Path, data_dir: Path, prefect_api: str | None
 ) -> dict[str, str]:
     """The flow's environment: connections, and the running Prefect API (else a temporary one)
     in its own home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env = prefect_env(prefect_home)
     env.update(
         CRM_DATABASE_URL=crm_url,
         WAREHOUSE_DATABASE_URL=crm_url,
@@ -162,8 +168,6 @@ def flow_env(
         WHATSAPP_USERNAME=SANDBOX_USER[0],
         WHATSAPP_PASSWORD=SANDBOX_USER[1],
         WA_DATA_DIR=str(data_dir),
-        PREFECT_HOME=str(prefect_home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90",
         PYTHONUNBUFFERED="1",
     )
@@ -227,12 +231,8 @@ def prefect_server(prefect_home: Path) -> Iterator[tuple[str, float]]:
     """`prefect server start` on a free port, as a deployment's runs find it already running;
     yields its API URL and the seconds it took to answer `/api/health`."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(prefect_home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_UI_ENABLED="false",
-    )
+    env = prefect_env(prefect_home)
+    env["PREFECT_UI_ENABLED"] = "false"
     command = [sys.executable, "-m", "prefect", "server", "start"]
     started = time.monotonic()
     with tempfile.TemporaryFile() as log:
@@ -246,33 +246,14 @@ def prefect_server(prefect_home: Path) -> Iterator[tuple[str, float]]:
         )
         url = f"http://127.0.0.1:{port}/api"
         try:
-            _wait_healthy(url, process, log)
+            problem = wait_answering(f"{url}/health", process, SERVER_DEADLINE_S)
+            if problem is not None:
+                log.seek(0)
+                output = log.read().decode(errors="replace")[-4000:]
+                raise RuntimeError(f"prefect server {problem}:\n{output}")
             yield url, time.monotonic() - started
         finally:
             _stop(process)
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: IO[bytes]) -> None:
-    """Poll `/health` until it answers 200; raise with the server's output if it never does."""
-    deadline = time.monotonic() + SERVER_DEADLINE_S
-    with httpx.Client(timeout=5.0) as http:
-        while time.monotonic() < deadline:
-            try:
-                if http.get(f"{url}/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            try:
-                code = process.wait(timeout=0.2)  # the pause between polls
-            except subprocess.TimeoutExpired:
-                continue
-            log.seek(0)
-            raise RuntimeError(f"prefect server exited with {code}:\n{log.read().decode()}")
-    log.seek(0)
-    raise RuntimeError(
-        f"prefect server not healthy at {url} after {SERVER_DEADLINE_S:g} s:\n"
-        + log.read().decode(errors="replace")[-4000:]
-    )
 
 
 # What Prefect recorded -------------------------------------------------------------------------

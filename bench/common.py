@@ -10,12 +10,15 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
+
+import httpx
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
@@ -283,6 +286,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def wait_answering(url: str, process: subprocess.Popen[bytes], deadline_s: float) -> str | None:
+    """Poll GET `url` until it answers 200 (None); else say why not: the child exited, or
+    `deadline_s` passed."""
+    deadline = time.monotonic() + deadline_s
+    with httpx.Client(timeout=5.0) as http:
+        while True:
+            try:
+                if http.get(url).status_code == 200:
+                    return None
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                return f"not answering on {url} after {deadline_s:g} s"
+            try:
+                code = process.wait(timeout=0.05)  # the pause between polls; notices an exit
+            except subprocess.TimeoutExpired:
+                continue
+            return f"exited with {code}"
 
 
 def cpu_seconds(pid: int) -> float:

@@ -42,7 +42,7 @@ from typing import Any, Final
 import httpx
 from pydantic import SecretStr
 
-from bench.common import Figure, Target, cpu_seconds, free_port, report
+from bench.common import Figure, Target, cpu_seconds, free_port, report, wait_answering
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.whatsapp.client import Template, WhatsAppClient
@@ -91,30 +91,12 @@ class Sandbox:
             )
         finally:
             os.close(log)  # the child keeps its own copy
-        problem = self._wait_ready(self._process)
+        problem = wait_answering(f"{self.url}/sandbox/stats", self._process, START_DEADLINE_S)
         if problem is None:
             return self
         output = self._output()
         self._stop()
-        raise RuntimeError(f"{problem}; its output:\n{output}")
-
-    def _wait_ready(self, process: subprocess.Popen[bytes]) -> str | None:
-        """Poll the admin endpoint until it answers; else say why not."""
-        deadline = time.monotonic() + START_DEADLINE_S
-        while True:
-            try:
-                if self._admin.get("/sandbox/stats").status_code == 200:
-                    return None
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                return f"sandbox not answering on {self.url} after {START_DEADLINE_S:g} s"
-            try:
-                # Waits between polls, and notices a sandbox that exited.
-                code = process.wait(timeout=0.05)
-            except subprocess.TimeoutExpired:
-                continue
-            return f"sandbox exited with {code}"
+        raise RuntimeError(f"sandbox {problem}; its output:\n{output}")
 
     def __exit__(
         self,

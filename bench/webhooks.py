@@ -19,7 +19,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from typing import Any, Final
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from bench.common import Figure, Target, cpu_seconds, free_port, report
+from bench.common import Figure, Target, cpu_seconds, free_port, report, wait_answering
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.records import write_recipients
@@ -192,21 +191,13 @@ class Receiver:
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + START_DEADLINE_S
-        while not self._healthy():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"receiver did not start:\n{self.output()}")
-            time.sleep(0.05)
+        url = f"http://127.0.0.1:{self.port}/healthz"
+        problem = wait_answering(url, self.process, START_DEADLINE_S)
+        if problem is not None:
+            output = self.output()
+            self.stop()
+            raise RuntimeError(f"receiver did not start ({problem}):\n{output}")
         return self
-
-    def _healthy(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                return sock.recv(64).startswith(b"HTTP/1.1 200")
-        except OSError:
-            return False
 
     def output(self) -> str:
         return Path(self._log.name).read_text(errors="replace")
