@@ -18,6 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
 from connectors.settings import Connections, SecretBlocks, mask_url
+from connectors.warehouse.lease import Lease
 from flows.runtime import connections, exclusive, settle_webhooks
 from tasks.campaign import Campaign
 from tasks.consent import consent_chunk, load_opt_outs, opt_outs_chunk
@@ -50,6 +51,11 @@ def current_run_id() -> str:
     return str(run_id) if run_id else str(uuid.uuid4())
 
 
+def current_attempt() -> int:
+    """Which attempt of the flow run this is (a retry keeps the id and counts up from 1)."""
+    return max(1, int(runtime.flow_run.run_count or 1))
+
+
 class _Stages:
     """Logs one line per stage with its counts and duration (never a customer's number)."""
 
@@ -71,21 +77,29 @@ def broadcast(campaign: Campaign, secrets: SecretBlocks | None = None) -> dict[s
     `secrets` names Prefect Secret blocks for connection secrets; the values never pass through
     parameters. Unnamed ones come from the environment (see README).
     """
-    run_id = current_run_id()
-    with connections(secrets) as conns, exclusive(conns, campaign.campaign_id):
+    run_id, attempt = current_run_id(), current_attempt()
+    holder = f"{run_id}#{attempt}"
+    with (
+        connections(secrets) as conns,
+        exclusive(conns, campaign.campaign_id, holder, campaign.lease_seconds) as lease,
+    ):
         wh = conns.warehouse_url
-        start_run_task(wh, run_id, campaign.campaign_id, campaign.template.name, campaign.dry_run)
+        start_run_task(
+            wh, run_id, attempt, campaign.campaign_id, campaign.template.name, campaign.dry_run
+        )
         try:
-            report = _run(campaign, conns, run_id)
+            report = _run(campaign, conns, run_id, lease)
         except BaseException as exc:
-            finish_run_task(wh, run_id, "failed", {}, f"{type(exc).__name__}: {exc}"[:2000])
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            finish_run_task(wh, run_id, attempt, "failed", {}, error)
             raise
-        finish_run_task(wh, run_id, "completed", report["run_counts"])
+        report["attempt"] = attempt
+        finish_run_task(wh, run_id, attempt, "completed", report["run_counts"])
     publish_report(report)
     return report
 
 
-def _run(campaign: Campaign, conns: Connections, run_id: str) -> dict[str, Any]:
+def _run(campaign: Campaign, conns: Connections, run_id: str, lease: Lease) -> dict[str, Any]:
     """The stages, in the order of the diagram."""
     assert conns.whatsapp is not None
     wh, stages = conns.warehouse_url, _Stages()
@@ -106,7 +120,7 @@ def _run(campaign: Campaign, conns: Connections, run_id: str) -> dict[str, Any]:
     opted_out = load_opt_outs(wh)
     chunks = stages.done("opt-outs", resolved(opt_outs_chunk.map(chunks, unmapped(opted_out))))
     chunks = stages.done("dedupe", dedupe_chunks(chunks))
-    history, in_doubt = load_ledger(wh, campaign.campaign_id)
+    history, in_doubt = load_ledger(wh, lease)
     chunks = stages.done(
         "plan",
         resolved(
@@ -126,7 +140,7 @@ def _run(campaign: Campaign, conns: Connections, run_id: str) -> dict[str, Any]:
         checked, from_cache = stats.checked, stats.from_cache
         chunks = stages.done("verify", chunks)
         send_started = time.monotonic()
-        chunks = stages.done("send", _send(campaign, conns, run_id, chunks))
+        chunks = stages.done("send", _send(campaign, conns, run_id, lease, chunks))
     send_seconds = time.monotonic() - send_started
     resolved(
         record_chunk.map(chunks, unmapped(campaign.campaign_id), unmapped(run_id), unmapped(wh))
@@ -167,7 +181,7 @@ def _run(campaign: Campaign, conns: Connections, run_id: str) -> dict[str, Any]:
 
 
 def _send(
-    campaign: Campaign, conns: Connections, run_id: str, chunks: list[pd.DataFrame]
+    campaign: Campaign, conns: Connections, run_id: str, lease: Lease, chunks: list[pd.DataFrame]
 ) -> list[pd.DataFrame]:
     """Send chunk after chunk (one sender, one rate), with a progress artifact over all of them."""
     assert conns.whatsapp is not None
@@ -175,7 +189,7 @@ def _send(
     artifact = start_progress(campaign.campaign_id, total)
     sent = send_chunks(
         chunks,
-        campaign.campaign_id,
+        lease,
         run_id,
         campaign.template.as_template(),
         campaign.template.param_columns,

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import cast
 
 from prefect.blocks.system import Secret
@@ -18,6 +19,7 @@ from connectors.demo_crm import demo_customers, seed_demo_crm
 from connectors.preflight import check_api, check_database
 from connectors.settings import Connections, SecretBlocks
 from connectors.warehouse.connect import warehouse
+from connectors.warehouse.lease import Lease, held
 from connectors.warehouse.lock import campaign_lock
 from connectors.webhooks.server import start_receiver
 from connectors.webhooks.settings import ReceiverSettings
@@ -101,7 +103,12 @@ def preflight(connections: Connections) -> None:
 
 
 @contextmanager
-def exclusive(connections: Connections, campaign_id: str) -> Iterator[None]:
-    """Refuse to run while another run of the same campaign is under way."""
-    with campaign_lock(warehouse(connections.warehouse_url.get_secret_value()), campaign_id):
-        yield
+def exclusive(
+    connections: Connections, campaign_id: str, holder: str, lease_seconds: float
+) -> Iterator[Lease]:
+    """Refuse to run while another run of the same campaign is under way, then hold the
+    campaign's lease (the lock is the polite first line; the lease fences every claim)."""
+    engine = warehouse(connections.warehouse_url.get_secret_value())
+    ttl = timedelta(seconds=lease_seconds)
+    with campaign_lock(engine, campaign_id), held(engine, campaign_id, holder, ttl) as heartbeat:
+        yield heartbeat.lease

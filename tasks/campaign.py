@@ -56,7 +56,12 @@ class Campaign(BaseModel):
     resend_unknown: bool = Field(
         default=False, description="Resend numbers whose earlier send ended in doubt (crash)."
     )
-    rate_limit_per_s: float = Field(default=50, gt=0, le=1000, description="Messages per second.")
+    rate_limit_per_s: float = Field(
+        default=50,
+        ge=0.1,
+        le=1000,
+        description="Messages per second (0.1 to 1,000); below 0.1/s a campaign never ends.",
+    )
     concurrency: int = Field(default=16, ge=1, le=256, description="Sends in flight at most.")
     contacts_batch_size: int = Field(
         default=1000, ge=1, le=100_000, description="Numbers per /v1/contacts call."
@@ -66,6 +71,13 @@ class Campaign(BaseModel):
         ge=1,
         description="Stop after this many sends in a row fail for a reason that is not the "
         "recipient's (unknown template, refused credentials).",
+    )
+    lease_seconds: float = Field(
+        default=30,
+        ge=2,
+        le=600,
+        description="How long the campaign's lease outlives a run that stopped renewing it "
+        "(killed, cut off from the warehouse) before another run may take the campaign over.",
     )
     chunk_size: int = Field(
         default=50_000, ge=100, le=1_000_000, description="Customers per task run."

@@ -30,6 +30,7 @@ STAGE_COLUMNS: Final = (PHONE_E164, WA_ID, OUTCOME, REASON, DUPLICATE_OF, MESSAG
 class Outcome:
     """A customer's state in one campaign; stable strings that analysts filter on."""
 
+    EXCLUDED_INVALID_CUSTOMER_ID: Final = "excluded_invalid_customer_id"
     EXCLUDED_NO_CONSENT: Final = "excluded_no_consent"
     EXCLUDED_INVALID_NUMBER: Final = "excluded_invalid_number"
     EXCLUDED_DUPLICATE: Final = "excluded_duplicate"
@@ -48,7 +49,10 @@ class Outcome:
 class Reason:
     """Short snake_case details beside an outcome; API error codes are used as-is (e.g. "1013")."""
 
+    MISSING_CUSTOMER_ID: Final = "missing_customer_id"
     NO_OPT_IN: Final = "no_opt_in"
+    UNREADABLE_CONSENT_DATE: Final = "unreadable_consent_date"
+    OPT_IN_IN_FUTURE: Final = "opt_in_in_future"
     OPTED_OUT: Final = "opted_out"
     CONSENT_EXPIRED: Final = "consent_expired"
     OPTED_OUT_VIA_WHATSAPP: Final = "opted_out_via_whatsapp"
@@ -66,6 +70,7 @@ class Reason:
     ALREADY_SENT: Final = "already_sent"
     SEND_IN_DOUBT: Final = "send_in_doubt"
     MISSING_PARAMETER: Final = "missing_parameter"
+    INVALID_PARAMETER: Final = "invalid_parameter"
 
 
 def in_running(frame: pd.DataFrame) -> pd.Series:

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
+from connectors.warehouse.lease import Lease
 from tasks.frame import MESSAGE_ID, OUTCOME, PHONE_E164, REASON, Outcome, Reason, in_running
 
 # Ledger state -> the outcome a re-run reports without sending again.
@@ -83,8 +84,8 @@ def plan_chunk(
 
 
 @task(name="load-ledger", cache_policy=NO_CACHE)
-def load_ledger(warehouse_url: SecretStr, campaign_id: str) -> tuple[pd.DataFrame, int]:
+def load_ledger(warehouse_url: SecretStr, lease: Lease) -> tuple[pd.DataFrame, int]:
     """Prefect task: turn sends left in doubt by a dead run into `unknown`, then read the ledger."""
     engine = warehouse(warehouse_url.get_secret_value())
-    in_doubt = ledger.mark_in_doubt(engine, campaign_id)
-    return ledger.load(engine, campaign_id), in_doubt
+    in_doubt = ledger.mark_in_doubt(engine, lease)
+    return ledger.load(engine, lease.campaign_id), in_doubt

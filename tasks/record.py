@@ -71,12 +71,18 @@ def record_chunk(
 
 @task(name="start-run", cache_policy=NO_CACHE)
 def start_run_task(
-    warehouse_url: SecretStr, run_id: str, campaign_id: str, template_name: str, dry_run: bool
+    warehouse_url: SecretStr,
+    run_id: str,
+    attempt: int,
+    campaign_id: str,
+    template_name: str,
+    dry_run: bool,
 ) -> None:
-    """Prefect task: migrate the warehouse if needed and open the run's row."""
+    """Prefect task: migrate the warehouse if needed and open the run attempt's row."""
     start_run(
         warehouse(warehouse_url.get_secret_value()),
         run_id=run_id,
+        attempt=attempt,
         campaign_id=campaign_id,
         template_name=template_name,
         dry_run=dry_run,
@@ -88,14 +94,16 @@ def start_run_task(
 def finish_run_task(
     warehouse_url: SecretStr,
     run_id: str,
+    attempt: int,
     status: str,
     counts: dict[str, int],
     error: str | None = None,
 ) -> None:
-    """Prefect task: close the run's row with its counts (and the error that ended it)."""
+    """Prefect task: close the run attempt's row with its counts (and the error that ended it)."""
     finish_run(
         warehouse(warehouse_url.get_secret_value()),
         run_id=run_id,
+        attempt=attempt,
         status=status,
         finished_at=datetime.now(UTC),
         counts=counts,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from pydantic import SecretStr
 
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
+from connectors.warehouse.lease import Lease, LeaseLostError
 from connectors.whatsapp.client import Template, WhatsAppClient
 from connectors.whatsapp.errors import (
     AuthenticationError,
@@ -40,8 +42,9 @@ from tasks.frame import (
     in_running,
 )
 from tasks.report import Progress
+from tasks.summary import mask_phone
 
-LedgerWriter = Callable[[Sequence[ledger.Result], Sequence[ledger.Claim]], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class Outgoing:
     params: tuple[str, ...]
     attempts: int = 0
     first_attempt_at: datetime | None = None
+    ledger_state: str | None = None  # the number's ledger row when planned (None: no row)
 
 
 def _now() -> datetime:
@@ -87,6 +91,9 @@ async def _send_one(client: WhatsAppClient, item: Outgoing, template: Template) 
             retryable=isinstance(exc, (TransientError, *_CAMPAIGN_LEVEL)),
             campaign_level=isinstance(exc, _CAMPAIGN_LEVEL),
         )
+    except Exception as exc:  # a bug or an answer nobody foresaw: the request may have gone out
+        log.error("send ended in doubt: %s", type(exc).__name__)
+        return ledger.Result(item.phone_e164, ledger.UNKNOWN, _now())
     return ledger.Result(
         item.phone_e164, ledger.SENT, _now(), message_id=message_id, wa_id=item.wa_id
     )
@@ -142,7 +149,7 @@ async def send_all(
     items: Iterable[Outgoing],
     template: Template,
     *,
-    write: LedgerWriter,
+    write: ledger.LedgerWrite,
     concurrency: int,
     breaker_threshold: int = 10,
     progress: Callable[[int], None] | None = None,
@@ -160,27 +167,32 @@ async def send_all(
     finished: list[ledger.Result] = []
     results: dict[str, ledger.Result] = {}
     breaker = _Breaker(breaker_threshold)
+    stopped: Exception | None = None
     reporting: asyncio.Future[None] | None = None
     report_at = 0.0
     while queue or in_flight or finished:
-        free = 0 if breaker.open else concurrency - len(in_flight)
-        claims = queue.take(free)
+        free = 0 if breaker.open or stopped else concurrency - len(in_flight)
+        items_now = queue.take(free)
         now = _now()
-        await asyncio.to_thread(
-            write,
-            finished,
-            [
-                ledger.Claim(
-                    c.phone_e164,
-                    c.customer_id,
-                    c.wa_id,
-                    c.attempts + 1,
-                    c.first_attempt_at or now,
-                    now,
-                )
-                for c in claims
-            ],
-        )
+        claims = [
+            ledger.Claim(
+                c.phone_e164,
+                c.customer_id,
+                c.wa_id,
+                c.attempts + 1,
+                c.first_attempt_at or now,
+                now,
+                c.ledger_state,
+            )
+            for c in items_now
+        ]
+        try:
+            won = await asyncio.to_thread(write, finished, claims)
+        except LeaseLostError as exc:  # the results were recorded; no new claim is ours
+            stopped, won = stopped or exc, frozenset()
+        refused = [c.phone_e164 for c in items_now if c.phone_e164 not in won]
+        if refused and not stopped:
+            stopped = _refused(refused)
         results.update((r.phone_e164, r) for r in finished)
         idle = reporting is None or reporting.done()
         if finished and progress is not None and idle and time.monotonic() >= report_at:
@@ -188,7 +200,11 @@ async def send_all(
             reporting = asyncio.ensure_future(asyncio.to_thread(progress, len(results)))
             report_at = time.monotonic() + progress_every_s
         finished = []
-        in_flight.update(asyncio.create_task(_send_one(client, c, template)) for c in claims)
+        in_flight.update(
+            asyncio.create_task(_send_one(client, c, template))
+            for c in items_now
+            if c.phone_e164 in won
+        )
         if not in_flight:
             break
         done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -198,9 +214,20 @@ async def send_all(
             breaker.observe(result)
     if reporting is not None:
         await reporting
+    if stopped is not None:
+        raise stopped
     if breaker.open:
         raise breaker.error()
     return results
+
+
+def _refused(phones: list[str]) -> ledger.ClaimRefusedError:
+    """The error that stops a run whose claims the ledger refused."""
+    return ledger.ClaimRefusedError(
+        f"the ledger refused {len(phones)} claims (e.g. {mask_phone(phones[0])}): another run "
+        "changed those numbers' rows since this run planned; stopped claiming sends (nothing "
+        "is sent twice: the other run owns them)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,12 +236,13 @@ class Past:
 
     attempts: dict[str, int]
     first_attempt_at: dict[str, datetime]
+    states: dict[str, str]
 
     @classmethod
     def of(cls, history: pd.DataFrame) -> Past:
         """From `ledger.load`'s rows."""
         if history.empty:
-            return cls({}, {})
+            return cls({}, {}, {})
         phones = history["phone_e164"]
         return cls(
             dict(zip(phones, history["attempts"].astype(int), strict=True)),
@@ -223,6 +251,7 @@ class Past:
                 for p, t in zip(phones, history["first_attempt_at"], strict=True)
                 if not pd.isna(t)
             },
+            dict(zip(phones, history["state"], strict=True)),
         )
 
 
@@ -244,6 +273,7 @@ def outgoing(frame: pd.DataFrame, param_columns: list[str], past: Past) -> Itera
             params=tuple(values),
             attempts=past.attempts.get(phone, 0),
             first_attempt_at=past.first_attempt_at.get(phone),
+            ledger_state=past.states.get(phone),
         )
 
 
@@ -283,7 +313,7 @@ def frozen_heap() -> Iterator[None]:
 def send(
     frames: list[pd.DataFrame],
     *,
-    campaign_id: str,
+    lease: Lease,
     run_id: str,
     template: Template,
     param_columns: list[str],
@@ -300,10 +330,10 @@ def send(
     million Result objects take ~370 MiB); the ~0.5 s between chunks is made up by the client's
     one-second burst."""
     engine = warehouse(warehouse_url)
-    past = Past.of(ledger.load(engine, campaign_id))
+    past = Past.of(ledger.load(engine, lease.campaign_id))
 
-    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
-        ledger.advance(engine, campaign_id, run_id, results=results, claims=claims)
+    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> frozenset[str]:
+        return ledger.advance(engine, lease, run_id, results=results, claims=claims)
 
     limits = SendLimits(rate_per_s=rate_per_s, concurrency=concurrency)
 
@@ -337,7 +367,7 @@ def _offset(progress: Callable[[int], None], before: int) -> Callable[[int], Non
 @task(name="send", cache_policy=NO_CACHE)
 def send_chunks(
     frames: list[pd.DataFrame],
-    campaign_id: str,
+    lease: Lease,
     run_id: str,
     template: Template,
     param_columns: list[str],
@@ -351,7 +381,7 @@ def send_chunks(
     """Prefect task: send all chunks, one after another (one sender, one rate)."""
     return send(
         frames,
-        campaign_id=campaign_id,
+        lease=lease,
         run_id=run_id,
         template=template,
         param_columns=param_columns,

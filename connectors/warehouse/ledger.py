@@ -3,21 +3,28 @@
 A row is committed as `sending` before its message is attempted and becomes `sent` or
 `send_failed` after the API answers. A row still `sending` when a run starts belongs to a run that
 died mid-call: it becomes `unknown` and is resent only when the operator asks for it.
+
+Exactly once holds by the ledger's own writes: a claim is a conditional write (the row is absent,
+or still in the state and at the attempt the run planned from) in a transaction that also renews
+the campaign lease with the run's fencing token (`connectors.warehouse.lease`), and the claimed
+rows carry that token. Two runs racing on one campaign can at worst split the work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.base import Executable
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from connectors.warehouse.lease import Lease, LeaseLostError, renew_in, utc_now
 from connectors.warehouse.schema import deliveries
-from connectors.warehouse.upsert import upsert
 
 SENDING = "sending"
 SENT = "sent"
@@ -37,7 +44,12 @@ LEDGER_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A number about to be messaged: written as `sending` before the HTTP call."""
+    """A number about to be messaged: written as `sending` before the HTTP call.
+
+    `from_state` is the ledger state the run planned from (None: the number had no row), and
+    `attempts` the attempt this claim makes; the claim succeeds only if the row still is as
+    planned (absent, or in `from_state` after `attempts - 1` attempts).
+    """
 
     phone_e164: str
     customer_id: str
@@ -45,6 +57,7 @@ class Claim:
     attempts: int
     first_attempt_at: datetime
     at: datetime
+    from_state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +75,14 @@ class Result:
     campaign_level: bool = False  # the failure would hit every send (template, credentials)
 
 
-def mark_in_doubt(engine: Engine, campaign_id: str) -> int:
-    """Turn rows left `sending` by a dead run into `unknown`; returns how many."""
+def mark_in_doubt(engine: Engine, lease: Lease, *, now: datetime | None = None) -> int:
+    """Turn rows left `sending` by a dead run into `unknown` (only the lease's holder may: a
+    live run's rows are `sending` too); returns how many."""
     with engine.begin() as conn:
+        renew_in(conn, lease, now or utc_now())
         result = conn.execute(
             update(deliveries)
-            .where(deliveries.c.campaign_id == campaign_id, deliveries.c.state == SENDING)
+            .where(deliveries.c.campaign_id == lease.campaign_id, deliveries.c.state == SENDING)
             .values(state=UNKNOWN)
         )
     return int(result.rowcount or 0)
@@ -84,11 +99,20 @@ def load(engine: Engine, campaign_id: str) -> pd.DataFrame:
     return frame.astype({"phone_e164": "str", "state": "str"})
 
 
+# What a send loop calls each turn: record these results, claim these numbers; returns those won.
+LedgerWrite = Callable[[Sequence[Result], Sequence[Claim]], frozenset[str]]
+
+
+class ClaimRefusedError(RuntimeError):
+    """The ledger refused claims: their rows changed since this run planned (another run)."""
+
+
 def _connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
-# A dropped warehouse connection is retried on a fresh one; both writes are idempotent upserts.
+# A dropped warehouse connection is retried on a fresh one: recording results is idempotent, and
+# a claim that committed before the connection dropped is recognised as this run's own.
 @retry(
     retry=retry_if_exception(_connection_lost),
     stop=stop_after_attempt(5),
@@ -97,33 +121,81 @@ def _connection_lost(exc: BaseException) -> bool:
 )
 def advance(
     engine: Engine,
-    campaign_id: str,
+    lease: Lease,
     run_id: str,
     *,
     results: Sequence[Result],
     claims: Sequence[Claim],
-) -> None:
-    """Record finished sends and claim the next ones in one transaction."""
-    result_rows = [
+    now: datetime | None = None,
+) -> frozenset[str]:
+    """Record finished sends and claim the next ones in one transaction fenced by the lease;
+    returns the numbers claimed. A lost lease still records the results, then raises."""
+    try:
+        with engine.begin() as conn:
+            renew_in(conn, lease, now or max((c.at for c in claims), default=utc_now()))
+            _record(conn, lease, run_id, results)
+            return _claim(conn, lease, run_id, claims)
+    except LeaseLostError:
+        if results:
+            with engine.begin() as conn:
+                _record(conn, lease, run_id, results)
+        raise
+
+
+def _record(conn: Connection, lease: Lease, run_id: str, results: Sequence[Result]) -> None:
+    """Each result onto the row this lease's claim made (a row since re-claimed is left alone)."""
+    if not results:
+        return
+    c = deliveries.c
+    stmt = (
+        update(deliveries)
+        .where(
+            c.campaign_id == bindparam("b_campaign"),
+            c.phone_e164 == bindparam("b_phone"),
+            c.lease_token == bindparam("b_token"),
+        )
+        .values(
+            state=bindparam("b_state"),
+            run_id=bindparam("b_run"),
+            message_id=bindparam("b_message_id"),
+            error_code=bindparam("b_error_code"),
+            error_title=bindparam("b_error_title"),
+            retryable=bindparam("b_retryable"),
+            last_attempt_at=bindparam("b_at", type_=c.last_attempt_at.type),
+            sent_at=bindparam("b_sent_at", type_=c.sent_at.type),
+            wa_id=func.coalesce(bindparam("b_wa_id", type_=c.wa_id.type), c.wa_id),
+        )
+    )
+    conn.execute(
+        stmt,
+        [
+            {
+                "b_campaign": lease.campaign_id,
+                "b_phone": r.phone_e164,
+                "b_token": lease.token,
+                "b_state": r.state,
+                "b_run": run_id,
+                "b_message_id": r.message_id,
+                "b_error_code": r.error_code,
+                "b_error_title": r.error_title,
+                "b_retryable": r.retryable,
+                "b_at": r.at,
+                "b_sent_at": r.at if r.state == SENT else None,
+                "b_wa_id": r.wa_id,
+            }
+            for r in results
+        ],
+    )
+
+
+def _claim(conn: Connection, lease: Lease, run_id: str, claims: Sequence[Claim]) -> frozenset[str]:
+    """Write the claims as `sending` where each row is still as planned; the rows then read
+    back with this lease's token are the claims won."""
+    if not claims:
+        return frozenset()
+    rows = [
         {
-            "campaign_id": campaign_id,
-            "phone_e164": r.phone_e164,
-            "customer_id": "",
-            "state": r.state,
-            "run_id": run_id,
-            "message_id": r.message_id,
-            "error_code": r.error_code,
-            "error_title": r.error_title,
-            "retryable": r.retryable,
-            "last_attempt_at": r.at,
-            "sent_at": r.at if r.state == SENT else None,
-            "wa_id": r.wa_id,
-        }
-        for r in results
-    ]
-    claim_rows = [
-        {
-            "campaign_id": campaign_id,
+            "campaign_id": lease.campaign_id,
             "phone_e164": c.phone_e164,
             "customer_id": c.customer_id,
             "wa_id": c.wa_id,
@@ -136,24 +208,75 @@ def advance(
             "message_id": None,
             "error_code": None,
             "error_title": None,
+            "lease_token": lease.token,
         }
         for c in claims
     ]
-    with engine.begin() as conn:
-        upsert(
-            conn,
-            deliveries,
-            result_rows,
-            update=[
-                "state",
-                "run_id",
-                "message_id",
-                "error_code",
-                "error_title",
-                "retryable",
-                "last_attempt_at",
-                "sent_at",
-                "wa_id",
-            ],
+    new = [row for row, c in zip(rows, claims, strict=True) if c.from_state is None]
+    if new:
+        conn.execute(_insert_unless_present(conn), new)
+    again = [
+        {**row, "b_phone": c.phone_e164, "b_from": c.from_state, "b_before": c.attempts - 1}
+        for row, c in zip(rows, claims, strict=True)
+        if c.from_state is not None
+    ]
+    if again:
+        conn.execute(_claim_again(lease.campaign_id), again)
+    expected = {c.phone_e164: c.attempts for c in claims}
+    found = conn.execute(
+        select(deliveries.c.phone_e164, deliveries.c.state, deliveries.c.attempts).where(
+            deliveries.c.campaign_id == lease.campaign_id,
+            deliveries.c.phone_e164.in_(list(expected)),
+            deliveries.c.lease_token == lease.token,
         )
-        upsert(conn, deliveries, claim_rows)
+    ).all()
+    return frozenset(
+        phone
+        for phone, state, attempts in found
+        if state == SENDING and attempts == expected[phone]
+    )
+
+
+def _insert_unless_present(conn: Connection) -> Executable:
+    """INSERT that leaves an existing row as it is (a number another run claimed first)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(deliveries).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(deliveries).on_conflict_do_nothing()
+    if conn.dialect.name in ("mysql", "mariadb"):
+        ins = mysql.insert(deliveries)
+        return ins.on_duplicate_key_update(phone_e164=deliveries.c.phone_e164)
+    raise NotImplementedError(f"ledger claims on dialect {conn.dialect.name!r}")
+
+
+def _claim_again(campaign_id: str) -> Executable:
+    """UPDATE to `sending` of a row still in the state, and at the attempt, the run planned from."""
+    c = deliveries.c
+    return (
+        update(deliveries)
+        .where(
+            c.campaign_id == campaign_id,
+            c.phone_e164 == bindparam("b_phone"),
+            c.state == bindparam("b_from"),
+            c.attempts == bindparam("b_before"),
+        )
+        .values(
+            {
+                name: bindparam(name, type_=c[name].type)
+                for name in (
+                    "customer_id",
+                    "wa_id",
+                    "state",
+                    "retryable",
+                    "attempts",
+                    "run_id",
+                    "first_attempt_at",
+                    "last_attempt_at",
+                    "message_id",
+                    "error_code",
+                    "error_title",
+                    "lease_token",
+                )
+            }
+        )
+    )

@@ -34,14 +34,17 @@ def start_run(
     engine: Engine,
     *,
     run_id: str,
+    attempt: int = 1,
     campaign_id: str,
     template_name: str,
     dry_run: bool,
     started_at: datetime,
 ) -> None:
-    """Record a run as started (a retried flow run keeps its id and restarts its row)."""
+    """Record a run attempt as started (a retried flow run keeps its id: each attempt is a row
+    of its own, so the first attempt's record survives the retry)."""
     row = {
         "run_id": run_id,
+        "attempt": attempt,
         "campaign_id": campaign_id,
         "template_name": template_name,
         "dry_run": dry_run,
@@ -58,18 +61,19 @@ def finish_run(
     engine: Engine,
     *,
     run_id: str,
+    attempt: int = 1,
     status: str,
     finished_at: datetime,
     counts: Mapping[str, int],
     error: str | None = None,
 ) -> None:
-    """Record a run's end with its counts per outcome."""
+    """Record a run attempt's end with its counts per outcome."""
     known = {c.name for c in campaign_runs.columns}
     values = {k: v for k, v in counts.items() if k in known}
     with engine.begin() as conn:
         conn.execute(
             update(campaign_runs)
-            .where(campaign_runs.c.run_id == run_id)
+            .where(campaign_runs.c.run_id == run_id, campaign_runs.c.attempt == attempt)
             .values(status=status, finished_at=finished_at, error=error, **values)
         )
 

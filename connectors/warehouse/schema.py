@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -48,6 +49,7 @@ SHORT = String(32)
 metadata = MetaData()
 
 OUTCOME_COUNT_COLUMNS: Final = (
+    "excluded_invalid_customer_id",
     "excluded_no_consent",
     "excluded_invalid_number",
     "excluded_duplicate",
@@ -63,6 +65,8 @@ campaign_runs = Table(
     "wa_campaign_runs",
     metadata,
     Column("run_id", String(64), primary_key=True),
+    # A Prefect retry keeps the flow run id: each attempt is its own row.
+    Column("attempt", Integer, primary_key=True, default=1),
     Column("campaign_id", ID, nullable=False, index=True),
     Column("template_name", String(256), nullable=False),
     Column("dry_run", Boolean, nullable=False),
@@ -110,6 +114,19 @@ deliveries = Table(
     Column("delivery_status", SHORT),
     Column("delivery_error_code", SHORT),
     Column("delivery_updated_at", UTCDateTime),
+    # The campaign lease token of the run attempt that claimed the row last (a fencing token).
+    Column("lease_token", BigInteger),
+)
+
+campaign_leases = Table(
+    "wa_campaign_leases",
+    metadata,
+    Column("campaign_id", ID, primary_key=True),
+    Column("token", BigInteger, nullable=False),
+    Column("holder", String(128)),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("renewed_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
 )
 
 contact_checks = Table(

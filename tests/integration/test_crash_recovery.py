@@ -59,7 +59,10 @@ def _setup(
     seed_demo_crm(engine, customers)
     engine.dispose()
     params = json.loads((ROOT / "deployments" / "demo-campaign.json").read_text())
-    params.update(campaign_id="crash", rate_limit_per_s=400, concurrency=CONCURRENCY)
+    # A killed run holds its lease until it expires: short here, so the re-run need not wait.
+    params.update(
+        campaign_id="crash", rate_limit_per_s=400, concurrency=CONCURRENCY, lease_seconds=3
+    )
     path = tmp_path / "campaign.json"
     path.write_text(json.dumps(params))
     env = {

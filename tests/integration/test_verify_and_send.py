@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
+from connectors.warehouse.lease import Lease, acquire
 from connectors.warehouse.schema import deliveries
 from connectors.whatsapp.client import Template, WhatsAppClient
 from connectors.whatsapp.limits import SendLimits
@@ -43,6 +44,17 @@ def _settings(sandbox: RunningSandbox) -> WhatsAppSettings:
         backoff_initial_s=0.01,
         backoff_max_s=0.05,
     )
+
+
+def _lease(url: str, campaign_id: str = "c") -> Lease:
+    """The campaign's lease, as a run holds it while it sends."""
+    return acquire(warehouse(url), campaign_id, "r", timedelta(minutes=5))
+
+
+def _writer(url: str, campaign_id: str = "c") -> ledger.LedgerWrite:
+    """The send loop's ledger writer for a run holding the campaign's lease."""
+    engine, held = warehouse(url), _lease(url, campaign_id)
+    return lambda results, claims: ledger.advance(engine, held, "r", results=results, claims=claims)
 
 
 def _frame(phones: Sequence[str]) -> pd.DataFrame:
@@ -103,7 +115,7 @@ def test_send_records_every_outcome_and_the_ledger_says_the_same(
     logins_before = len(sandbox.state.requests_to("login"))
     outs = send(
         chunks,
-        campaign_id="c1",
+        lease=_lease(any_db_url, "c1"),
         run_id="r1",
         template=TEMPLATE,
         param_columns=["param_first_name"],
@@ -132,16 +144,18 @@ def test_never_more_than_concurrency_rows_sending_at_once(
     items = [i for i in items if not i.wa_id.endswith("0")][:60]
     asyncio.run(_check_all(sandbox, [i.phone_e164 for i in items]))
     engine = warehouse(sqlite_url)
+    advance = _writer(sqlite_url)
     peak = 0
 
-    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
+    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> frozenset[str]:
         nonlocal peak
-        ledger.advance(engine, "c", "r", results=results, claims=claims)
+        won = advance(results, claims)
         with engine.connect() as conn:
             sending = conn.execute(
                 select(deliveries.c.phone_e164).where(deliveries.c.state == "sending")
             ).all()
         peak = max(peak, len(sending))
+        return won
 
     async def run() -> dict[str, ledger.Result]:
         limits = SendLimits(rate_per_s=1000, concurrency=5)
@@ -169,7 +183,6 @@ def test_progress_is_reported_off_the_event_loop_and_its_failures_do_not_stop_se
     items = [Outgoing(f"+1631557{4001 + i}", str(i), f"1631557{4001 + i}", ()) for i in range(44)]
     items = [i for i in items if not i.wa_id.endswith("0")][:40]
     asyncio.run(_check_all(sandbox, [i.phone_e164 for i in items]))
-    engine = warehouse(sqlite_url)
     loop_thread = threading.get_ident()
     reports: list[tuple[int, int]] = []
 
@@ -179,9 +192,7 @@ def test_progress_is_reported_off_the_event_loop_and_its_failures_do_not_stop_se
 
     monkeypatch.setattr("tasks.report.advance_progress", failing_update)
     progress = Progress(uuid.uuid4(), total=len(items))
-
-    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
-        ledger.advance(engine, "c", "r", results=results, claims=claims)
+    write = _writer(sqlite_url)
 
     async def run(batch: list[Outgoing], every_s: float) -> dict[str, ledger.Result]:
         limits = SendLimits(rate_per_s=1000, concurrency=4)
@@ -235,9 +246,7 @@ def test_a_campaign_level_error_stops_the_run_after_the_threshold(
     items = [i for i in items if not i.wa_id.endswith("0")]
     asyncio.run(_check_all(sandbox, [i.phone_e164 for i in items]))
     engine = warehouse(sqlite_url)
-
-    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
-        ledger.advance(engine, "c", "r", results=results, claims=claims)
+    write = _writer(sqlite_url)
 
     async def run() -> None:
         limits = SendLimits(rate_per_s=1000, concurrency=4)

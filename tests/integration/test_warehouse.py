@@ -8,13 +8,14 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, func, inspect, select, text
 
-from connectors.warehouse import ledger
+from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.migrate import alembic_config
 from connectors.warehouse.records import fresh_checks, save_checks, write_recipients
 from connectors.warehouse.schema import deliveries, recipients
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
 
 
 def test_migration_creates_every_table_and_the_funnel_view(any_db_url: str) -> None:
@@ -60,18 +61,21 @@ def test_recipients_upsert_updates_in_place_and_the_view_counts(any_db_url: str)
 
 def test_ledger_claims_then_records_and_in_doubt_rows_become_unknown(any_db_url: str) -> None:
     engine = warehouse(any_db_url)
+    held = lease.acquire(engine, "c1", "r1#1", timedelta(minutes=5))
     claims = [
         ledger.Claim(f"+1631555100{i}", str(i), f"1631555100{i}", 1, NOW, NOW) for i in (1, 2)
     ]
-    ledger.advance(engine, "c1", "r1", results=[], claims=claims)
+    won = ledger.advance(engine, held, "r1", results=[], claims=claims)
+    assert won == {"+16315551001", "+16315551002"}
     ledger.advance(
         engine,
-        "c1",
+        held,
         "r1",
         results=[ledger.Result("+16315551001", ledger.SENT, NOW, message_id="gBEG1")],
         claims=[],
     )
-    assert ledger.mark_in_doubt(engine, "c1") == 1
+    lease.release(engine, held)
+    assert ledger.mark_in_doubt(engine, lease.acquire(engine, "c1", "r2#1", LEASE)) == 1
     rows = ledger.load(engine, "c1").set_index("phone_e164")
     assert rows.at["+16315551001", "state"] == "sent"
     assert rows.at["+16315551001", "message_id"] == "gBEG1"
