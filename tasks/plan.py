@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -16,16 +18,41 @@ from tasks.frame import MESSAGE_ID, OUTCOME, PHONE_E164, REASON, Outcome, Reason
 _DONE = {"sent": Outcome.SENT, "send_failed": Outcome.SEND_FAILED}
 
 
+# The API refuses body parameter text with a newline or tab, or more than four spaces in a row.
+_BREAKS: Final = "\t\n\r\x0b\x0c\x85\u2028\u2029"
+_SPACING: Final = rf"[ {_BREAKS}\u00a0]*[{_BREAKS}][ {_BREAKS}\u00a0]*| {{5,}}"
+_CONTROLS: Final = r"[\x00-\x08\x0e-\x1f\x7f]"
+MAX_PARAMETER_CHARS: Final = 1024
+
+
+def clean_param(values: pd.Series) -> pd.Series:
+    """Parameter text as the API takes it: controls dropped, line breaks, tabs and runs of more
+    than four spaces collapsed to one space, surrounding spaces trimmed; null stays null."""
+    text = values.astype("str")
+    text = text.str.replace(_CONTROLS, "", regex=True).str.replace(_SPACING, " ", regex=True)
+    return text.str.strip()
+
+
 def require_params(frame: pd.DataFrame, param_columns: list[str]) -> pd.DataFrame:
-    """Customers missing a template parameter fail before anything is checked or sent."""
+    """Clean each customer's template parameters; a customer with one that is missing or empty
+    after cleaning (`missing_parameter`) or longer than the API allows (`invalid_parameter`)
+    fails before anything is checked or sent."""
     out = frame.copy()
+    running = in_running(out)
     missing = pd.Series(False, index=out.index)
+    too_long = pd.Series(False, index=out.index)
     for column in param_columns:
-        values = out[column] if column in out.columns else pd.Series(pd.NA, index=out.index)
-        missing |= values.isna() | (values.astype("str").str.strip() == "")
-    mask = in_running(out) & missing
-    out.loc[mask, OUTCOME] = Outcome.SEND_FAILED
-    out.loc[mask, REASON] = Reason.MISSING_PARAMETER
+        raw = out[column] if column in out.columns else pd.Series(pd.NA, index=out.index)
+        cleaned = clean_param(raw)
+        out[column] = cleaned
+        missing |= cleaned.isna() | (cleaned == "")
+        too_long |= cleaned.str.len().fillna(0) > MAX_PARAMETER_CHARS
+    for mask, reason in (
+        (running & missing, Reason.MISSING_PARAMETER),
+        (running & ~missing & too_long, Reason.INVALID_PARAMETER),
+    ):
+        out.loc[mask, OUTCOME] = Outcome.SEND_FAILED
+        out.loc[mask, REASON] = reason
     return out
 
 

@@ -10,6 +10,7 @@ from tasks.frame import OUTCOME, PHONE_E164, REASON, Outcome, Reason
 
 # (label, key in the counts of tasks.record.outcome_counts)
 FUNNEL_LINES: Final = (
+    ("excluded: no customer id", Outcome.EXCLUDED_INVALID_CUSTOMER_ID),
     ("excluded: no consent", Outcome.EXCLUDED_NO_CONSENT),
     ("excluded: invalid number", Outcome.EXCLUDED_INVALID_NUMBER),
     ("excluded: duplicate number", Outcome.EXCLUDED_DUPLICATE),
@@ -19,6 +20,7 @@ FUNNEL_LINES: Final = (
     ("sent in this run", "sent_now"),
     ("sent by an earlier run", f"{Outcome.SENT}:{Reason.ALREADY_SENT}"),
     ("failed: missing template parameter", f"{Outcome.SEND_FAILED}:{Reason.MISSING_PARAMETER}"),
+    ("failed: template parameter too long", f"{Outcome.SEND_FAILED}:{Reason.INVALID_PARAMETER}"),
     ("failed: API refused", "send_failed_api"),
     ("unknown (in doubt after a crash)", Outcome.UNKNOWN),
 )
@@ -31,8 +33,9 @@ def funnel(counts: dict[str, int], delivery: dict[str, int] | None = None) -> di
     derived["sent_now"] = counts.get(Outcome.SENT, 0) - counts.get(
         f"{Outcome.SENT}:{Reason.ALREADY_SENT}", 0
     )
-    derived["send_failed_api"] = counts.get(Outcome.SEND_FAILED, 0) - counts.get(
-        f"{Outcome.SEND_FAILED}:{Reason.MISSING_PARAMETER}", 0
+    derived["send_failed_api"] = counts.get(Outcome.SEND_FAILED, 0) - sum(
+        counts.get(f"{Outcome.SEND_FAILED}:{reason}", 0)
+        for reason in (Reason.MISSING_PARAMETER, Reason.INVALID_PARAMETER)
     )
     total = sum(v for k, v in counts.items() if ":" not in k)
     lines = {"customers read": total}

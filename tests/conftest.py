@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 # Before anything imports prefect: no analytics, no settings leaking in from ~/.prefect or .env.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="wa-tests-prefect-")
@@ -15,7 +15,7 @@ os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 os.environ.pop("PREFECT_API_URL", None)
 
 import pytest  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import Connection, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -88,3 +88,33 @@ def any_db_url(request: pytest.FixtureRequest) -> str:
     """An empty database of each dialect in turn."""
     fixture = {"sqlite": "sqlite_url", "postgresql": "postgres_url", "mariadb": "mariadb_url"}
     return str(request.getfixturevalue(fixture[request.param]))
+
+
+@pytest.fixture
+def kill_sessions() -> Callable[[Connection], int]:
+    """Terminates every other session of the connection's database, as a failover, an
+    `idle_session_timeout` or an operator's `pg_terminate_backend` / `KILL` does."""
+    return kill_other_sessions
+
+
+def kill_other_sessions(conn: Connection) -> int:
+    """Terminate every other session of this database (what a failover or an operator does)."""
+    if conn.dialect.name == "postgresql":
+        killed = conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).all()
+        return len(killed)
+    ids = conn.execute(
+        text(
+            "SELECT id FROM information_schema.processlist "
+            "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+        )
+    ).scalars()
+    count = 0
+    for session in list(ids):
+        conn.execute(text(f"KILL {int(session)}"))
+        count += 1
+    return count

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.base import Executable
@@ -30,6 +30,8 @@ SENDING = "sending"
 SENT = "sent"
 SEND_FAILED = "send_failed"
 UNKNOWN = "unknown"
+# States a later attempt may claim again: in doubt (`resend_unknown`) or failed, if retryable.
+CLAIMABLE = (UNKNOWN, SEND_FAILED)
 
 LEDGER_COLUMNS = (
     "phone_e164",
@@ -216,7 +218,12 @@ def _claim(conn: Connection, lease: Lease, run_id: str, claims: Sequence[Claim])
     if new:
         conn.execute(_insert_unless_present(conn), new)
     again = [
-        {**row, "b_phone": c.phone_e164, "b_from": c.from_state, "b_before": c.attempts - 1}
+        {
+            **{k: v for k, v in row.items() if k not in ("campaign_id", "phone_e164")},
+            "b_phone": c.phone_e164,
+            "b_from": c.from_state,
+            "b_before": c.attempts - 1,
+        }
         for row, c in zip(rows, claims, strict=True)
         if c.from_state is not None
     ]
@@ -259,6 +266,9 @@ def _claim_again(campaign_id: str) -> Executable:
             c.phone_e164 == bindparam("b_phone"),
             c.state == bindparam("b_from"),
             c.attempts == bindparam("b_before"),
+            # Never a row that is done: sent, or failed for the recipient's own reason.
+            or_(*(c.state == literal(state) for state in CLAIMABLE)),
+            or_(c.state != literal(SEND_FAILED), c.retryable),
         )
         .values(
             {

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Connection, create_engine, select, text
 
 from connectors.demo_crm import DemoCustomer, demo_customers, seed_demo_crm
 from connectors.warehouse.schema import deliveries, recipients
@@ -235,3 +235,50 @@ def test_a_second_run_of_the_same_campaign_refuses_while_the_first_sends(
     assert not first_error
     _assert_nobody_twice_and_everyone_accounted(slow_sandbox, customers, warehouse_url)
     assert Counter(_outcomes(warehouse_url).values())["unknown"] == 0
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_a_second_run_cannot_get_in_when_the_warehouse_drops_the_first_runs_sessions(
+    kind: str,
+    prefect_api: None,
+    slow_sandbox: RunningSandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    kill_sessions: Callable[[Connection], int],
+) -> None:
+    """Failover, idle_session_timeout, pg_terminate_backend, KILL: the first run's advisory lock
+    dies with its session while the run goes on; its lease does not."""
+    from connectors.warehouse.lock import CampaignBusyError
+
+    warehouse_url = str(
+        request.getfixturevalue(f"{'postgres' if kind == 'postgresql' else kind}_url")
+    )
+    customers, env, params = _setup(tmp_path, warehouse_url, slow_sandbox, 1200)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    campaign = Campaign.model_validate({**json.loads(params.read_text()), "rate_limit_per_s": 100})
+    first_error: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            broadcast(campaign)
+        except BaseException as exc:  # reported below
+            first_error.append(exc)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    wait_until(lambda: len(slow_sandbox.state.messages_sent()) >= 100, 120, "100 sends")
+    admin = create_engine(warehouse_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        assert kill_sessions(conn) >= 1
+    admin.dispose()
+    with pytest.raises(CampaignBusyError, match="nothing was checked or sent"):
+        broadcast(campaign)
+    sends_when_refused = len(slow_sandbox.state.messages_sent())
+    thread.join(timeout=300)
+
+    assert not first_error, first_error
+    assert sends_when_refused < sum(c.expected_outcome == "sent" for c in customers)
+    counts = _assert_nobody_twice_and_everyone_accounted(slow_sandbox, customers, warehouse_url)
+    assert counts["unknown"] == 0

@@ -4,10 +4,11 @@ conditional, and no lock or session is needed for either (three dialects)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, select
 
 from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
@@ -167,36 +168,13 @@ def test_of_runs_starting_together_one_takes_the_lease_and_the_others_refuse(
 
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
 def test_releasing_a_lock_whose_session_the_database_killed_does_not_fail_the_run(
-    kind: str, request: pytest.FixtureRequest
+    kind: str, request: pytest.FixtureRequest, kill_sessions: Callable[[Connection], int]
 ) -> None:
     url = str(request.getfixturevalue("postgres_url" if kind == "postgresql" else "mariadb_url"))
     engine = warehouse(url)
     with campaign_lock(engine, "spring"), engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT")
-        assert kill_other_sessions(conn) >= 1
+        assert kill_sessions(conn) >= 1
     # Reaching here without an exception is the point; the lock is free again.
     with campaign_lock(engine, "spring"):
         pass
-
-
-def kill_other_sessions(conn: Connection) -> int:
-    """Terminate every other session of this database (what a failover or an operator does)."""
-    if conn.dialect.name == "postgresql":
-        killed = conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ).all()
-        return len(killed)
-    ids = conn.execute(
-        text(
-            "SELECT id FROM information_schema.processlist "
-            "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
-        )
-    ).scalars()
-    count = 0
-    for session in list(ids):
-        conn.execute(text(f"KILL {int(session)}"))
-        count += 1
-    return count

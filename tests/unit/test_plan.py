@@ -55,3 +55,24 @@ def test_dry_run_marks_everyone_still_in_the_running_planned() -> None:
     frame = _frame(["+1", "+2"])
     frame.loc[1, OUTCOME] = "excluded_duplicate"
     assert mark_planned(frame)[OUTCOME].tolist() == ["planned", "excluded_duplicate"]
+
+
+def test_parameter_text_is_cleaned_the_way_the_api_accepts_it() -> None:
+    names = ["Ada\nLovelace", "Ada\t\tL", "Ada      L", "Ada    L", " \u0000Ada\r\n  L "]
+    out = require_params(_frame(["+1"] * len(names), names), ["param_first_name"])
+    assert out["param_first_name"].tolist() == [
+        "Ada Lovelace",
+        "Ada L",
+        "Ada L",
+        "Ada    L",
+        "Ada L",
+    ]
+    assert out[OUTCOME].isna().all()
+
+
+def test_parameter_over_1024_characters_or_empty_after_cleaning_fails_that_customer_only() -> None:
+    names = ["x" * 1024, "x" * 1025, "\n\t  \n", "Asha"]
+    out = require_params(_frame(["+1", "+2", "+3", "+4"], names), ["param_first_name"])
+    assert pd.isna(out[OUTCOME].iloc[0]) and pd.isna(out[OUTCOME].iloc[3])
+    assert out[REASON].tolist()[1:3] == ["invalid_parameter", "missing_parameter"]
+    assert out[OUTCOME].tolist()[1:3] == ["send_failed", "send_failed"]
