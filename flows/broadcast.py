@@ -15,7 +15,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, runtime, unmapped
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from connectors.settings import Connections, SecretBlocks, mask_url
 from connectors.warehouse.lease import Lease
@@ -30,6 +30,7 @@ from tasks.record import (
     outcome_counts,
     reconcile_deliveries,
     record_chunk,
+    sent_by_attempt,
     start_run_task,
 )
 from tasks.report import Progress, advance_progress, publish_report, start_progress
@@ -90,13 +91,21 @@ def broadcast(campaign: Campaign, secrets: SecretBlocks | None = None) -> dict[s
         try:
             report = _run(campaign, conns, run_id, lease)
         except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"[:2000]
-            finish_run_task(wh, run_id, attempt, "failed", {}, error)
+            _record_failure(wh, run_id, attempt, lease, f"{type(exc).__name__}: {exc}")
             raise
         report["attempt"] = attempt
         finish_run_task(wh, run_id, attempt, "completed", report["run_counts"])
     publish_report(report)
     return report
+
+
+def _record_failure(wh: SecretStr, run_id: str, attempt: int, lease: Lease, error: str) -> None:
+    """Close the failed attempt's row with what it sent; never hides the error that ended it."""
+    try:
+        sent = {"messages_sent": sent_by_attempt(wh, lease)}
+        finish_run_task(wh, run_id, attempt, "failed", sent, error[:2000])
+    except Exception as exc:  # the warehouse may be why the run failed
+        get_run_logger().warning("failed run not recorded: %s", type(exc).__name__)
 
 
 def _run(campaign: Campaign, conns: Connections, run_id: str, lease: Lease) -> dict[str, Any]:

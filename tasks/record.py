@@ -13,6 +13,8 @@ from pydantic import SecretStr
 
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import reconcile_campaign
+from connectors.warehouse.lease import Lease
+from connectors.warehouse.ledger import sent_under
 from connectors.warehouse.records import delivery_counts, finish_run, start_run, write_recipients
 from tasks.frame import CUSTOMER_ID, DUPLICATE_OF, OUTCOME, PHONE_E164, REASON, in_running
 
@@ -109,6 +111,12 @@ def finish_run_task(
         counts=counts,
         error=error,
     )
+
+
+@task(name="sent-by-attempt", cache_policy=NO_CACHE)
+def sent_by_attempt(warehouse_url: SecretStr, lease: Lease) -> int:
+    """Prefect task: messages this run attempt sent, from the ledger (for a failed attempt)."""
+    return sent_under(warehouse(warehouse_url.get_secret_value()), lease)
 
 
 @task(name="delivery-statuses", cache_policy=NO_CACHE)

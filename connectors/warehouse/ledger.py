@@ -105,6 +105,17 @@ def load(engine: Engine, campaign_id: str) -> pd.DataFrame:
 LedgerWrite = Callable[[Sequence[Result], Sequence[Claim]], frozenset[str]]
 
 
+def sent_under(engine: Engine, lease: Lease) -> int:
+    """Messages sent under this lease: what one run attempt sent, even when it failed later."""
+    stmt = select(func.count()).where(
+        deliveries.c.campaign_id == lease.campaign_id,
+        deliveries.c.lease_token == lease.token,
+        deliveries.c.state == SENT,
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())
+
+
 class ClaimRefusedError(RuntimeError):
     """The ledger refused claims: their rows changed since this run planned (another run)."""
 

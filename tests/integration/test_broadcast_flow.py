@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,6 +132,73 @@ def test_demo_campaign_gives_every_customer_its_outcome_and_a_rerun_sends_nothin
     assert sorted(runs) == [("completed", len(to_send)), ("completed", len(to_send))]
 
 
+def test_a_prefect_retry_keeps_the_first_attempts_record_and_sends_only_the_rest(
+    prefect_api: None,
+    sandbox: RunningSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    crm_url, warehouse_url = f"sqlite:///{tmp_path}/crm.sqlite", f"sqlite:///{tmp_path}/wh.sqlite"
+    customers = demo_customers(600, seed=5)
+    engine = create_engine(crm_url)
+    seed_demo_crm(engine, customers)
+    engine.dispose()
+    _point_at(monkeypatch, crm_url, warehouse_url, sandbox)
+    key = ("acme_ns", "order_update", "en")
+    approved = sandbox.state.templates[key]
+
+    def pull_the_template_then_restore_it() -> None:
+        """Mid-send the template is withdrawn (attempt 1 stops), then approved again."""
+        deadline = time.monotonic() + 60
+        while len(sandbox.state.messages_sent()) < 100 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        del sandbox.state.templates[key]
+        while not _failed_runs(warehouse_url) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sandbox.state.templates[key] = approved
+
+    watcher = threading.Thread(target=pull_the_template_then_restore_it)
+    watcher.start()
+    retried = broadcast.with_options(retries=1, retry_delay_seconds=1)
+    report = retried(_campaign("it-retry"))
+    watcher.join()
+
+    to_send = [c for c in customers if c.expected_outcome == "sent"]
+    received = [m.to for m in sandbox.state.messages_sent()]
+    assert sorted(received) == sorted(str(c.expected_wa_id) for c in to_send)
+    engine = create_engine(warehouse_url)
+    with engine.connect() as conn:
+        runs = conn.execute(
+            select(
+                campaign_runs.c.run_id,
+                campaign_runs.c.attempt,
+                campaign_runs.c.status,
+                campaign_runs.c.messages_sent,
+                campaign_runs.c.error,
+            ).order_by(campaign_runs.c.attempt)
+        ).all()
+    engine.dispose()
+    (first_id, one, failed, sent_first, error), (second_id, two, completed, sent_second, _) = runs
+    assert (first_id, one, failed) == (second_id, 1, "failed") and (two, completed) == (
+        2,
+        "completed",
+    )
+    assert "CircuitOpenError" in str(error)
+    assert sent_first >= 100 and sent_first + sent_second == len(to_send)
+    assert report["attempt"] == 2
+    assert report["funnel"]["sent in this run"] == sent_second
+    assert report["funnel"]["sent by an earlier run"] == sent_first
+
+
+def _failed_runs(url: str) -> int:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        stmt = select(func.count()).where(campaign_runs.c.status == "failed")
+        found = int(conn.execute(stmt).scalar_one())
+    engine.dispose()
+    return found
+
+
 def test_dry_run_plans_without_checking_or_sending(
     prefect_api: None,
     sandbox: RunningSandbox,
@@ -146,7 +215,7 @@ def test_dry_run_plans_without_checking_or_sending(
     report = broadcast(_campaign("it-dry", dry_run=True))
 
     # The preflight logs in (proving the credentials); nothing is checked and nothing sent.
-    assert {r.endpoint for r in sandbox.state.requests} == {"login"}
+    assert {r.endpoint for r in sandbox.state.requests} <= {"login", "health"}
     would_check = sum(c.expected_outcome in ("sent", "excluded_not_on_whatsapp") for c in customers)
     assert report["funnel"]["planned (dry run)"] == would_check
     outcomes = {r["outcome"] for r in _recipients(warehouse_url, "it-dry").values()}
