@@ -35,6 +35,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -43,13 +44,13 @@ import httpx
 from pydantic import SecretStr
 
 from bench.common import Figure, Target, cpu_seconds, free_port, report, wait_answering
-from connectors.warehouse import ledger
+from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
 from connectors.whatsapp.client import Template, WhatsAppClient
 from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.settings import WhatsAppSettings
 from connectors.whatsapp.transport import ShardedTransport
-from tasks.send import LedgerWriter, Outgoing, send_all
+from tasks.send import Outgoing, send_all
 
 TEMPLATE: Final = Template(namespace="acme_ns", name="order_update", language="en")
 API_KEY: Final = "sandbox-api-key"
@@ -261,21 +262,23 @@ def numbers(count: int) -> list[str]:
     return [f"+49151{i:07d}1" for i in range(count)]
 
 
-def _no_ledger(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
-    """A ledger writer that writes nothing."""
+def _no_ledger(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> frozenset[str]:
+    """A ledger writer that writes nothing and lets every claim through."""
+    return frozenset(c.phone_e164 for c in claims)
 
 
-def _sqlite_ledger(directory: str, campaign_id: str, run_id: str) -> LedgerWriter:
+def _sqlite_ledger(directory: str, campaign_id: str, run_id: str) -> ledger.LedgerWrite:
     """The real ledger on a fresh SQLite warehouse (migrated before the timed part)."""
     engine = warehouse(f"sqlite:///{directory}/warehouse.sqlite")
+    held = lease.acquire(engine, campaign_id, run_id, timedelta(minutes=10))
 
-    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> None:
-        ledger.advance(engine, campaign_id, run_id, results=results, claims=claims)
+    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> frozenset[str]:
+        return ledger.advance(engine, held, run_id, results=results, claims=claims)
 
     return write
 
 
-async def _send(run: Run, sandbox: Sandbox, write: LedgerWriter, burst: int) -> None:
+async def _send(run: Run, sandbox: Sandbox, write: ledger.LedgerWrite, burst: int) -> None:
     """Check the numbers, then time `send_all` over all of them."""
     to = numbers(run.messages)
     settings = WhatsAppSettings(base_url=sandbox.url, api_key=SecretStr(API_KEY))
@@ -303,7 +306,7 @@ async def _send(run: Run, sandbox: Sandbox, write: LedgerWriter, burst: int) -> 
     run.sent = sum(1 for r in results.values() if r.state == ledger.SENT)
 
 
-def measure(run: Run, sandbox: Sandbox, write: LedgerWriter, burst: int) -> Run:
+def measure(run: Run, sandbox: Sandbox, write: ledger.LedgerWrite, burst: int) -> Run:
     """One timed run on a freshly reset sandbox, with the sandbox's record read afterwards."""
     sandbox.reset()
     run.burst = min(burst, run.messages)

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    SecretStr,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from connectors.masking import mask_url as mask_url  # re-exported: callers import it from here
 from connectors.whatsapp.settings import WhatsAppSettings
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / ".data"
-
-
-def mask_url(url: str) -> str:
-    """A database URL with its password hidden, for messages and logs."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+# Prefect's block document name rule (prefect.types.names.BlockDocumentName, checked by
+# tests/unit/test_secret_blocks.py), not imported: importing prefect costs the receiver a second.
+BLOCK_NAME_PATTERN: Final = "^[a-z0-9-]+$"
+_BLOCK_NAME = re.compile(BLOCK_NAME_PATTERN)
 
 
 class Connections(BaseModel):
@@ -56,16 +66,66 @@ def default_crm_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'crm.sqlite'}"
 
 
+class _Hidden:
+    """Stands in for a refused value, so that no validation error can quote it."""
+
+    def __repr__(self) -> str:
+        return "'<not shown>'"
+
+
+_HIDDEN: Final = _Hidden()
+
+
+def _hide_non_names(value: object) -> object:
+    """Anything but None or a block name becomes `_HIDDEN` before a validator can fail on it."""
+    if value is None or (isinstance(value, str) and _BLOCK_NAME.fullmatch(value)):
+        return value
+    return _HIDDEN
+
+
+def _refuse_hidden(value: object, info: ValidationInfo) -> str | None:
+    """The block name, or an error naming the field (pydantic and Prefect show only `_HIDDEN`)."""
+    if isinstance(value, str) or value is None:
+        return value
+    raise PydanticCustomError(
+        "secret_block_name",
+        "{field} takes the name of a Prefect Secret block (lowercase letters, digits and "
+        "dashes), never a secret or a URL; put the value in a Secret block and give its name "
+        "(the value given is not shown)",
+        {"field": info.field_name or "secrets"},
+    )
+
+
+# Before-validators run first: the value is swapped out before the plain validator refuses it,
+# so the error's `input` is the stand-in, in `str(error)`, `.errors()` and Prefect's run state.
+BlockName = Annotated[
+    str | None,
+    PlainValidator(_refuse_hidden),
+    BeforeValidator(_hide_non_names),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": BLOCK_NAME_PATTERN}, {"type": "null"}]}
+    ),
+]
+
+
 class SecretBlocks(BaseModel):
     """Names (never values) of Prefect Secret blocks; a name left unset falls back to the env."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
-    crm_database_url: str | None = None
-    warehouse_database_url: str | None = None
-    whatsapp_password: str | None = None
-    whatsapp_api_key: str | None = None
-    whatsapp_token: str | None = None
+    crm_database_url: BlockName = None
+    warehouse_database_url: BlockName = None
+    whatsapp_password: BlockName = None
+    whatsapp_api_key: BlockName = None
+    whatsapp_token: BlockName = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hide_unknown(cls, data: Any) -> Any:
+        """Values of misspelt keys, or a value in place of the object, are hidden before refusal."""
+        if isinstance(data, dict):
+            return {k: v if k in cls.model_fields else _HIDDEN for k, v in data.items()}
+        return data if isinstance(data, SecretBlocks) else _HIDDEN
 
     def env_names(self) -> dict[str, str]:
         """Environment variable -> block name, for the blocks that are set."""

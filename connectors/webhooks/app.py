@@ -5,16 +5,22 @@
 | `POST /webhooks/v1/{token}`, `/webhooks/v1` (Basic) | 200 committed, 401, 413, 400, 500, 503 |
 | `POST /webhooks/cloud` (`X-Hub-Signature-256`) | 200 committed, 401, 413, 400, 500, 503 |
 | `GET /webhooks/cloud?hub.mode=subscribe&...` | 200 the challenge, 403 bad verify token, 400 |
-| `GET /healthz` | 200, or 503 when the writer stopped |
+| `GET /healthz` | 200 `{"status": "ok", "dropped_items": n}`, or 503 when the writer stopped |
 
 Answers are fixed short JSON bodies: nothing of a request is ever echoed back, except Meta's
 digits-only `hub.challenge`, which the handshake requires.
+
+An item holding a string no database can store (see `payloads`) is dropped and the rest of its
+body stored and answered 200, so the provider does not retry the body for a day. Each drop is
+logged at WARNING with the count and the fields, never the values, and counted in
+`ReceiverApp.dropped` (per field) and `dropped_items` of `/healthz` (since the start).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -88,6 +94,8 @@ class ReceiverApp:
         self._record = record
         self._reapply = reapply
         self.writer: GroupCommitWriter | None = None
+        self.dropped: Counter[str] = Counter()
+        """Items dropped as unstorable since the start, per field (`statuses.id`, ...)."""
         routes = [
             Route("/webhooks/v1/{token}", self._v1_path, methods=["POST"]),
             Route("/webhooks/v1", self._v1_basic, methods=["POST"]),
@@ -185,7 +193,19 @@ class ReceiverApp:
 
     async def _health(self, _request: Request) -> Response:
         running = self.writer is not None and self.writer.running
-        return JSONResponse(OK) if running else _error(503, "writer_stopped")
+        if not running:
+            return _error(503, "writer_stopped")
+        return JSONResponse({**OK, "dropped_items": self.dropped.total()})
+
+    def _count_dropped(self, batch: Batch) -> None:
+        fields = Counter(batch.dropped)
+        self.dropped.update(fields)
+        log.warning(
+            "dropped %d webhook item(s) holding a NUL or lone surrogate (%s); storing the other %d",
+            len(batch.dropped),
+            ", ".join(f"{field} x{n}" for field, n in sorted(fields.items())),
+            len(batch),
+        )
 
     # The common path -------------------------------------------------------------------------
 
@@ -209,6 +229,8 @@ class ReceiverApp:
         except PayloadError as exc:
             log.warning("refused a webhook body (400): %s", exc)
             return _error(400, "bad_payload")
+        if batch.dropped:
+            self._count_dropped(batch)
         if not len(batch):
             return JSONResponse(OK)
         assert self.writer is not None  # set by the lifespan before any request

@@ -3,15 +3,22 @@
 Required fields are checked strictly (a body that fails is answered 400 and nothing of it is
 stored); optional ones are taken when usable and dropped otherwise, so that one odd extra never
 makes the provider retry a whole body for a day. Values are cut to the warehouse's column sizes.
+
+Strings no database here can store (a NUL, which PostgreSQL refuses, or a lone surrogate, which
+JSON allows as `\\ud800` but UTF-8 cannot encode): in a required field (a status's `id` or
+`status`, a message's `id` or `from`) the item is dropped and named in `Batch.dropped` (the
+receiver logs and counts it); in an optional one the field becomes None; in the raw copy they
+become U+FFFD, so the copy stays JSON that PostgreSQL's `jsonb` accepts too.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from connectors.warehouse.events import InboundMessage, StatusEvent
 
@@ -22,13 +29,23 @@ _MAX_STATUS = 32
 _MAX_PHONE = 20
 _MAX_CODE = 32
 _MAX_TITLE = 256
-# MySQL's TEXT holds 64 KiB; a status object larger than this is kept without its raw copy.
-_MAX_RAW = 60_000
+# MySQL's TEXT holds 64 KiB; a status object larger than this (UTF-8) is kept without its raw copy.
+_MAX_RAW_BYTES = 60_000
+_T = TypeVar("_T")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _LATEST_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 class PayloadError(ValueError):
     """The body is not a webhook this receiver understands (answered 400, nothing stored)."""
+
+
+class _Unstorable(Exception):
+    """A required field holds a string no database can store: the item is dropped."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +54,8 @@ class Batch:
 
     statuses: tuple[StatusEvent, ...] = ()
     inbound: tuple[InboundMessage, ...] = ()
+    dropped: tuple[str, ...] = ()
+    """The field (`statuses.id`, `messages.from`, ...) of each item dropped as unstorable."""
 
     def __len__(self) -> int:
         return len(self.statuses) + len(self.inbound)
@@ -63,6 +82,7 @@ def parse_cloud(payload: Any) -> Batch:
         raise PayloadError(f"payload: an object with object={CLOUD_OBJECT!r}")
     statuses: list[StatusEvent] = []
     inbound: list[InboundMessage] = []
+    dropped: list[str] = []
     for i, entry in enumerate(_list(payload, "entry", "payload", required=True)):
         if not isinstance(entry, dict):
             raise PayloadError(f"entry[{i}]: must be an object")
@@ -75,18 +95,38 @@ def parse_cloud(payload: Any) -> Batch:
             batch = _parse_value(change["value"], f"{where}.value")
             statuses += batch.statuses
             inbound += batch.inbound
-    return Batch(tuple(statuses), tuple(inbound))
+            dropped += batch.dropped
+    return Batch(tuple(statuses), tuple(inbound), tuple(dropped))
+
+
+def storable(text: str) -> bool:
+    """False when a database cannot store `text`: it holds a NUL or a lone surrogate."""
+    return _UNSTORABLE.search(text) is None
 
 
 def _parse_value(value: Mapping[str, Any], where: str) -> Batch:
-    statuses = tuple(
-        _status(s, f"{where}.statuses[{i}]") for i, s in enumerate(_list(value, "statuses", where))
-    )
-    inbound = tuple(
-        _message(m, f"{where}.messages[{i}]") for i, m in enumerate(_list(value, "messages", where))
-    )
+    dropped: list[str] = []
+    statuses = _items(value, "statuses", where, _status, dropped)
+    inbound = _items(value, "messages", where, _message, dropped)
     _list(value, "contacts", where)
-    return Batch(statuses, inbound)
+    return Batch(statuses, inbound, tuple(dropped))
+
+
+def _items(
+    value: Mapping[str, Any],
+    key: str,
+    where: str,
+    parse: Callable[[Any, str], _T],
+    dropped: list[str],
+) -> tuple[_T, ...]:
+    """The parsed items of `value[key]`; unstorable ones are left out and named in `dropped`."""
+    items: list[_T] = []
+    for i, obj in enumerate(_list(value, key, where)):
+        try:
+            items.append(parse(obj, f"{where}.{key}[{i}]"))
+        except _Unstorable as exc:
+            dropped.append(f"{key}.{exc.field}")
+    return tuple(items)
 
 
 def _list(obj: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> list[Any]:
@@ -105,12 +145,27 @@ def _required(obj: Mapping[str, Any], key: str, where: str, limit: int) -> str:
     return value
 
 
+def _keep(item: _T, *required: tuple[str, str]) -> _T:
+    """`item`, or _Unstorable naming the first of its required (key, value) no database takes."""
+    for key, value in required:
+        if not storable(value):
+            raise _Unstorable(key)
+    return item
+
+
 def _optional(obj: Mapping[str, Any], key: str, limit: int) -> str | None:
     value = obj.get(key)
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
     text = str(value)
-    return text if 0 < len(text) <= limit else None
+    return text if 0 < len(text) <= limit and storable(text) else None
+
+
+def _optional_text(value: Any, limit: int | None = None) -> str | None:
+    """A string value cut to `limit` characters, or None when not a storable string."""
+    if not isinstance(value, str) or not storable(value):
+        return None
+    return value if limit is None else value[:limit]
 
 
 def _timestamp(obj: Mapping[str, Any]) -> datetime | None:
@@ -128,8 +183,26 @@ def _timestamp(obj: Mapping[str, Any]) -> datetime | None:
 
 
 def _raw(obj: Mapping[str, Any]) -> str | None:
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    return text if len(text) <= _MAX_RAW else None
+    text = _dumps(obj)
+    # Surrogates stay raw in the text (found by storable); NULs come out as a \\u0000 escape.
+    if not storable(text) or "\\u0000" in text:
+        text = _dumps(_replace_unstorable(obj))
+    return text if len(text.encode("utf-8")) <= _MAX_RAW_BYTES else None
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _replace_unstorable(obj: Any) -> Any:
+    """`obj` with every NUL and lone surrogate in its keys and strings replaced by U+FFFD."""
+    if isinstance(obj, str):
+        return _UNSTORABLE.sub("\ufffd", obj)
+    if isinstance(obj, dict):
+        return {_UNSTORABLE.sub("\ufffd", k): _replace_unstorable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_replace_unstorable(v) for v in obj]
+    return obj
 
 
 def _status(obj: Any, where: str) -> StatusEvent:
@@ -139,9 +212,8 @@ def _status(obj: Any, where: str) -> StatusEvent:
     errors = obj.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         code = _optional(errors[0], "code", _MAX_CODE)
-        title = errors[0].get("title") or errors[0].get("message")
-        title = title[:_MAX_TITLE] if isinstance(title, str) else None
-    return StatusEvent(
+        title = _optional_text(errors[0].get("title") or errors[0].get("message"), _MAX_TITLE)
+    event = StatusEvent(
         message_id=_required(obj, "id", where, _MAX_ID),
         status=_required(obj, "status", where, _MAX_STATUS),
         recipient_id=_optional(obj, "recipient_id", _MAX_PHONE),
@@ -150,18 +222,18 @@ def _status(obj: Any, where: str) -> StatusEvent:
         error_title=title,
         raw=_raw(obj),
     )
+    return _keep(event, ("id", event.message_id), ("status", event.status))
 
 
 def _message(obj: Any, where: str) -> InboundMessage:
     if not isinstance(obj, dict):
         raise PayloadError(f"{where}: must be an object")
-    kind = obj.get("type")
     body = obj.get("text")
-    text = body.get("body") if isinstance(body, dict) else None
-    return InboundMessage(
+    message = InboundMessage(
         message_id=_required(obj, "id", where, _MAX_ID),
         wa_id=_required(obj, "from", where, _MAX_PHONE - 1),
         event_at=_timestamp(obj),
-        type=kind if isinstance(kind, str) else "unknown",
-        text=text if isinstance(text, str) else None,
+        type=_optional_text(obj.get("type")) or "unknown",
+        text=_optional_text(body.get("body")) if isinstance(body, dict) else None,
     )
+    return _keep(message, ("id", message.message_id), ("from", message.wa_id))

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
 from connectors.http_server import serve_in_thread
-from connectors.warehouse import ledger
+from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import (
     InboundMessage,
@@ -117,8 +117,10 @@ def seed(engine: Engine, sends: dict[str, str]) -> None:
                 "updated_at": T0,
             }
         )
-    ledger.advance(engine, CAMPAIGN, RUN, results=[], claims=claims)
-    ledger.advance(engine, CAMPAIGN, RUN, results=results, claims=[])
+    held = lease.acquire(engine, CAMPAIGN, RUN, timedelta(minutes=5))
+    ledger.advance(engine, held, RUN, results=[], claims=claims)
+    ledger.advance(engine, held, RUN, results=results, claims=[])
+    lease.release(engine, held)
     write_recipients(engine, rows)
 
 
@@ -377,6 +379,45 @@ def test_sandbox_inbound_needs_a_webhook_url_and_a_wa_id(http: httpx.Client) -> 
         assert pusher_for(sandbox.state).policy.script == (("read", "sent"),)
 
 
+# Values a database cannot store -------------------------------------------------------------
+
+
+def raw_copies(engine: Engine) -> dict[str, Any]:
+    """message id -> its stored raw copy, parsed."""
+    e = status_events.c
+    with engine.connect() as conn:
+        return {m: json.loads(raw) for m, raw in conn.execute(select(e.message_id, e.raw))}
+
+
+def test_items_with_nul_or_lone_surrogates_are_dropped_and_the_rest_stored(
+    any_db_url: str, http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    v1_body = (FIXTURES / "v1_statuses_unstorable.json").read_bytes()
+    cloud_body = (FIXTURES / "cloud_statuses_unstorable.json").read_bytes()
+    signed = {"X-Hub-Signature-256": sign(cloud_body, SecretStr(SECRET))}
+    with start_receiver(settings_for(any_db_url)) as running:
+        v1 = http.post(running.v1_url, content=v1_body)
+        cloud = http.post(running.cloud_url, content=cloud_body, headers=signed)
+        health = http.get(running.url + "/healthz").json()
+        engine = engine_of(running)
+        assert (v1.status_code, v1.content) == (200, b'{"status":"ok"}')
+        assert (cloud.status_code, cloud.content) == (200, b'{"status":"ok"}')
+        assert stored(engine) == [
+            ("wamid.cloud-good-delivered", "delivered"),
+            ("wamid.cloud-good-failed", "failed"),
+            ("wamid.v1-good-delivered", "delivered"),
+            ("wamid.v1-good-failed", "failed"),
+            ("wamid.v1-good-sent", "sent"),
+        ]
+        raw = raw_copies(engine)
+        assert raw["wamid.v1-good-failed"]["pricing"]["category"] == "mark\ufffdeting"
+        assert opted_out_numbers(engine) == {"+16315551234"}
+    assert health == {"status": "ok", "dropped_items": 5}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("statuses.id" in w and "statuses.status" in w for w in warnings)
+    assert not any("wamid" in w or "\x00" in w for w in warnings)
+
+
 # Refusals: nothing stored --------------------------------------------------------------------
 
 
@@ -512,7 +553,7 @@ def test_meta_handshake_echoes_only_a_digit_challenge(
     )
     assert (script.status_code, "<b>" in script.text) == (400, False)
     assert handshake(**{"hub.verify_token": TOKEN, "hub.challenge": "1"}).status_code == 400
-    assert http.get(receiver.url + "/healthz").json() == {"status": "ok"}
+    assert http.get(receiver.url + "/healthz").json() == {"status": "ok", "dropped_items": 0}
 
 
 # Durability and throughput --------------------------------------------------------------------

@@ -57,11 +57,17 @@ def test_outgoing_carries_trimmed_parameters_and_ledger_history() -> None:
     frame = _frame(["+1", "+2"])
     frame[WA_ID] = pd.Series(["1", None], dtype="str")
     history = pd.DataFrame(
-        {"phone_e164": ["+1"], "attempts": [2], "first_attempt_at": [pd.Timestamp(NOW)]}
+        {
+            "phone_e164": ["+1"],
+            "state": ["send_failed"],
+            "attempts": [2],
+            "first_attempt_at": [pd.Timestamp(NOW)],
+        }
     )
     [item] = outgoing(frame, ["param_first_name"], Past.of(history))
     assert (item.phone_e164, item.wa_id, item.params, item.attempts) == ("+1", "1", ("Asha",), 2)
     assert item.first_attempt_at == NOW
+    assert item.ledger_state == "send_failed"  # the claim is made from this state only
 
 
 def test_results_become_outcomes_with_codes_and_message_ids() -> None:

@@ -78,6 +78,7 @@ def test_optional_fields_that_do_not_fit_are_dropped_not_refused() -> None:
         {"statuses": [{"id": "", "status": "sent"}]},
         {"statuses": [{"id": "m" * 129, "status": "sent"}]},
         {"statuses": [{"id": "m1", "status": 3}]},
+        {"statuses": [{"id": "m\u0000"}]},
         {"messages": [{"id": "x", "type": "text"}]},
         {"messages": [{"from": "123", "id": "x", "type": "text"}], "contacts": "Kerry"},
     ],
@@ -92,6 +93,62 @@ def test_malformed_json_is_refused() -> None:
         load_json(b'{"statuses": [')
     with pytest.raises(PayloadError):
         load_json(b"\xff\xfe")
+
+
+def _stores_as_utf8_without_nul(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def test_items_with_a_nul_or_lone_surrogate_in_a_required_field_are_dropped_and_counted() -> None:
+    batch = parse_v1(fixture("v1_statuses_unstorable.json"))
+    assert [s.message_id for s in batch.statuses] == [
+        "wamid.v1-good-sent",
+        "wamid.v1-good-failed",
+        "wamid.v1-good-delivered",
+    ]
+    assert [m.message_id for m in batch.inbound] == [
+        "wamid.v1-inbound-good",
+        "wamid.v1-inbound-bad-text",
+    ]
+    assert sorted(batch.dropped) == ["messages.from", "statuses.id", "statuses.status"]
+
+
+def test_optional_fields_with_a_nul_or_lone_surrogate_become_none() -> None:
+    batch = parse_v1(fixture("v1_statuses_unstorable.json"))
+    failed = batch.statuses[1]
+    assert (failed.recipient_id, failed.error_code, failed.error_title) == (None, "470", None)
+    assert batch.inbound[1].text is None
+    (cloud_failed,) = parse_cloud(fixture("cloud_statuses_unstorable.json")).statuses[1:]
+    assert (cloud_failed.recipient_id, cloud_failed.error_title) == (None, None)
+
+
+def test_raw_copies_stay_storable_json_whatever_the_item_holds() -> None:
+    statuses = parse_v1(fixture("v1_statuses_unstorable.json")).statuses
+    for status in statuses:
+        assert status.raw is not None and _stores_as_utf8_without_nul(status.raw)
+        assert "\\u0000" not in status.raw  # jsonb refuses the escape too
+    failed = json.loads(statuses[1].raw or "")
+    assert failed["pricing"]["category"] == "mark\ufffdeting"
+    assert json.loads(statuses[2].raw or "")["conversation"]["origin"]["type"] == "marketing 😀"
+
+
+def test_raw_copies_over_the_limit_in_utf8_bytes_are_dropped() -> None:
+    wide = {"id": "m1", "status": "sent", "note": "😀" * 20_000}  # 20,000 chars, 80,000 bytes
+    (status,) = parse_v1({"statuses": [wide]}).statuses
+    assert status.raw is None
+
+
+def test_cloud_items_with_unstorable_required_fields_are_dropped_and_counted() -> None:
+    batch = parse_cloud(fixture("cloud_statuses_unstorable.json"))
+    assert [s.message_id for s in batch.statuses] == [
+        "wamid.cloud-good-delivered",
+        "wamid.cloud-good-failed",
+    ]
+    assert sorted(batch.dropped) == ["statuses.id", "statuses.status"]
 
 
 # Cloud API bodies -----------------------------------------------------------------------------
