@@ -7,11 +7,13 @@ query parameters, given secret values and phone numbers (`+4917******89`).
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Callable, Iterable
+from typing import Final, ParamSpec, TypeVar
 from urllib.parse import quote, unquote
 
+from pydantic import BaseModel, SecretStr
 from sqlalchemy import exc as sa_exc
 
 MASK: Final = "***"
@@ -116,6 +118,57 @@ def safe_error(exc: BaseException, secrets: Iterable[str] = ()) -> str:
 def sanitised(exc: BaseException, secrets: Iterable[str] = ()) -> MaskedError:
     """A `MaskedError` holding only `safe_error(exc)`; raise it `from None` to drop the original."""
     return MaskedError(safe_error(exc, secrets))
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_OWN_PACKAGES: Final = ("connectors.", "tasks.", "flows.")
+
+
+def secrets_in(values: Iterable[object]) -> list[str]:
+    """The secret values among these arguments: `SecretStr`s, and those of pydantic models."""
+    found: list[str] = []
+    for value in values:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            found.extend(secrets_in(getattr(value, name) for name in type(value).model_fields))
+    return [secret for secret in found if secret]
+
+
+def masked_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Let no error out of `function` carry a secret of its arguments, a URL password, SQL
+    parameters or a phone number: database errors become a `MaskedError` with their class and
+    first line, other foreign errors only when masking changes them; the project's own errors
+    keep their class with secrets masked (their texts mask numbers where they are built)."""
+
+    @functools.wraps(function)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:
+            secrets = secrets_in([*args, *kwargs.values()])
+            if _is_database_error(exc):
+                raise sanitised(exc, secrets) from None
+            if type(exc).__module__.startswith(_OWN_PACKAGES):
+                exc.args = tuple(_mask_credentials(a, secrets) for a in exc.args)
+                raise
+            text = str(exc)
+            if mask_text(text, secrets) != text:
+                raise sanitised(exc, secrets) from None
+            raise
+
+    return guarded
+
+
+def _mask_credentials(value: object, secrets: Iterable[str]) -> object:
+    """A text argument of an exception without secrets or URL passwords (numbers kept)."""
+    if not isinstance(value, str):
+        return value
+    for secret in _secret_values(secrets):
+        value = value.replace(secret, MASK)
+    value = _USERINFO_IN_TEXT.sub(lambda m: m.group(1) + MASK + "@", value)
+    return _URL.sub(lambda m: mask_url(m.group()), value)
 
 
 # URLs ------------------------------------------------------------------------------------------

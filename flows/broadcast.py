@@ -17,6 +17,7 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import SecretStr, ValidationError
 
+from connectors.masking import masked_errors, safe_error, secrets_in
 from connectors.settings import Connections, SecretBlocks, mask_url
 from connectors.warehouse.lease import Lease
 from flows.runtime import connections, exclusive, settle_webhooks
@@ -78,6 +79,12 @@ def broadcast(campaign: Campaign, secrets: SecretBlocks | None = None) -> dict[s
     `secrets` names Prefect Secret blocks for connection secrets; the values never pass through
     parameters. Unnamed ones come from the environment (see README).
     """
+    return _broadcast(campaign, secrets)
+
+
+@masked_errors
+def _broadcast(campaign: Campaign, secrets: SecretBlocks | None) -> dict[str, Any]:
+    """The flow's body; whatever ends it leaves no secret, SQL parameter or number behind."""
     run_id, attempt = current_run_id(), current_attempt()
     holder = f"{run_id}#{attempt}"
     with (
@@ -91,7 +98,7 @@ def broadcast(campaign: Campaign, secrets: SecretBlocks | None = None) -> dict[s
         try:
             report = _run(campaign, conns, run_id, lease)
         except BaseException as exc:
-            _record_failure(wh, run_id, attempt, lease, f"{type(exc).__name__}: {exc}")
+            _record_failure(wh, run_id, attempt, lease, safe_error(exc, secrets_in([conns])))
             raise
         report["attempt"] = attempt
         finish_run_task(wh, run_id, attempt, "completed", report["run_counts"])
@@ -262,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = broadcast(campaign)
     except Exception as exc:  # the flow run is already marked failed in Prefect
-        print(f"\nbroadcast failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"\nbroadcast failed: {safe_error(exc)}", file=sys.stderr)
         return 1
     print_report(report)
     return 0

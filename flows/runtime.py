@@ -33,7 +33,7 @@ _embedded: ContextVar[RunningSandbox | None] = ContextVar("wa_embedded_sandbox",
 
 def ensure_demo_crm(connections: Connections) -> None:
     """Create and seed the embedded demo CRM the first time it is needed."""
-    engine = create_engine(connections.crm_url.get_secret_value())
+    engine = create_engine(connections.crm_url.get_secret_value(), hide_parameters=True)
     try:
         if not inspect(engine).has_table("crm_contacts"):
             seed_demo_crm(engine, demo_customers())

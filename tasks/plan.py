@@ -9,6 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
+from connectors.masking import masked_errors
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease
@@ -97,6 +98,7 @@ def mark_planned(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @task(name="plan", cache_policy=NO_CACHE)
+@masked_errors
 def plan_chunk(
     frame: pd.DataFrame,
     ledger: pd.DataFrame,
@@ -111,6 +113,7 @@ def plan_chunk(
 
 
 @task(name="load-ledger", cache_policy=NO_CACHE)
+@masked_errors
 def load_ledger(warehouse_url: SecretStr, lease: Lease) -> tuple[pd.DataFrame, int]:
     """Prefect task: turn sends left in doubt by a dead run into `unknown`, then read the ledger."""
     engine = warehouse(warehouse_url.get_secret_value())

@@ -11,6 +11,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
+from connectors.masking import masked_errors
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import reconcile_campaign
 from connectors.warehouse.lease import Lease
@@ -62,6 +63,7 @@ def outcome_counts(frames: list[pd.DataFrame]) -> dict[str, int]:
 
 
 @task(name="record", cache_policy=NO_CACHE)
+@masked_errors
 def record_chunk(
     frame: pd.DataFrame, campaign_id: str, run_id: str, warehouse_url: SecretStr
 ) -> int:
@@ -72,6 +74,7 @@ def record_chunk(
 
 
 @task(name="start-run", cache_policy=NO_CACHE)
+@masked_errors
 def start_run_task(
     warehouse_url: SecretStr,
     run_id: str,
@@ -93,6 +96,7 @@ def start_run_task(
 
 
 @task(name="finish-run", cache_policy=NO_CACHE)
+@masked_errors
 def finish_run_task(
     warehouse_url: SecretStr,
     run_id: str,
@@ -114,12 +118,14 @@ def finish_run_task(
 
 
 @task(name="sent-by-attempt", cache_policy=NO_CACHE)
+@masked_errors
 def sent_by_attempt(warehouse_url: SecretStr, lease: Lease) -> int:
     """Prefect task: messages this run attempt sent, from the ledger (for a failed attempt)."""
     return sent_under(warehouse(warehouse_url.get_secret_value()), lease)
 
 
 @task(name="delivery-statuses", cache_policy=NO_CACHE)
+@masked_errors
 def reconcile_deliveries(warehouse_url: SecretStr, campaign_id: str) -> dict[str, int]:
     """Prefect task: apply webhook statuses stored so far to this campaign's customers (the
     record stage wrote `sent` again) and count messages per delivery status."""

@@ -17,6 +17,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
+from connectors.masking import masked_errors
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease, LeaseLostError
@@ -365,6 +366,7 @@ def _offset(progress: Callable[[int], None], before: int) -> Callable[[int], Non
 
 
 @task(name="send", cache_policy=NO_CACHE)
+@masked_errors
 def send_chunks(
     frames: list[pd.DataFrame],
     lease: Lease,

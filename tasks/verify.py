@@ -13,6 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
+from connectors.masking import masked_errors
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import opted_out_wa_ids
 from connectors.warehouse.records import fresh_checks, save_checks
@@ -147,6 +148,7 @@ def exclude_stopped(frame: pd.DataFrame, stopped_wa_ids: set[str]) -> pd.DataFra
 
 
 @task(name="verify", cache_policy=NO_CACHE)
+@masked_errors
 def verify_chunks(
     frames: list[pd.DataFrame],
     whatsapp: WhatsAppSettings,

@@ -311,3 +311,74 @@ def _opted_out(url: str) -> bool:
         found = conn.execute(select(func.count()).select_from(opt_outs)).scalar_one() > 0
     engine.dispose()
     return found
+
+
+def test_a_database_error_mid_send_reaches_logs_state_table_and_stderr_masked(
+    prefect_api: None,
+    sandbox: RunningSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    postgres_url: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The ledger refuses German numbers (a CHECK constraint): PostgreSQL's error names the failing
+    row, phone number included; the warehouse URL carries a password (trust auth ignores it)."""
+    import re
+    import subprocess
+    import sys
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter
+    from prefect.logging.handlers import APILogHandler
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from connectors.warehouse.connect import warehouse
+
+    password = "hunter2-wh-secret"
+    warehouse_url = make_url(postgres_url).set(password=password).render_as_string(False)
+    with warehouse(warehouse_url).begin() as conn:
+        conn.execute(
+            text(
+                "ALTER TABLE wa_deliveries ADD CONSTRAINT no_de CHECK (phone_e164 NOT LIKE '+49%')"
+            )
+        )
+    crm_url = f"sqlite:///{tmp_path}/crm.sqlite"
+    engine = create_engine(crm_url)
+    seed_demo_crm(engine, demo_customers(300, seed=3))
+    engine.dispose()
+    _point_at(monkeypatch, crm_url, warehouse_url, sandbox)
+
+    state = broadcast(_campaign("it-mask"), return_state=True)  # type: ignore[call-overload]
+
+    assert state.is_failed()
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        run_id = state.state_details.flow_run_id
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id={"any_": [run_id]}))
+        final = client.read_flow_run(run_id).state
+    engine = create_engine(postgres_url)
+    with engine.connect() as conn:
+        error = conn.execute(select(campaign_runs.c.error)).scalar_one()
+    engine.dispose()
+    params = tmp_path / "campaign.json"
+    params.write_text(_campaign("it-mask-cli").model_dump_json())
+    cli = subprocess.run(
+        [sys.executable, "-m", "flows.broadcast", "--params", str(params)],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert cli.returncode == 1
+    texts = {
+        "state": str(final.message if final else ""),
+        "logs": "\n".join(log.message for log in logs),
+        "wa_campaign_runs.error": str(error),
+        "stderr": cli.stderr + capfd.readouterr().err,
+    }
+    assert "CheckViolation" in texts["wa_campaign_runs.error"]
+    for where, found in texts.items():
+        assert password not in found, where
+        assert not re.search(r"\+?49\d{8,}", found), (where, re.findall(r"\+?49\d{8,}", found))

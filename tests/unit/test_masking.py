@@ -195,3 +195,44 @@ def test_sanitised_errors_carry_only_the_safe_text() -> None:
     assert isinstance(error, MaskedError)
     assert str(error) == "RuntimeError: postgresql://etl:***@db/x"
     assert error.__cause__ is None and error.__context__ is None
+
+
+def test_errors_leaving_a_guarded_function_carry_no_secret_of_its_arguments() -> None:
+    from pydantic import SecretStr
+    from sqlalchemy.exc import IntegrityError
+
+    from connectors.masking import MaskedError, masked_errors
+
+    url = SecretStr("postgresql+psycopg://etl:hunter2@db/wh")
+
+    @masked_errors
+    def database(url: SecretStr) -> None:
+        raise IntegrityError("INSERT ...", {"phone": "+4915112345678"}, Exception("dup"))
+
+    @masked_errors
+    def foreign(url: SecretStr) -> None:
+        raise OSError(f"cannot open {url.get_secret_value()} for +4915112345678")
+
+    class OwnError(RuntimeError):
+        """Stands for an error of the project's own packages."""
+
+    OwnError.__module__ = "connectors.example"
+
+    @masked_errors
+    def own(url: SecretStr) -> None:
+        raise OwnError(f"campaign promo-20261129 at {url.get_secret_value()}")
+
+    for function in (database, foreign):
+        with pytest.raises(MaskedError) as caught:
+            function(url)
+        assert "hunter2" not in str(caught.value) and "12345678" not in str(caught.value)
+        assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    with pytest.raises(OwnError, match=r"^campaign promo-20261129 at \*\*\*$"):
+        own(url)
+
+    @masked_errors
+    def harmless() -> None:
+        raise KeyError("param_first_name")
+
+    with pytest.raises(KeyError):
+        harmless()

@@ -20,7 +20,7 @@ def _run(conn: object) -> None:
 if connection is not None:
     _run(connection)
 else:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "", hide_parameters=True)
     with engine.connect() as conn:
         _run(conn)
         conn.commit()
