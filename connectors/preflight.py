@@ -1,15 +1,19 @@
-"""Before anything runs: can this run reach its CRM, its warehouse and the WhatsApp API?"""
+"""Before anything runs: can this run reach its CRM, its warehouse and the WhatsApp API, and does
+the API take its credentials?"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
-import httpx
 from sqlalchemy import create_engine, text
 
-from connectors.settings import mask_url
-from connectors.whatsapp.auth import LoginAuth, auth_for
+from connectors.masking import mask_url, safe_error
+from connectors.whatsapp.client import HEALTH_PATH, WhatsAppClient
+from connectors.whatsapp.errors import AuthenticationError, NetworkError, WhatsAppError
 from connectors.whatsapp.settings import WhatsAppSettings
+
+log = logging.getLogger(__name__)
 
 
 class UnreachableError(RuntimeError):
@@ -18,33 +22,46 @@ class UnreachableError(RuntimeError):
 
 def check_database(kind: str, url: str) -> None:
     """Open a connection and run `SELECT 1`, within the driver's connect timeout."""
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # any driver error means the same thing here
-        cause = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        cause = safe_error(exc, [url])
         raise UnreachableError(f"{kind} unreachable at {mask_url(url)}: {cause}") from None
     finally:
         engine.dispose()
 
 
 async def _check_api(settings: WhatsAppSettings) -> None:
-    timeout = httpx.Timeout(settings.connect_timeout_s, read=settings.read_timeout_s)
-    async with httpx.AsyncClient(timeout=timeout, verify=settings.verify_tls) as http:
-        auth = auth_for(settings)
-        # In login mode the auth flow logs in first: that proves the credentials too.
-        await http.get(
-            settings.base_url.rstrip("/") + "/v1/health",
-            auth=auth if isinstance(auth, LoginAuth) else None,
+    async with WhatsAppClient(settings=settings) as client:
+        try:
+            answer = await client.health()
+        except (AuthenticationError, NetworkError):
+            raise
+        except WhatsAppError as exc:
+            # It answered, and with the credentials not refused: the sends' own retries decide.
+            log.warning("WhatsApp API preflight: %s; going on", exc)
+            return
+    if answer is None:
+        log.warning(
+            "WhatsApp API at %s has no %s (404): credentials not checked before sending",
+            mask_url(settings.base_url),
+            HEALTH_PATH,
         )
 
 
 def check_api(settings: WhatsAppSettings) -> None:
-    """Reach the API (and log in, in login mode) before any number is checked or sent."""
+    """Reach the API and prove its credentials (`GET /v1/health` with them, after the login in
+    login mode) before the audience is read, anything checked or sent.
+
+    Raises `AuthenticationError` naming the settings to fix (never their values), or
+    `UnreachableError` naming the URL (its password masked).
+    """
     try:
         asyncio.run(_check_api(settings))
-    except httpx.TransportError as exc:
+    except NetworkError as exc:
+        cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else str(exc)
         raise UnreachableError(
-            f"WhatsApp API unreachable at {settings.base_url}: {type(exc).__name__}"
+            f"WhatsApp API unreachable at {mask_url(settings.base_url)}: {cause}"
         ) from None

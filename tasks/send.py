@@ -23,11 +23,10 @@ from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease, LeaseLostError
 from connectors.whatsapp.client import Template, WhatsAppClient
 from connectors.whatsapp.errors import (
-    AuthenticationError,
+    CampaignLevelError,
     OutcomeUnknown,
-    PermanentError,
-    TemplateMismatch,
     TransientError,
+    WhatsAppError,
 )
 from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.settings import WhatsAppSettings
@@ -69,10 +68,6 @@ class CircuitOpenError(RuntimeError):
     """Sends kept failing for a reason that is not the recipient's: the run stopped early."""
 
 
-# Failures that say nothing about the recipient: every other send would fail the same way.
-_CAMPAIGN_LEVEL = (AuthenticationError, TemplateMismatch)
-
-
 async def _send_one(client: WhatsAppClient, item: Outgoing, template: Template) -> ledger.Result:
     """Send one message and turn whatever happened into a ledger result."""
     try:
@@ -81,16 +76,18 @@ async def _send_one(client: WhatsAppClient, item: Outgoing, template: Template) 
         )
     except OutcomeUnknown:
         return ledger.Result(item.phone_e164, ledger.UNKNOWN, _now())
-    except (TransientError, PermanentError, AuthenticationError) as exc:
+    except WhatsAppError as exc:
+        # A failure that says nothing about the recipient would hit every send: it opens the
+        # breaker, and like a transient one it is retried by the next run.
+        campaign = isinstance(exc, CampaignLevelError)
         return ledger.Result(
             item.phone_e164,
             ledger.SEND_FAILED,
             _now(),
             error_code=exc.reason,
             error_title=exc.title,
-            # Retry on the next run unless the failure is this recipient's own.
-            retryable=isinstance(exc, (TransientError, *_CAMPAIGN_LEVEL)),
-            campaign_level=isinstance(exc, _CAMPAIGN_LEVEL),
+            retryable=campaign or isinstance(exc, TransientError),
+            campaign_level=campaign,
         )
     except Exception as exc:  # a bug or an answer nobody foresaw: the request may have gone out
         log.error("send ended in doubt: %s", type(exc).__name__)
@@ -121,8 +118,8 @@ class _Breaker:
         code = f"{last.error_code} ({last.error_title})" if last else "?"
         return CircuitOpenError(
             f"stopped after {self.streak} sends in a row failed with {code}: every send would "
-            "fail the same way; fix the template or credentials and run again (nothing sent "
-            "twice, failed sends are retried)"
+            "fail the same way; fix its cause (template, credentials, account) and run again "
+            "(nothing is sent twice; these sends are retried)"
         )
 
 

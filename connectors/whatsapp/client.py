@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -21,14 +21,16 @@ from tenacity import (
 
 from connectors.whatsapp.auth import auth_for
 from connectors.whatsapp.errors import (
+    MalformedAnswer,
     NetworkError,
     OutcomeUnknown,
+    RateLimited,
     TransientError,
     UnknownContact,
     WhatsAppError,
     error_from_response,
 )
-from connectors.whatsapp.limits import SendLimiter, SendLimits
+from connectors.whatsapp.limits import Pause, SendLimiter, SendLimits
 from connectors.whatsapp.settings import WhatsAppSettings
 from connectors.whatsapp.transport import ShardedTransport
 
@@ -36,6 +38,10 @@ ContactStatus = Literal["valid", "invalid", "processing", "failed"]
 
 # Errors raised before the request was written: the server cannot have acted on it.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+MESSAGES_PATH = "/v1/messages"
+CONTACTS_PATH = "/v1/contacts"
+HEALTH_PATH = "/v1/health"
 
 
 # The API allows other endpoints 20 calls/s with bursts of 60; a bucket of 20 stays under.
@@ -80,7 +86,11 @@ def template_body(to: str, template: Template, params: Sequence[str]) -> dict[st
 
 
 class WhatsAppClient:
-    """One sender's connection to the API: `async with WhatsAppClient(settings=...) as wa:`."""
+    """One sender's connection to the API: `async with WhatsAppClient(settings=...) as wa:`.
+
+    `clock` (Unix seconds) dates Retry-After headers and tokens; `monotonic` and `sleep` time the
+    retries and the pauses after a 429. Tests inject all three to run without waiting.
+    """
 
     def __init__(
         self,
@@ -89,10 +99,26 @@ class WhatsAppClient:
         http: httpx.AsyncClient | None = None,
         send_limits: SendLimits | None = None,
         max_connections: int = 32,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._settings = settings
-        self._auth = auth_for(settings)
-        self._send_limiter = SendLimiter(send_limits) if send_limits else None
+        self._clock = clock
+        self._sleep = sleep
+        self._auth = auth_for(settings, clock=clock)
+        self._send_limiter = (
+            SendLimiter(send_limits, clock=monotonic, sleep=sleep) if send_limits else None
+        )
+        # A 429 holds every call to the same endpoint, not only the one that earned it.
+        self._pauses = {
+            MESSAGES_PATH: (
+                self._send_limiter.pause
+                if self._send_limiter
+                else Pause(clock=monotonic, sleep=sleep)
+            ),
+            CONTACTS_PATH: Pause(clock=monotonic, sleep=sleep),
+        }
         self._contacts_rate = AsyncLimiter(CONTACTS_CALLS_PER_S, 1.0)
         if send_limits:
             max_connections = max(max_connections, send_limits.concurrency + 2)
@@ -127,34 +153,59 @@ class WhatsAppClient:
         if self._owns_http:
             await self._http.aclose()
 
-    def _retrying(self) -> AsyncRetrying:
+    def _retrying(self, pause: Pause | None) -> AsyncRetrying:
         backoff = wait_random_exponential(
             multiplier=self._settings.backoff_initial_s, max=self._settings.backoff_max_s
         )
+        cap = self._settings.retry_after_max_s
 
         def wait(state: RetryCallState) -> float:
             delay = backoff(state)
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, WhatsAppError) and exc.retry_after_s is not None:
-                delay = max(delay, exc.retry_after_s)
+                delay = max(delay, min(exc.retry_after_s, cap))
+            if pause is not None and isinstance(exc, RateLimited) and exc.sender_wide:
+                pause.extend(delay)  # before this call's own retry: every call slows down
             return delay
 
         return AsyncRetrying(
             stop=stop_after_attempt(self._settings.max_attempts),
             wait=wait,
             retry=retry_if_exception_type(TransientError),
+            sleep=self._sleep,
             reraise=True,
         )
 
-    async def _request(self, path: str, body: dict[str, Any], *, limited: bool) -> httpx.Response:
-        if limited and self._send_limiter is not None:
+    async def _authorised(self, method: str, path: str, body: Any) -> httpx.Response:
+        """One API call with credentials; after a 401, renewed credentials and one repeat.
+
+        A login happens here, before the call is written, and raises its own errors: when it
+        fails, nothing was sent.
+        """
+        headers = await self._auth.headers(self._http)
+        response = await self._http.request(method, self._base + path, json=body, headers=headers)
+        if response.status_code == 401 and await self._auth.renew(self._http, headers):
+            headers = await self._auth.headers(self._http)
+            response = await self._http.request(
+                method, self._base + path, json=body, headers=headers
+            )
+        return response
+
+    async def _exchange(self, path: str, body: Any) -> httpx.Response:
+        if path == MESSAGES_PATH and self._send_limiter is not None:
             async with self._send_limiter.slot():
-                return await self._http.post(self._base + path, json=body, auth=self._auth)
-        return await self._http.post(self._base + path, json=body, auth=self._auth)
+                return await self._authorised("POST", path, body)
+        await self._pauses[path].wait()
+        return await self._authorised("POST", path, body)
+
+    def _error(self, response: httpx.Response, operation: str) -> WhatsAppError:
+        return error_from_response(
+            response, operation=operation, now=self._clock(), credentials=self._auth.setting
+        )
 
     async def _post_once(self, path: str, body: dict[str, Any], *, idempotent: bool) -> Any:
         try:
-            response = await self._request(path, body, limited=not idempotent)
+            response = await self._exchange(path, body)
         except _NOT_SENT as exc:
             raise NetworkError(f"POST {path}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
@@ -164,24 +215,66 @@ class WhatsAppClient:
                 f"POST {path}: {type(exc).__name__} after the request was written"
             ) from exc
         if response.status_code in (200, 201):
-            return response.json()
-        raise error_from_response(response, operation=f"POST {path}")
+            try:
+                return response.json()
+            except ValueError:
+                message = f"POST {path}: HTTP {response.status_code} answer is not JSON"
+                if idempotent:
+                    raise MalformedAnswer(message, status=response.status_code) from None
+                raise OutcomeUnknown(
+                    f"{message}; the message may have been sent", status=response.status_code
+                ) from None
+        raise self._error(response, f"POST {path}")
 
-    async def _post(self, path: str, body: dict[str, Any], *, idempotent: bool) -> Any:
-        async for attempt in self._retrying():
+    async def _post(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        idempotent: bool,
+        parse: Callable[[Any], Any] = lambda answer: answer,
+    ) -> Any:
+        """POST with bounded retries of transient errors; `parse` runs inside each attempt, so an
+        answer it refuses (`MalformedAnswer`) is asked again."""
+        async for attempt in self._retrying(self._pauses.get(path)):
             with attempt:
-                return await self._post_once(path, body, idempotent=idempotent)
+                return parse(await self._post_once(path, body, idempotent=idempotent))
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def health(self) -> Mapping[str, Any] | None:
+        """`GET /v1/health` once with the configured credentials: the answer, or None when the
+        server has no such endpoint (404). Raises `AuthenticationError` naming the settings to
+        check, `NetworkError` when the API cannot be reached, else the answer's error."""
+        try:
+            response = await self._authorised("GET", HEALTH_PATH, None)
+        except httpx.TransportError as exc:
+            raise NetworkError(f"GET {HEALTH_PATH}: {type(exc).__name__}") from exc
+        if response.status_code == 404:
+            return None
+        if 200 <= response.status_code < 300:
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = None
+            return answer if isinstance(answer, dict) else {}
+        raise self._error(response, f"GET {HEALTH_PATH}")
 
     async def _check_batch(self, numbers: Sequence[str], force_check: bool) -> list[ContactCheck]:
         body = {"blocking": "wait", "contacts": list(numbers), "force_check": force_check}
-        answer = await self._post("/v1/contacts", body, idempotent=True)
+        try:
+            answered = await self._post(
+                CONTACTS_PATH, body, idempotent=True, parse=_contacts_answer
+            )
+        except MalformedAnswer:
+            answered = []  # asked max_attempts times: these checks failed, try on a later run
         by_input: dict[str, ContactCheck] = {}
-        for item in answer.get("contacts", []):
+        for item in answered:
             status = item.get("status")
             if status not in ("valid", "invalid", "processing", "failed"):
                 status = "failed"
             wa_id = item.get("wa_id") if status == "valid" else None
+            if status == "valid" and not (isinstance(wa_id, str) and wa_id):
+                status, wa_id = "failed", None
             by_input[str(item.get("input"))] = ContactCheck(str(item.get("input")), status, wa_id)
         # An input the server did not answer is a failed check, never "invalid".
         return [by_input.get(n, ContactCheck(n, "failed")) for n in numbers]
@@ -241,9 +334,25 @@ class WhatsAppClient:
 
     async def _send(self, to: str, template: Template, params: Sequence[str]) -> str:
         answer = await self._post(
-            "/v1/messages", template_body(to, template, params), idempotent=False
+            MESSAGES_PATH, template_body(to, template, params), idempotent=False
         )
         try:
-            return str(answer["messages"][0]["id"])
-        except (KeyError, IndexError, TypeError) as exc:
-            raise OutcomeUnknown("POST /v1/messages: success answer without a message id") from exc
+            message_id = answer["messages"][0]["id"]
+        except (KeyError, IndexError, TypeError):
+            message_id = None
+        if isinstance(message_id, int) and not isinstance(message_id, bool):
+            message_id = str(message_id)
+        if not isinstance(message_id, str) or not message_id:
+            raise OutcomeUnknown(
+                "POST /v1/messages: success answer without a message id; the message may have "
+                "been sent"
+            )
+        return message_id
+
+
+def _contacts_answer(answer: Any) -> list[dict[str, Any]]:
+    """The `contacts` list of a /v1/contacts answer; `MalformedAnswer` when there is none."""
+    contacts = answer.get("contacts") if isinstance(answer, dict) else None
+    if not isinstance(contacts, list):
+        raise MalformedAnswer("POST /v1/contacts: success answer without a contacts list")
+    return [item for item in contacts if isinstance(item, dict)]

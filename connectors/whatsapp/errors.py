@@ -1,29 +1,45 @@
-"""Errors of the WhatsApp API client, one tree, split by what the caller must do.
+"""Errors of the WhatsApp API clients (v1 and Cloud), one tree, split by what the caller must do.
 
 ```
 WhatsAppError
-├── TransientError       retry with backoff
-│   ├── RateLimited          429 / 1015 (honour Retry-After)
-│   ├── Overloaded           503 / 1016
-│   ├── ServerError          500, 502, 504 / 1000, 1011, 1014, 1017, 1018
-│   └── NetworkError         connect failure or timeout before the request was written
-├── PermanentError       record and move on
-│   ├── InvalidRequest       400 / 1001, 1008, 1009
-│   ├── TemplateMismatch     2000-2099 (unknown template, parameter count)
-│   ├── UnknownContact       404 / 1006 (check the contact once, resend once)
-│   └── RecipientIncapable   1013, 1026
-├── AuthenticationError  401 twice, or 1005 access denied: stop the run
-└── OutcomeUnknown       may have been applied (timeout or reset after writing): never resend
+├── TransientError        retry with backoff, slow down
+│   ├── RateLimited           429 / 1015, Cloud 130429, 131056, 4, 80007 (honour Retry-After)
+│   ├── Overloaded            503 / 1016
+│   ├── ServerError           5xx / 1000, 1011, 1014, 1017, 1018, Cloud 1, 2, 131000, 131057
+│   ├── MalformedAnswer       200 whose body is not the API's answer (idempotent calls only)
+│   └── NetworkError          a network failure that is safe to repeat: before the request was
+│                             written, during a login, or on an idempotent call (contacts)
+├── PermanentError        the recipient's own: record it and move on
+│   ├── InvalidRequest        400 / 1001, 1008, 1009, Cloud 100, 131008, 131009, 132005, 132012
+│   ├── UnknownContact        404 / 1006 (check the contact once, resend once)
+│   └── RecipientIncapable    1013, 1026, Cloud 131026
+├── CampaignLevelError    stop the run: every send would fail so; retry on a later run
+│   ├── AuthenticationError   401 (after one new login), a refused login, Cloud 190
+│   │   └── AccessDenied          403 / 1005
+│   ├── TemplateMismatch*     2000-2099, Cloud 132000, 132001, 132015, 132016
+│   ├── AccountRestricted*    Cloud 131048, 368, 131031, 130497, 131042, 131063, 131064
+│   └── UnexpectedError*      a code or HTTP status this client does not know (400/99999, 409, 418)
+└── OutcomeUnknown        may have been applied (timeout or reset after writing, a 200 without a
+                          message id): never resend blindly
 ```
-No error carries a credential or a full phone number.
+`*` also a `PermanentError`, so callers written before `CampaignLevelError` existed still catch
+them; ask `isinstance(exc, CampaignLevelError)` before `PermanentError`.
+
+A known code decides the class whatever the HTTP status (Cloud sends 130429 as 429 or 400); an
+unknown one is classed by its status (429 and 5xx stay transient, 401/403 are credentials, any
+other is `UnexpectedError`). No error carries a credential or a full phone number.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+
+from connectors.masking import mask_phones_in
 
 
 class WhatsAppError(Exception):
@@ -61,7 +77,12 @@ class TransientError(WhatsAppError):
 
 
 class RateLimited(TransientError):
-    """The API refused the call for its rate limit (429 / 1015)."""
+    """The API refused the call for a rate limit (429 / 1015, Cloud 130429, 131056, 4, 80007)."""
+
+    @property
+    def sender_wide(self) -> bool:
+        """True when every send must slow down; 131056 limits one recipient only."""
+        return self.code != 131056
 
 
 class Overloaded(TransientError):
@@ -72,20 +93,20 @@ class ServerError(TransientError):
     """A transient server fault (5xx)."""
 
 
+class MalformedAnswer(TransientError):
+    """A success status whose body is not the API's answer (a proxy's page, a cut body)."""
+
+
 class NetworkError(TransientError):
-    """The request never reached the API (connect error or timeout before it was written)."""
+    """A network failure that is safe to repeat (not written yet, a login, an idempotent call)."""
 
 
 class PermanentError(WhatsAppError):
-    """A failure that repeating will not fix: record it and move on."""
+    """The recipient's own failure, which repeating will not fix: record it and move on."""
 
 
 class InvalidRequest(PermanentError):
-    """The API rejected the request's content (400)."""
-
-
-class TemplateMismatch(PermanentError):
-    """The template is unknown or its parameters do not fit it (codes 2000-2099)."""
+    """The API rejected this recipient's request content (400)."""
 
 
 class UnknownContact(PermanentError):
@@ -93,18 +114,42 @@ class UnknownContact(PermanentError):
 
 
 class RecipientIncapable(PermanentError):
-    """The recipient cannot receive messages (1013, 1026)."""
+    """The recipient cannot receive messages (1013, 1026, Cloud 131026)."""
 
 
-class AuthenticationError(WhatsAppError):
+class CampaignLevelError(WhatsAppError):
+    """Not the recipient's fault and would hit every send: stop the run, retry on a later run."""
+
+
+class AuthenticationError(CampaignLevelError):
     """The credentials were refused: no call will succeed, stop the run."""
+
+
+class AccessDenied(AuthenticationError):
+    """The account may not do this (403 / 1005): stop the run."""
+
+
+class TemplateMismatch(CampaignLevelError, PermanentError):
+    """The template is unknown, paused or its parameters do not fit it (2000-2099, 1320xx)."""
+
+
+class AccountRestricted(CampaignLevelError, PermanentError):
+    """The sender's account or number is restricted (spam limit, locked, payment, category)."""
+
+
+class UnexpectedError(CampaignLevelError, PermanentError):
+    """An answer this client does not know: stop rather than fail every recipient with it."""
 
 
 class OutcomeUnknown(WhatsAppError):
     """The request may have been applied: the caller must not resend it blindly."""
 
 
+_TEMPLATE_CODES = range(2000, 2100)
+
+# Every code this client knows, v1 and Cloud API; the code decides whatever the HTTP status.
 _BY_CODE: Mapping[int, type[WhatsAppError]] = {
+    # v1 (whatsapp-api.md)
     1015: RateLimited,
     1016: Overloaded,
     1000: ServerError,
@@ -112,22 +157,48 @@ _BY_CODE: Mapping[int, type[WhatsAppError]] = {
     1014: ServerError,
     1017: ServerError,
     1018: ServerError,
-    1005: AuthenticationError,
+    1005: AccessDenied,
     1006: UnknownContact,
     1013: RecipientIncapable,
     1026: RecipientIncapable,
     1001: InvalidRequest,
     1008: InvalidRequest,
     1009: InvalidRequest,
+    **dict.fromkeys(_TEMPLATE_CODES, TemplateMismatch),
+    # Cloud API (cloud-api.md)
+    130429: RateLimited,
+    131056: RateLimited,
+    4: RateLimited,
+    80007: RateLimited,
+    1: ServerError,
+    2: ServerError,
+    131000: ServerError,
+    131057: ServerError,
+    100: InvalidRequest,
+    131008: InvalidRequest,
+    131009: InvalidRequest,
+    132005: InvalidRequest,
+    132012: InvalidRequest,
+    131026: RecipientIncapable,
+    190: AuthenticationError,
+    132000: TemplateMismatch,
+    132001: TemplateMismatch,
+    132015: TemplateMismatch,
+    132016: TemplateMismatch,
+    131048: AccountRestricted,
+    368: AccountRestricted,
+    131031: AccountRestricted,
+    130497: AccountRestricted,
+    131042: AccountRestricted,
+    131063: AccountRestricted,
+    131064: AccountRestricted,
 }
 
 
-def _class_for(status: int, code: int | None) -> type[WhatsAppError]:
-    if code is not None:
-        if code in _BY_CODE:
-            return _BY_CODE[code]
-        if 2000 <= code < 2100:
-            return TemplateMismatch
+def class_for(status: int, code: int | None) -> type[WhatsAppError]:
+    """The class an error answer stands for: its code if known, else what its status means."""
+    if code is not None and code in _BY_CODE:
+        return _BY_CODE[code]
     if status == 429:
         return RateLimited
     if status == 503:
@@ -136,23 +207,48 @@ def _class_for(status: int, code: int | None) -> type[WhatsAppError]:
         return ServerError
     if status == 401:
         return AuthenticationError
-    if status == 404:
-        return UnknownContact
-    return PermanentError
+    if status == 403:
+        return AccessDenied
+    return UnexpectedError
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def retry_after_s(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a `Retry-After` value: delay-seconds or an HTTP date (RFC 9110)."""
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; "-0000" parses naive
+        return None
+    return max(0.0, when.timestamp() - now)
 
 
-def error_from_response(response: httpx.Response, *, operation: str) -> WhatsAppError:
-    """Build the error that an unsuccessful API answer stands for."""
+def _text(value: object) -> str | None:
+    return mask_phones_in(str(value)) if value is not None and str(value) else None
+
+
+def _code(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def error_from_response(
+    response: httpx.Response,
+    *,
+    operation: str,
+    now: float | None = None,
+    credentials: str | None = None,
+) -> WhatsAppError:
+    """Build the error that an unsuccessful API answer stands for.
+
+    `now` (Unix seconds) dates a `Retry-After` given as an HTTP date; `credentials` names the
+    settings an `AuthenticationError` tells the operator to check (never their values).
+    """
     code: int | None = None
     title: str | None = None
     details: str | None = None
@@ -164,24 +260,33 @@ def error_from_response(response: httpx.Response, *, operation: str) -> WhatsApp
         errors = body.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             first = errors[0]
-            code = first.get("code") if isinstance(first.get("code"), int) else None
-            title = str(first["title"]) if first.get("title") is not None else None
-            details = str(first["details"]) if first.get("details") is not None else None
+            code, title, details = (
+                _code(first.get("code")),
+                first.get("title"),
+                first.get("details"),
+            )
         elif isinstance(body.get("error"), dict):  # Cloud API shape
             cloud = body["error"]
-            code = cloud.get("code") if isinstance(cloud.get("code"), int) else None
-            title = str(cloud.get("message", "")) or None
-    cls = _class_for(response.status_code, code)
+            data = cloud.get("error_data")
+            code, title = _code(cloud.get("code")), cloud.get("message")
+            details = data.get("details") if isinstance(data, dict) else None
+    title, details = _text(title), _text(details)
+    cls = class_for(response.status_code, code)
     summary = f"{operation} failed: HTTP {response.status_code}"
     if code is not None:
         summary += f", code {code}"
     if title:
         summary += f" ({title})"
+    if credentials and issubclass(cls, AuthenticationError):
+        summary += f"; check {credentials}"
+    wait = retry_after_s(
+        response.headers.get("Retry-After"), now=time.time() if now is None else now
+    )
     return cls(
         summary,
         status=response.status_code,
         code=code,
         title=title,
         details=details,
-        retry_after_s=_retry_after(response),
+        retry_after_s=wait,
     )

@@ -1,13 +1,18 @@
-"""One sender's send budget: messages per second (with bursts) and a cap on calls in flight."""
+"""One sender's send budget: messages per second (with bursts), a cap on calls in flight, and
+pauses that stop every send after the API said "too many requests"."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
+
+MIN_RATE_PER_S = 0.1
+"""Slower than one message every 10 s is a unit mistake, not a campaign."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,10 +24,13 @@ class SendLimits:
     burst: int | None = None
 
     def __post_init__(self) -> None:
-        if self.rate_per_s <= 0 or self.concurrency < 1 or (self.burst or 1) < 1:
+        if not self.rate_per_s >= MIN_RATE_PER_S:
             raise ValueError(
-                f"send limits need rate_per_s > 0, concurrency >= 1, burst >= 1; got {self}"
+                f"rate_per_s={self.rate_per_s!r} is below {MIN_RATE_PER_S} messages/s (one every "
+                f"{1 / MIN_RATE_PER_S:g} s); set rate_per_s to {MIN_RATE_PER_S} or more"
             )
+        if self.concurrency < 1 or (self.burst or 1) < 1:
+            raise ValueError(f"send limits need concurrency >= 1 and burst >= 1; got {self}")
 
     @property
     def bucket(self) -> int:
@@ -34,17 +42,62 @@ class SendLimits:
         return self.burst or max(1, int(self.rate_per_s))
 
 
+class Pause:
+    """A moment before which no call may start; `extend` only ever moves it later."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._until = 0.0
+
+    def extend(self, seconds: float) -> None:
+        """Hold every call for `seconds` from now, unless an earlier pause already ends later."""
+        self._until = max(self._until, self._clock() + max(0.0, seconds))
+
+    @property
+    def remaining_s(self) -> float:
+        """Seconds until calls may start again (0 when not paused)."""
+        return max(0.0, self._until - self._clock())
+
+    async def wait(self) -> None:
+        """Return once the pause is over, however often it was extended meanwhile."""
+        while (left := self._until - self._clock()) > 0:
+            await self._sleep(left)
+
+
 class SendLimiter:
     """Every message request of one client passes here, retries and resends included."""
 
-    def __init__(self, limits: SendLimits) -> None:
+    def __init__(
+        self,
+        limits: SendLimits,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.limits = limits
         self._rate = AsyncLimiter(limits.bucket, limits.bucket / limits.rate_per_s)
         self._in_flight = asyncio.Semaphore(limits.concurrency)
+        self.pause = Pause(clock=clock, sleep=sleep)
+
+    def pause_for(self, seconds: float) -> None:
+        """Hold every send (those waiting and those to come) for `seconds` from now."""
+        self.pause.extend(seconds)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Wait for a free slot and a rate token, then hold the slot for the call."""
+        """Wait for a free slot, the end of any pause and a rate token; hold the slot for the call.
+
+        A pause that begins while a send waits for its token holds that send too, token in hand:
+        it is not taken again.
+        """
         async with self._in_flight:
+            await self.pause.wait()
             await self._rate.acquire()
+            await self.pause.wait()
             yield

@@ -28,6 +28,12 @@ class WhatsAppSettings(BaseModel):
     max_attempts: int = Field(default=5, ge=1, le=20)
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
+    retry_after_max_s: float = Field(
+        default=60.0, gt=0, description="cap on a Retry-After the API asks for (seconds)"
+    )
+    token_refresh_margin_s: float = Field(
+        default=60.0, ge=0, description="log in again this long before the token expires, at most"
+    )
     processing_deadline_s: float = Field(default=60.0, gt=0)
     verify_tls: bool = True
 

@@ -235,3 +235,25 @@ def test_answers_in_another_order_map_back_to_their_inputs(clock: Clock) -> None
     for number in numbers:
         expected = None if number.endswith("0") else number[1:]
         assert checks[number].wa_id == expected
+
+
+def test_a_garbage_answer_to_a_send_is_outcome_unknown_and_never_resent(
+    sandbox: RunningSandbox,
+) -> None:
+    sandbox.state.script("messages", ["garbage"])
+    with pytest.raises(errors.OutcomeUnknown, match="not JSON"):
+        run(sandbox, check_then_send)
+    assert [r.fault for r in sandbox.state.requests_to("messages")] == ["garbage"]
+
+
+def test_garbage_answers_to_a_contacts_check_are_asked_again_then_failed_never_a_crash(
+    sandbox: RunningSandbox,
+) -> None:
+    sandbox.state.script("contacts", ["garbage"])
+    assert run(sandbox, lambda c: c.check_contacts([USER]))[USER].status == "valid"
+    assert len(sandbox.state.requests_to("contacts")) == 2
+
+    sandbox.state.script("contacts", ["garbage"] * 3)
+    checks = run(sandbox, lambda c: c.check_contacts([USER]), max_attempts=3)
+    assert checks[USER] == ContactCheck(USER, "failed")
+    assert len(sandbox.state.requests_to("contacts")) == 5

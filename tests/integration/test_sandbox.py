@@ -172,6 +172,22 @@ def test_logout_revokes_only_the_callers_token(client: httpx.Client) -> None:
     assert client.post("/v1/contacts", headers=second, json=body).status_code == 200
 
 
+def test_health_answers_like_the_v1_api_and_needs_credentials(
+    client: httpx.Client, sandbox: RunningSandbox
+) -> None:
+    for headers in (API_KEY, login(client), {"Authorization": f"Bearer {STATIC_TOKEN}"}):
+        answer = client.get("/v1/health", headers=headers)
+        assert answer.status_code == 200
+        assert answer.json()["health"] == {"gateway_status": "connected"}
+        assert answer.json()["meta"]["api_status"] == "stable"
+    for headers in ({}, {"D360-API-KEY": "wrong-key"}, {"Authorization": "Bearer wrong-token"}):
+        denied = client.get("/v1/health", headers=headers)
+        assert (denied.status_code, error_code(denied)) == (401, 1005)
+    record = [(r.auth, r.status) for r in sandbox.state.requests_to("health")]
+    assert record == [("api_key", 200), ("bearer", 200), ("static", 200)] + [(None, 401)] * 3
+    assert "wrong-key" not in repr(sandbox.state.requests)
+
+
 def test_api_key_and_static_token_need_no_login(
     client: httpx.Client, sandbox: RunningSandbox
 ) -> None:
@@ -364,6 +380,19 @@ def test_over_the_rate_is_429_with_retry_after() -> None:
         assert limited.state.stats()["rate_limited.messages"] == 1
 
 
+def test_the_retry_after_of_a_429_can_be_fixed() -> None:
+    config = SandboxConfig(rate_limit_messages=(1.0, 1), retry_after_s=3600)
+    with start_sandbox(config) as limited, httpx.Client(base_url=limited.url) as http:
+        check(http, "+16315551001")
+        statuses = [send(http, send_body()) for _ in range(2)]
+        assert [s.status_code for s in statuses] == [201, 429]
+        assert statuses[1].headers["Retry-After"] == "3600"
+        fixed = http.post("/sandbox/faults", json={"retry_after_s": 7})
+        assert fixed.status_code == 200 and limited.state.retry_after_s == 7
+        assert http.post("/sandbox/faults", json={"retry_after_s": -1}).status_code == 400
+        assert send(http, send_body()).headers["Retry-After"] == "7"
+
+
 def test_latency_is_added_to_every_answer(client: httpx.Client, sandbox: RunningSandbox) -> None:
     sandbox.state.latency_s = 0.15
     started = time.monotonic()
@@ -384,6 +413,20 @@ def test_scripted_faults_come_in_order_then_normal_service(
         (201, None),
     ]
     assert [r.fault for r in sandbox.state.requests_to("messages")] == ["503", "500", None]
+
+
+def test_garbage_fault_answers_200_with_a_body_that_is_not_json(
+    client: httpx.Client, sandbox: RunningSandbox
+) -> None:
+    check(client, "+16315551001")
+    sandbox.state.script("messages", ["garbage"])
+    sandbox.state.script("contacts", ["garbage"])
+    answer = send(client, send_body())
+    assert (answer.status_code, answer.content) == (200, b"not json")
+    refused = client.post("/v1/contacts", headers=API_KEY, json={"contacts": ["+16315551001"]})
+    assert (refused.status_code, refused.content) == (200, b"not json")
+    assert sandbox.state.messages_sent() == []
+    assert [r.fault for r in sandbox.state.requests_to("messages")] == ["garbage"]
 
 
 def test_reset_fault_closes_the_connection_without_an_answer(

@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ENDPOINT:KIND:P",
         help=f"random fault, e.g. messages:503:0.05; kinds {', '.join(FAULT_KINDS)}",
     )
+    parser.add_argument(
+        "--retry-after-s", type=int, help="Retry-After of a 429 (default: one request's refill)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random faults")
     parser.add_argument("--hang-s", type=float, default=30.0)
     parser.add_argument("--webhook-url", help="where status pushes go")
@@ -74,6 +77,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         rate_limit_messages=args.rate_limit_messages,
         rate_limit_other=args.rate_limit_other,
         rate_limit_login=args.rate_limit_login,
+        retry_after_s=args.retry_after_s,
         fault_rates=rates,  # type: ignore[arg-type]  # checked in SandboxConfig.__post_init__
         fault_seed=args.seed,
         hang_s=args.hang_s,

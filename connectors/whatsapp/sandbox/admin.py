@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.whatsapp.sandbox.config import check_retry_after
 from connectors.whatsapp.sandbox.state import SandboxState
 from connectors.whatsapp.sandbox.webhooks import PushPolicy, pusher_for
 
@@ -55,6 +56,9 @@ def admin_routes(state: SandboxState) -> list[Route]:
                 state.script(endpoint, list(kinds))
             if "hang_s" in body:
                 state.hang_s = float(body["hang_s"])
+            if "retry_after_s" in body:
+                check_retry_after(body["retry_after_s"])
+                state.retry_after_s = body["retry_after_s"]
         except (TypeError, ValueError) as exc:
             return _bad(str(exc))
         return JSONResponse({"ok": True})

@@ -108,6 +108,7 @@ class SandboxApp:
             Route("/v1/users/logout", self._api("logout", self._logout), methods=["POST"]),
             Route("/v1/contacts", self._api("contacts", self._contacts), methods=["POST"]),
             Route("/v1/messages", self._api("messages", self._messages), methods=["POST"]),
+            Route("/v1/health", self._api("health", self._health), methods=["GET"]),
             Route(
                 "/v1/settings/application",
                 self._api("settings", self._settings),
@@ -190,7 +191,8 @@ class SandboxApp:
             return None
         self.state.count(f"rate_limited.{endpoint}")
         rate = limiter.max_rate / limiter.time_period
-        retry_after = str(max(1, math.ceil(1 / rate)))
+        fixed = self.state.retry_after_s
+        retry_after = str(max(1, math.ceil(1 / rate)) if fixed is None else fixed)
         details = f"over {rate:g} requests/s on {endpoint}; retry after {retry_after} s"
         return error(429, 1015, "Too many requests", details, {"Retry-After": retry_after})
 
@@ -202,6 +204,8 @@ class SandboxApp:
             return error(503, 1016, "System overloaded", "sandbox fault injection")
         if fault == "reset":
             return _NoAnswer()
+        if fault == "garbage":
+            return Response(b"not json", status_code=200, media_type="application/json")
         client_left = asyncio.ensure_future(_until_disconnect(request.receive))
         closing = asyncio.ensure_future(self._closing.wait())
         done, _ = await asyncio.wait(
@@ -291,6 +295,15 @@ class SandboxApp:
             self.webhooks.push(url, message_id, parsed.to)
         status = self.config.success_status
         return JSONResponse({"messages": [{"id": message_id}]}, status_code=status)
+
+    async def _health(self, _request: Request, _body: Any) -> Response:
+        version = "2.43.0" if self.state.always_valid else "2.35.4"
+        return JSONResponse(
+            {
+                "health": {"gateway_status": "connected"},
+                "meta": {"api_status": "stable", "version": version},
+            }
+        )
 
     async def _settings(self, request: Request, body: Any) -> Response:
         if request.method == "GET":

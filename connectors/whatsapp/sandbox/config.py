@@ -7,11 +7,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-FaultKind = Literal["500", "503", "reset", "hang"]
-FAULT_KINDS: Final[tuple[FaultKind, ...]] = ("500", "503", "reset", "hang")
+FaultKind = Literal["500", "503", "reset", "hang", "garbage"]
+FAULT_KINDS: Final[tuple[FaultKind, ...]] = ("500", "503", "reset", "hang", "garbage")
+"""`garbage`: a 200 whose body is `not json`, as a misbehaving proxy answers."""
 
-Endpoint = Literal["login", "logout", "contacts", "messages", "settings"]
-ENDPOINTS: Final[tuple[Endpoint, ...]] = ("login", "logout", "contacts", "messages", "settings")
+Endpoint = Literal["login", "logout", "contacts", "messages", "settings", "health"]
+ENDPOINTS: Final[tuple[Endpoint, ...]] = (
+    "login",
+    "logout",
+    "contacts",
+    "messages",
+    "settings",
+    "health",
+)
 
 RateLimit = tuple[float, int]
 """(requests per second, burst): a bucket of `burst` requests refilled at the rate."""
@@ -51,6 +59,8 @@ class SandboxConfig:
     rate_limit_messages: RateLimit | None = (50.0, 150)
     rate_limit_other: RateLimit | None = (20.0, 60)
     rate_limit_login: RateLimit | None = (20.0, 60)
+    retry_after_s: int | None = None
+    """The Retry-After of a 429, in seconds; None: the time the bucket takes to refill one."""
 
     templates: Mapping[TemplateKey, int] = field(default_factory=_default_templates)
 
@@ -77,10 +87,19 @@ class SandboxConfig:
             limit: RateLimit | None = getattr(self, name)
             if limit is not None and (limit[0] <= 0 or limit[1] < 1):
                 raise ValueError(f"{name}={limit!r}; use (rate > 0, burst >= 1) or None")
+        check_retry_after(self.retry_after_s)
         for endpoint, rates in self.fault_rates.items():
             check_fault_rates(endpoint, rates)
         for endpoint, kinds in self.fault_script.items():
             check_fault_script(endpoint, kinds)
+
+
+def check_retry_after(seconds: object) -> None:
+    """Reject a Retry-After that is not a whole number of seconds >= 0 (RFC 9110) or None."""
+    if seconds is not None and (
+        not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0
+    ):
+        raise ValueError(f"retry_after_s={seconds!r}; use whole seconds >= 0, or None")
 
 
 def check_endpoint(endpoint: str) -> Endpoint:

@@ -72,6 +72,7 @@ class SandboxState:
         self.latency_s = config.latency_s
         self.always_valid = config.always_valid
         self.hang_s = config.hang_s
+        self.retry_after_s = config.retry_after_s
         self.webhook_url = config.webhook_url
         self.templates = dict(config.templates)
         self._fault_rates: dict[Endpoint, dict[FaultKind, float]] = {
@@ -176,6 +177,12 @@ class SandboxState:
     def revoke_token(self, token: str) -> None:
         """Make a login token invalid at once."""
         self._tokens.pop(token, None)
+
+    def revoke_all_tokens(self) -> int:
+        """Make every login token invalid at once (an operator's reset); returns how many."""
+        revoked = len(self._tokens)
+        self._tokens.clear()
+        return revoked
 
     # Rate limits and faults ------------------------------------------------------------------
 

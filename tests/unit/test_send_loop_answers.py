@@ -1,0 +1,116 @@
+"""The send loop against answers a real server does not give on demand (httpx.MockTransport):
+whatever one send meets, the others of its turn keep their results and nothing crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+
+import httpx
+import pytest
+
+from connectors.warehouse import ledger
+from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp.settings import WhatsAppSettings
+from tasks.send import CircuitOpenError, Outgoing, send_all
+
+TEMPLATE = Template("acme_ns", "order_update", "en")
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class Ledger:
+    """An in-memory ledger writer that lets every claim through and keeps every result."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, ledger.Result] = {}
+        self.claimed: list[str] = []
+
+    def __call__(
+        self, results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]
+    ) -> frozenset[str]:
+        self.results.update((r.phone_e164, r) for r in results)
+        self.claimed += [c.phone_e164 for c in claims]
+        return frozenset(c.phone_e164 for c in claims)
+
+
+def _items(count: int) -> list[Outgoing]:
+    return [Outgoing(f"+4915112{i:06d}", str(i), f"4915112{i:06d}", ("Ada",)) for i in range(count)]
+
+
+def _run(handler: Handler, items: list[Outgoing], write: Ledger, threshold: int = 10) -> None:
+    settings = WhatsAppSettings(
+        base_url="http://wa.test",
+        api_key="k3y-secret",  # type: ignore[arg-type]
+        backoff_initial_s=0.001,
+        backoff_max_s=0.002,
+        max_attempts=2,
+    )
+
+    async def run() -> None:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        async with WhatsAppClient(settings=settings, http=http) as client:
+            await send_all(
+                client, items, TEMPLATE, write=write, concurrency=4, breaker_threshold=threshold
+            )
+        await http.aclose()
+
+    asyncio.run(run())
+
+
+def _to(request: httpx.Request) -> str:
+    return str(json.loads(request.content)["to"])
+
+
+def test_a_success_without_json_or_message_id_is_that_sends_unknown_and_the_rest_go_on() -> None:
+    items = _items(12)
+    odd = {
+        items[3].wa_id: httpx.Response(200, text="not json"),
+        items[7].wa_id: httpx.Response(201, json={"messages": []}),
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        to = _to(request)
+        return odd.get(to) or httpx.Response(201, json={"messages": [{"id": f"gBE{to}"}]})
+
+    write = Ledger()
+    _run(handler, items, write)
+
+    states = {phone: result.state for phone, result in write.results.items()}
+    assert states.pop(items[3].phone_e164) == states.pop(items[7].phone_e164) == "unknown"
+    assert set(states.values()) == {"sent"} and len(states) == 10
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(418, text="I'm a teapot"),
+        httpx.Response(409, json={"errors": [{"code": 99999, "title": "Something new"}]}),
+        httpx.Response(403, json={"errors": [{"title": "Forbidden"}]}),
+        httpx.Response(400, json={"error": {"code": 131048, "message": "Spam rate limit hit"}}),
+    ],
+    ids=["unknown-status", "unknown-code", "403-no-code", "cloud-spam-limit"],
+)
+def test_an_answer_nobody_foresaw_opens_the_breaker_and_stays_retryable(
+    answer: httpx.Response,
+) -> None:
+    write = Ledger()
+
+    with pytest.raises(CircuitOpenError, match=r"\d+ sends in a row failed"):
+        _run(lambda _request: answer, _items(40), write, threshold=5)
+
+    assert 5 <= len(write.claimed) <= 5 + 4  # the threshold, plus what was in flight
+    assert all(r.state == "send_failed" and r.retryable for r in write.results.values())
+    assert all(r.campaign_level for r in write.results.values())
+
+
+def test_a_recipients_own_failure_is_permanent_and_does_not_open_the_breaker() -> None:
+    items = _items(20)
+    refused = httpx.Response(400, json={"errors": [{"code": 1013, "title": "User is not valid"}]})
+    write = Ledger()
+
+    _run(lambda _request: refused, items, write, threshold=5)
+
+    assert len(write.results) == 20
+    assert all(not r.retryable and not r.campaign_level for r in write.results.values())
+    assert {r.error_code for r in write.results.values()} == {"1013"}
