@@ -382,3 +382,46 @@ def test_a_database_error_mid_send_reaches_logs_state_table_and_stderr_masked(
     for where, found in texts.items():
         assert password not in found, where
         assert not re.search(r"\+?49\d{8,}", found), (where, re.findall(r"\+?49\d{8,}", found))
+
+
+@pytest.mark.parametrize(
+    ("variable", "wrong", "named"),
+    [
+        ("WHATSAPP_PASSWORD", "not-the-password", "WHATSAPP_PASSWORD"),
+        ("WHATSAPP_API_KEY", "not-the-api-key", "WHATSAPP_API_KEY"),
+    ],
+)
+def test_wrong_credentials_stop_the_run_before_the_audience_is_read(
+    prefect_api: None,
+    sandbox: RunningSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    variable: str,
+    wrong: str,
+    named: str,
+) -> None:
+    from connectors.whatsapp.errors import AuthenticationError
+
+    crm_url, warehouse_url = f"sqlite:///{tmp_path}/crm.sqlite", f"sqlite:///{tmp_path}/wh.sqlite"
+    engine = create_engine(crm_url)
+    seed_demo_crm(engine, demo_customers(50, seed=3))
+    engine.dispose()
+    _point_at(monkeypatch, crm_url, warehouse_url, sandbox)
+    if variable == "WHATSAPP_API_KEY":
+        monkeypatch.delenv("WHATSAPP_USERNAME")
+        monkeypatch.delenv("WHATSAPP_PASSWORD")
+    monkeypatch.setenv(variable, wrong)
+    # An audience that would fail loudly if it were ever read.
+    audience = {"query": "SELECT id AS customer_id, mobile AS phone_raw FROM no_such_table"}
+
+    with pytest.raises(AuthenticationError, match=named) as caught:
+        broadcast(_campaign("it-bad-credentials", audience=audience))
+
+    assert wrong not in str(caught.value)
+    assert {r.endpoint for r in sandbox.state.requests} <= {"login", "health"}
+    assert (
+        not create_engine(warehouse_url)
+        .connect()
+        .exec_driver_sql("SELECT name FROM sqlite_master WHERE name = 'wa_campaign_runs'")
+        .all()
+    )
