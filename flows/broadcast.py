@@ -120,7 +120,13 @@ def _run(campaign: Campaign, conns: Connections, run_id: str, lease: Lease) -> d
     assert conns.whatsapp is not None
     wh, stages = conns.warehouse_url, _Stages()
     chunks = stages.done(
-        "extract", extract_audience(conns.crm_url, campaign.audience, campaign.chunk_size)
+        "extract",
+        extract_audience(
+            conns.crm_url,
+            campaign.audience,
+            campaign.chunk_size,
+            campaign.template.param_columns,
+        ),
     )
     chunks = stages.done(
         "consent", resolved(consent_chunk.map(chunks, unmapped(campaign.consent_max_age_days)))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from connectors.crm import Audience
+from connectors.crm import Audience, missing_param_message
 from connectors.whatsapp.client import Template
 
 
@@ -92,3 +92,15 @@ class Campaign(BaseModel):
                 f'default_region "{value}" is not an ISO 3166 region phonenumbers knows'
             )
         return region
+
+    @model_validator(mode="after")
+    def _params_are_mapped(self) -> Campaign:
+        """Refuse a body parameter a table audience does not map, before the run (a query's
+        columns are only known when it runs: extract refuses those)."""
+        if self.audience.table is not None:
+            for param, column in zip(
+                self.template.body_params, self.template.param_columns, strict=True
+            ):
+                if column not in self.audience.columns:
+                    raise ValueError(missing_param_message(param))
+        return self

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
+from connectors.masking import masked_errors
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import opted_out_numbers
 from tasks.frame import (
@@ -31,28 +32,39 @@ def _flag(frame: pd.DataFrame, column: str) -> pd.Series:
     return frame[column].fillna(False).astype(bool)
 
 
+def _utc(moment: datetime) -> pd.Timestamp:
+    """The moment in UTC; a naive one is taken as UTC, as extract takes naive CRM times."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def apply_consent(
     frame: pd.DataFrame, *, max_age: timedelta | None = None, now: datetime | None = None
 ) -> pd.DataFrame:
     """Exclude customers without a standing opt-in, each with its reason.
 
     In: an opt-in (timestamp `opt_in_at`, or flag `opt_in`) and no opt-out at or after it. An
-    opt-out flag (`opt_out`, e.g. `do_not_sms`) excludes whatever the timestamps say. With a
-    maximum age, an opt-in without a timestamp cannot prove its age and counts as expired.
+    opt-out flag (`opt_out`, e.g. `do_not_sms`) excludes whatever the timestamps say. An opt-in
+    after `now` is no consent yet (`opt_in_in_future`). With a maximum age, an opt-in without a
+    timestamp cannot prove its age and counts as expired. Unreadable consent dates were
+    excluded at extract.
     """
     out = frame.copy()
     opt_in, opt_out = out[OPT_IN_AT], out[OPT_OUT_AT]
+    moment = _utc(now or datetime.now(UTC))
     running = in_running(out)
     opted_out = running & (
         _flag(out, OPT_OUT) | (opt_out.notna() & (opt_in.isna() | (opt_out >= opt_in)))
     )
+    future = running & ~opted_out & opt_in.notna() & (opt_in > moment)
     no_opt_in = running & ~opted_out & opt_in.isna() & ~_flag(out, OPT_IN)
     expired = pd.Series(False, index=out.index)
     if max_age is not None:
-        cutoff = pd.Timestamp(now or datetime.now().astimezone()).tz_convert("UTC") - max_age
-        expired = running & ~opted_out & ~no_opt_in & (opt_in.isna() | (opt_in < cutoff))
+        expired = running & ~opted_out & ~future & ~no_opt_in
+        expired &= opt_in.isna() | (opt_in < moment - max_age)
     for mask, reason in (
         (opted_out, Reason.OPTED_OUT),
+        (future, Reason.OPT_IN_IN_FUTURE),
         (no_opt_in, Reason.NO_OPT_IN),
         (expired, Reason.CONSENT_EXPIRED),
     ):
@@ -78,6 +90,7 @@ def apply_opt_outs(frame: pd.DataFrame, opted_out: set[str]) -> pd.DataFrame:
 
 
 @task(name="whatsapp-opt-outs", cache_policy=NO_CACHE)
+@masked_errors
 def load_opt_outs(warehouse_url: SecretStr) -> set[str]:
     """Prefect task: every number that opted out by replying on WhatsApp."""
     return opted_out_numbers(warehouse(warehouse_url.get_secret_value()))

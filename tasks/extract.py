@@ -1,26 +1,144 @@
-"""Extract: the campaign's audience out of the CRM, as frames of chunk size."""
+"""Extract: the campaign's audience out of the CRM, as frames of chunk size.
+
+Extract already settles what it can judge alone, so later stages (which only touch rows whose
+outcome is null) skip those rows:
+  - a customer without a usable id is `excluded_invalid_customer_id`, with reason
+    `missing_customer_id` (NULL, empty or whitespace-only text) or `unusable_customer_id` (text
+    the warehouse cannot key on: longer than its id column, or holding NUL). Its `customer_id`
+    becomes `null-id:<h>`, `h` the 8-byte blake2b hex digest of its raw phone and country, with
+    `-2`, `-3`, ... added for the second and later rows that share it (in audience order,
+    across chunks): stable across runs, clearly synthetic, unique within the campaign;
+  - a customer whose `opt_in_at` or `opt_out_at` could not be read as a moment is
+    `excluded_no_consent` / `unreadable_consent_date` (an unreadable opt-out might be a real one);
+  - an audience that returns one customer_id on several rows (across chunks, after the ids are
+    text, so 7, 7.0 and '7' are one id) is refused before anything is checked or sent.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from typing import Final
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
-from connectors.crm import Audience, crm_engine, read_audience
-from tasks.frame import with_stage_columns
+from connectors.crm import UNREADABLE_CONSENT, Audience, AudienceError, crm_engine, read_audience
+from connectors.masking import masked_errors
+from connectors.warehouse.schema import ID
+from tasks.frame import (
+    COUNTRY,
+    CUSTOMER_ID,
+    OUTCOME,
+    PHONE_RAW,
+    REASON,
+    Outcome,
+    Reason,
+    in_running,
+    with_stage_columns,
+)
+
+NULL_ID_PREFIX: Final = "null-id:"
+_ID_LENGTH: Final = ID.length or 128
+_SHOWN: Final = 5  # repeated ids named in the refusal
 
 
-def extract(crm_url: str, audience: Audience, chunk_size: int) -> list[pd.DataFrame]:
-    """Read the whole audience in chunks, each with the later stages' columns added."""
+def _unusable_ids(ids: pd.Series) -> pd.Series:
+    """Ids given but the warehouse cannot key a customer on."""
+    return ids.notna() & (
+        (ids.str.len() > _ID_LENGTH) | ids.str.contains("\x00", regex=False).fillna(False)
+    )
+
+
+def _null_id(phone: object, country: object) -> str:
+    """The synthetic id of a customer without one, from its raw phone and country."""
+    key = json.dumps([value if isinstance(value, str) else None for value in (phone, country)])
+    return NULL_ID_PREFIX + hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+
+
+def name_missing_ids(chunks: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Give customers without a usable id a synthetic one and their outcome (module docstring)."""
+    seen: Counter[str] = Counter()
+    outs = []
+    for chunk in chunks:
+        out = chunk.copy()
+        unusable = _unusable_ids(out[CUSTOMER_ID]).to_numpy(dtype=bool)
+        missing = out[CUSTOMER_ID].isna().to_numpy(dtype=bool) | unusable
+        names = []
+        for phone, country in zip(out[PHONE_RAW][missing], out[COUNTRY][missing], strict=True):
+            base = _null_id(phone, country)
+            seen[base] += 1
+            names.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+        out.loc[missing, CUSTOMER_ID] = names
+        out.loc[missing, OUTCOME] = Outcome.EXCLUDED_INVALID_CUSTOMER_ID
+        out.loc[missing, REASON] = Reason.MISSING_CUSTOMER_ID
+        out.loc[unusable, REASON] = Reason.UNUSABLE_CUSTOMER_ID
+        outs.append(out)
+    return outs
+
+
+def exclude_unreadable_consent(chunk: pd.DataFrame) -> pd.DataFrame:
+    """Exclude customers whose consent dates could not be read; drop the connector's marker."""
+    if UNREADABLE_CONSENT not in chunk.columns:
+        return chunk
+    out = chunk.drop(columns=[UNREADABLE_CONSENT])
+    unreadable = in_running(out) & chunk[UNREADABLE_CONSENT].to_numpy(dtype=bool)
+    out.loc[unreadable, OUTCOME] = Outcome.EXCLUDED_NO_CONSENT
+    out.loc[unreadable, REASON] = Reason.UNREADABLE_CONSENT_DATE
+    return out
+
+
+def refuse_duplicate_ids(chunks: list[pd.DataFrame]) -> None:
+    """Refuse an audience that returns one customer_id on several rows, in any chunks."""
+    if not chunks:
+        return
+    ids = pd.concat([chunk[CUSTOMER_ID] for chunk in chunks], ignore_index=True)
+    repeated = ids[ids.duplicated()].unique()
+    if len(repeated) == 0:
+        return
+    shown = ", ".join(f'"{value[:40]}"' for value in repeated[:_SHOWN])
+    raise AudienceError(
+        f"audience returns {len(repeated):,} customer_id values on more than one row "
+        f"(e.g. {shown}); make customer_id unique, e.g. with SELECT DISTINCT or GROUP BY "
+        "customer_id"
+    )
+
+
+def settle(chunks: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Chunks as the connector read them, with stage columns and what extract can settle."""
+    staged = name_missing_ids([with_stage_columns(chunk) for chunk in chunks])
+    settled = [exclude_unreadable_consent(chunk) for chunk in staged]
+    refuse_duplicate_ids(settled)
+    return settled
+
+
+def extract(
+    crm_url: str, audience: Audience, chunk_size: int, *, required_params: list[str] | None = None
+) -> list[pd.DataFrame]:
+    """Read the whole audience in chunks, settled (see the module docstring); refuse it when it
+    does not return the `required_params` columns (the template's `param_*`)."""
     engine = crm_engine(crm_url)
     try:
-        return [with_stage_columns(chunk) for chunk in read_audience(engine, audience, chunk_size)]
+        chunks = list(
+            read_audience(engine, audience, chunk_size, required_params=required_params or ())
+        )
     finally:
         engine.dispose()
+    return settle(chunks)
 
 
 @task(name="extract", cache_policy=NO_CACHE)
-def extract_audience(crm_url: SecretStr, audience: Audience, chunk_size: int) -> list[pd.DataFrame]:
-    """Prefect task: the audience as a list of chunk frames."""
-    return extract(crm_url.get_secret_value(), audience, chunk_size)
+@masked_errors
+def extract_audience(
+    crm_url: SecretStr,
+    audience: Audience,
+    chunk_size: int,
+    required_params: list[str] | None = None,
+) -> list[pd.DataFrame]:
+    """Prefect task: the audience as a list of chunk frames (see `extract`)."""
+    return extract(
+        crm_url.get_secret_value(), audience, chunk_size, required_params=required_params
+    )

@@ -50,6 +50,7 @@ class Reason:
     """Short snake_case details beside an outcome; API error codes are used as-is (e.g. "1013")."""
 
     MISSING_CUSTOMER_ID: Final = "missing_customer_id"
+    UNUSABLE_CUSTOMER_ID: Final = "unusable_customer_id"  # too long to key on, or holds NUL
     NO_OPT_IN: Final = "no_opt_in"
     UNREADABLE_CONSENT_DATE: Final = "unreadable_consent_date"
     OPT_IN_IN_FUTURE: Final = "opt_in_in_future"

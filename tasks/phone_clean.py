@@ -70,10 +70,12 @@ EXTENSION: Final = r"(?i)[;,]?(?:#|x|ext|extn|extension)[:=]?[0-9]+$"
 
 @functools.cache
 def international_prefix(region: str) -> str | None:
-    """The region's international dialling prefix as a regex, or None where `00` covers it."""
+    """The region's international dialling prefix as a regex (`00`, `011`, ...), if it has one."""
     metadata = PhoneMetadata.metadata_for_region(region)
-    prefix = None if metadata is None else metadata.international_prefix
-    return None if prefix in (None, "00") else prefix
+    return None if metadata is None else metadata.international_prefix or None
+
+
+LEADING_00: Final = "^00([1-9])"
 
 
 def clean(raw: pd.Series[str]) -> pd.Series[str]:
@@ -96,11 +98,12 @@ def regions(country: pd.Series[str], default_region: str) -> pd.Series[str]:
 def international_to_plus(
     number: pd.Series[str], region: pd.Series[str], shaped: npt.NDArray[np.bool_]
 ) -> pd.Series[str]:
-    """Rewrite a leading international prefix (the region's own, then `00`) as `+`.
+    """Rewrite a leading international prefix as `+`, the region's way (its reading).
 
     The region's prefix is rewritten exactly where phonenumbers itself would strip it (a prefix
     match followed by a digit other than 0), so those numbers parse as before and lose their
-    region from the parse key. `00` is rewritten everywhere: it is how most people write `+`.
+    region from the parse key. A `00` where the region dials out otherwise (`011` in the US,
+    `00` plus a carrier code in Brazil) is left to `leading_00_as_plus`.
     """
     out = number.copy()
     candidates = shaped & ~out.str.startswith("+").to_numpy(dtype=bool, na_value=False)
@@ -113,5 +116,35 @@ def international_to_plus(
         rest = digits.str.replace(f"^(?:{pattern})", "", n=1, regex=True)
         stripped = (rest.str.len() < digits.str.len()) & rest.str.match("[1-9]")
         out.loc[rest.index[stripped.to_numpy(dtype=bool)]] = "+" + rest[stripped]
-    out[candidates] = out[candidates].str.replace("^00([1-9])", r"+\1", regex=True)
     return out
+
+
+@functools.cache
+def _own_code(region: str) -> str | None:
+    """The region's calling code; None where its trunk prefix is that code (the NANP's `1`:
+    `1 201 555 0123` reads the same either way)."""
+    metadata = PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.country_code is None:
+        return None
+    code = str(metadata.country_code)
+    return None if metadata.national_prefix == code else code
+
+
+def starts_with_own_code(
+    number: pd.Series[str], region: pd.Series[str], shaped: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    """Rows of plain digits (no `+`, no leading 0) that begin with their region's calling code."""
+    plain = shaped & number.str.match("[1-9]").to_numpy(dtype=bool, na_value=False)
+    out = np.zeros(len(number), dtype=bool)
+    for code in region[plain].unique():
+        own = _own_code(str(code))
+        if own is None:
+            continue
+        rows = plain & (region == code).to_numpy(dtype=bool)
+        out[rows] = number[rows].str.startswith(own).to_numpy(dtype=bool)
+    return out
+
+
+def leading_00_as_plus(number: pd.Series[str]) -> pd.Series[str]:
+    """A leading `00` (before a digit other than 0) read as `+`, as most people mean it."""
+    return number.str.replace(LEADING_00, r"+\1", regex=True)

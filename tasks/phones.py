@@ -7,8 +7,19 @@ Cleaning, vectorised over the chunk before any number is parsed (`tasks.phone_cl
      bidi mark, plus `. / \\ ( ) [ ] { } '`, the minus sign and middle dots;
   3. cut a trailing extension: `x12`, `ext12`, `ext. 12`, `extn 12`, `extension 12`, `#12`,
      `;ext=12`, case-insensitive;
-  4. rewrite the region's international prefix (`011` in the US, `810` in Russia, ...) and any
-     leading `00` as `+`.
+  4. rewrite the region's international prefix (`011` in the US, `810` in Russia, `00` plus a
+     carrier code in Brazil, ...) as `+` where phonenumbers would.
+Two numbers are then read once more where the region's reading may not be what was meant:
+  - plain digits (no `+`, no leading 0) that begin with the region's calling code, and are a
+    valid number read with a `+`, are that international number: a national number is written
+    with its trunk prefix, and a numeric CRM column cannot hold a `+` (`4915112345678` in a
+    German row is +49 151..., not +49 4915...). NANP regions are left alone (their trunk prefix
+    is their calling code, so both readings agree);
+  - a number starting with `00` that the region's reading leaves invalid is read with that `00`
+    as `+` (Brazil's `0055 11 96123-4543`: carrier 55 calling +1 1961... first, +55 second).
+    One valid the region's way keeps that reading. One invalid both ways keeps the reason of
+    the region's reading where that took the `00` for an international prefix, else the `+`
+    reading's.
 Then rows that are empty are rejected as `empty`, and rows holding anything but an optional
 leading `+` and digits as `not_a_number`. Vanity numbers (`1-800-FLOWERS`) are rejected there on
 purpose: phonenumbers would turn the letters into digits, but a campaign messages real mobile
@@ -37,6 +48,7 @@ from typing import Final, cast
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -57,7 +69,9 @@ from tasks.phone_clean import (
     SUPPORTED_REGIONS,
     clean,
     international_to_plus,
+    leading_00_as_plus,
     regions,
+    starts_with_own_code,
 )
 from tasks.phone_fast import classify_distinct
 from tasks.phone_parse import Verdict
@@ -106,6 +120,32 @@ def _write(
     out[column] = array
 
 
+def _classify(
+    number: pd.Series[str], region: pd.Series[str], mobile_only: bool
+) -> tuple[ExtensionArray, ExtensionArray]:
+    """E.164 number and rejection reason of shaped numbers, parsing each distinct key once."""
+    keys = number.where(number.str.startswith("+"), region + ":" + number)
+    codes, distinct = keys.factorize()
+    e164_distinct, verdicts = classify_distinct(
+        cast("pd.Index[str]", distinct).array, mobile_only=mobile_only
+    )
+    e164: ExtensionArray = pd.array(e164_distinct, dtype="str").take(codes)
+    return e164, _REASON_OF.take(verdicts[codes])
+
+
+def _adopt(
+    e164: pd.Series[str],
+    reason: pd.Series[str],
+    rows: npt.NDArray[np.bool_],
+    found: tuple[ExtensionArray, ExtensionArray],
+    taken: npt.NDArray[np.bool_],
+) -> None:
+    """Replace the answers of `rows` by another reading's `found` ones where `taken` says so."""
+    replaced = rows.copy()
+    replaced[rows] = taken
+    e164[replaced], reason[replaced] = found[0][taken], found[1][taken]
+
+
 def _verdicts(
     raw: pd.Series[str], country: pd.Series[str], default_region: str, mobile_only: bool
 ) -> tuple[pd.Series[str], pd.Series[str]]:
@@ -114,20 +154,26 @@ def _verdicts(
     region = regions(country, default_region)
     shaped = number.str.fullmatch(SHAPE).to_numpy(dtype=bool, na_value=False)
     empty = (number.isna() | (number == "")).to_numpy(dtype=bool)
-    number = international_to_plus(number, region, shaped)
-
-    candidates, their_region = number[shaped], region[shaped]
-    keys = candidates.where(candidates.str.startswith("+"), their_region + ":" + candidates)
-    codes, distinct = keys.factorize()
-    e164_distinct, verdicts = classify_distinct(
-        cast("pd.Index[str]", distinct).array, mobile_only=mobile_only
-    )
+    regional = international_to_plus(number, region, shaped)
 
     e164, reason = _empty_strings(len(number)), _empty_strings(len(number))
-    e164[shaped] = pd.array(e164_distinct, dtype="str").take(codes)
+    e164[shaped], reason[shaped] = _classify(regional[shaped], region[shaped], mobile_only)
     reason[empty] = Reason.EMPTY
     reason[~empty & ~shaped] = Reason.NOT_A_NUMBER
-    reason[shaped] = _REASON_OF.take(verdicts[codes])
+
+    own = starts_with_own_code(number, region, shaped)
+    if own.any():
+        found = _classify("+" + number[own], region[own], mobile_only)
+        _adopt(e164, reason, own, found, pd.isna(found[1]))
+
+    plus = leading_00_as_plus(number)
+    retry = shaped & reason.notna().to_numpy(dtype=bool) & (plus != regional).to_numpy(bool)
+    if retry.any():
+        found = _classify(plus[retry], region[retry], mobile_only)
+        # Where the region's reading saw no international prefix, `00` as `+` is the only
+        # international reading left, and its reason says more.
+        national = ~regional[retry].str.startswith("+").to_numpy(dtype=bool)
+        _adopt(e164, reason, retry, found, pd.isna(found[1]) | national)
     return e164, reason
 
 

@@ -91,3 +91,27 @@ def test_numbers_that_replied_stop_are_excluded_whatever_the_crm_says() -> None:
         "opted_out_via_whatsapp",
     )
     assert pd.isna(out[OUTCOME].iloc[1])
+
+
+def test_an_opt_in_after_now_is_no_consent_yet() -> None:
+    out = apply_consent(
+        _frame([(T0 + timedelta(seconds=1), None), (T0, None), (T0 + timedelta(days=1), T0)]),
+        now=T0,
+    )
+    assert out[OUTCOME].fillna("").tolist() == ["excluded_no_consent", "", "excluded_no_consent"]
+    assert out[REASON].tolist()[::2] == ["opt_in_in_future"] * 2
+
+
+def test_an_opt_out_after_a_future_opt_in_is_still_an_opt_out() -> None:
+    future = datetime(9999, 12, 31, tzinfo=UTC)
+    out = apply_consent(_frame([(future, future), (T0, future)]), now=T0)
+    assert out[REASON].tolist() == ["opted_out", "opted_out"]
+
+
+def test_a_naive_now_is_taken_as_utc() -> None:
+    out = apply_consent(_frame([(T0 + timedelta(hours=1), None)]), now=datetime(2026, 1, 1, 2))
+    assert out[OUTCOME].isna().all()
+    expired = apply_consent(
+        _frame([(T0, None)]), max_age=timedelta(hours=1), now=datetime(2026, 1, 1, 2)
+    )
+    assert expired[REASON].tolist() == ["consent_expired"]

@@ -360,3 +360,68 @@ def test_prefect_tasks_wrap_the_plain_functions() -> None:
     chunk = normalise_chunk.fn(frame_of(["+4915123456789", "0151 23456789"], [None, "DE"]), "US")
     outs = dedupe_chunks.fn([chunk])
     assert outs[0][DUPLICATE_OF].tolist()[1] == "c0"
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected"),
+    [
+        # Brazil dials out with 00 and a carrier code: 0055 is carrier 55 calling +1 1961...,
+        # which is invalid; 00 read as + gives the number meant.
+        ("0055 11 96123-4543", "BR", "+5511961234543"),
+        ("0055 11 96123-4543", "br", "+5511961234543"),
+        ("0015 55 11 96123-4543", "BR", "+5511961234543"),  # carrier 15, then +55
+        ("0049 151 12345678", "DE", "+4915112345678"),
+        ("011 49 151 12345678", "US", "+4915112345678"),
+        ("0049 151 12345678", "US", "+4915112345678"),
+    ],
+)
+def test_a_00_number_invalid_the_regions_way_is_read_with_00_as_plus(
+    raw: str, country: str, expected: str
+) -> None:
+    row = one(raw, country)
+    assert row[PHONE_E164] == expected
+    assert pd.isna(row[OUTCOME])
+
+
+def test_a_carrier_coded_call_to_no_valid_number_stays_invalid() -> None:
+    # Carrier 15 calling +1 1961234543 (invalid); read as +15... it is too long for +1.
+    assert not phonenumbers.is_valid_number(phonenumbers.parse("0015 11 96123-4543", "BR"))
+    assert not phonenumbers.is_valid_number(phonenumbers.parse("+1511961234543"))
+    row = one("0015 11 96123-4543", "BR")
+    assert (row[OUTCOME], row[REASON]) == (
+        Outcome.EXCLUDED_INVALID_NUMBER,
+        Reason.INVALID_FOR_REGION,
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "country"),
+    [("00995322123456", "BR"), ("0093234567890", "CO"), ("0016492311234", "AU")],
+)
+def test_a_00_number_valid_the_regions_way_keeps_that_reading(raw: str, country: str) -> None:
+    # Each is valid both ways; the region's own reading (a carrier or operator prefix) wins.
+    parsed = phonenumbers.parse(raw, country)
+    assert phonenumbers.is_valid_number(parsed)
+    assert phonenumbers.is_valid_number(phonenumbers.parse("+" + raw[2:]))
+    expected = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
+    assert expected != "+" + raw[2:]
+    assert one(raw, country)[PHONE_E164] == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected"),
+    [
+        ("4915112345678", "DE", "+4915112345678"),  # not +49 4915112345678
+        ("43664123456", "AT", "+43664123456"),
+        ("15112345678", "DE", "+4915112345678"),  # national, its trunk 0 lost in a number column
+        ("2015550123", "US", "+12015550123"),  # national: not +20 (Egypt)
+        ("16315551234", "US", "+16315551234"),
+        ("0491 51 1234567", "DE", "+49491511234567"),  # written nationally: stays national
+    ],
+)
+def test_plain_digits_starting_with_the_regions_calling_code_are_that_international_number(
+    raw: str, country: str, expected: str
+) -> None:
+    row = one(raw, country)
+    assert row[PHONE_E164] == expected
+    assert pd.isna(row[OUTCOME])
