@@ -19,6 +19,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from connectors.masking import mask_url
 from connectors.whatsapp.auth import auth_for
 from connectors.whatsapp.errors import (
     MalformedAnswer,
@@ -135,7 +136,7 @@ class WhatsAppClient:
         self._base = settings.base_url.rstrip("/")
 
     def __repr__(self) -> str:
-        return f"WhatsAppClient(base_url={self._base!r}, auth={self._settings.auth_mode})"
+        return f"WhatsAppClient(base_url={mask_url(self._base)!r}, auth={self._settings.auth_mode})"
 
     async def __aenter__(self) -> WhatsAppClient:
         return self

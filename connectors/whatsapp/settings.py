@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from connectors.masking import mask_url
 
 AuthMode = Literal["login", "api_key", "bearer"]
 
@@ -16,7 +18,9 @@ class WhatsAppSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    base_url: str = Field(description="API root, e.g. https://waba.example.com")
+    base_url: str = Field(
+        description="API root, e.g. https://waba.example.com", repr=False
+    )  # it may carry credentials (https://user:password@host); `shown_url` masks them
     username: str | None = None
     password: SecretStr | None = None
     api_key: SecretStr | None = None
@@ -52,6 +56,15 @@ class WhatsAppSettings(BaseModel):
         if modes[0] and (self.username is None or self.password is None):
             raise ValueError("WhatsApp login needs both WHATSAPP_USERNAME and WHATSAPP_PASSWORD")
         return self
+
+    @property
+    def shown_url(self) -> str:
+        """The base URL fit for messages and logs: credentials in it masked."""
+        return mask_url(self.base_url)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "base_url", self.shown_url
+        yield from super().__repr_args__()
 
     @property
     def auth_mode(self) -> AuthMode:
