@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Final
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.base import Executable
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from connectors.warehouse.lease import Lease, LeaseLostError, renew_in, utc_now
@@ -202,8 +202,15 @@ def _record(conn: Connection, lease: Lease, run_id: str, results: Sequence[Resul
 
 
 def _claim(conn: Connection, lease: Lease, run_id: str, claims: Sequence[Claim]) -> frozenset[str]:
-    """Write the claims as `sending` where each row is still as planned; the rows then read
-    back with this lease's token are the claims won."""
+    """Write the claims as `sending` where each row is still as planned; returns those won.
+
+    Where the database says which rows a write touched (RETURNING), that answers; a claim it
+    does not name (or every claim, without RETURNING) is looked up: a row with this lease's
+    token, `sending` at the claimed attempt, is this run's own (e.g. written by an attempt whose
+    commit reached the database though its answer did not). The lookup stays off the usual path
+    on PostgreSQL, whose planner, with statistics from before the campaign, reads it as a scan
+    of the campaign's rows.
+    """
     if not claims:
         return frozenset()
     rows = [
@@ -226,51 +233,38 @@ def _claim(conn: Connection, lease: Lease, run_id: str, claims: Sequence[Claim])
         for c in claims
     ]
     new = [row for row, c in zip(rows, claims, strict=True) if c.from_state is None]
-    if new:
-        conn.execute(_insert_unless_present(conn), new)
-    again = [
-        {
-            **{k: v for k, v in row.items() if k not in ("campaign_id", "phone_e164")},
-            "b_phone": c.phone_e164,
-            "b_from": c.from_state,
-            "b_before": c.attempts - 1,
-        }
-        for row, c in zip(rows, claims, strict=True)
-        if c.from_state is not None
-    ]
-    if again:
-        conn.execute(_claim_again(lease.campaign_id), again)
-    expected = {c.phone_e164: c.attempts for c in claims}
-    found = conn.execute(
-        select(deliveries.c.phone_e164, deliveries.c.state, deliveries.c.attempts).where(
-            deliveries.c.campaign_id == lease.campaign_id,
-            deliveries.c.phone_e164.in_(list(expected)),
-            deliveries.c.lease_token == lease.token,
-        )
-    ).all()
-    return frozenset(
-        phone
-        for phone, state, attempts in found
-        if state == SENDING and attempts == expected[phone]
-    )
+    again = [(row, c) for row, c in zip(rows, claims, strict=True) if c.from_state is not None]
+    won = _insert_new(conn, new) | _claim_again(conn, lease.campaign_id, again)
+    expected = {c.phone_e164: c.attempts for c in claims if c.phone_e164 not in won}
+    return won | _own_claims(conn, lease, expected) if expected else won
 
 
-def _insert_unless_present(conn: Connection) -> Executable:
-    """INSERT that leaves an existing row as it is (a number another run claimed first)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(deliveries).on_conflict_do_nothing()
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(deliveries).on_conflict_do_nothing()
-    if conn.dialect.name in ("mysql", "mariadb"):
+def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> frozenset[str]:
+    """INSERT the claims of numbers without a row, leaving a row another run wrote first as it
+    is; returns the numbers inserted where the database can say so."""
+    if not rows:
+        return frozenset()
+    dialect = conn.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        stmt = module.insert(deliveries).on_conflict_do_nothing()
+        return frozenset(conn.execute(stmt.returning(deliveries.c.phone_e164), rows).scalars())
+    if dialect in ("mysql", "mariadb"):
         ins = mysql.insert(deliveries)
-        return ins.on_duplicate_key_update(phone_e164=deliveries.c.phone_e164)
-    raise NotImplementedError(f"ledger claims on dialect {conn.dialect.name!r}")
+        conn.execute(ins.on_duplicate_key_update(phone_e164=deliveries.c.phone_e164), rows)
+        return frozenset()
+    raise NotImplementedError(f"ledger claims on dialect {dialect!r}")
 
 
-def _claim_again(campaign_id: str) -> Executable:
-    """UPDATE to `sending` of a row still in the state, and at the attempt, the run planned from."""
+def _claim_again(
+    conn: Connection, campaign_id: str, claims: list[tuple[dict[str, Any], Claim]]
+) -> frozenset[str]:
+    """UPDATE to `sending` each row still in the state, and at the attempt, the run planned
+    from; returns the numbers updated where the database can say so."""
+    if not claims:
+        return frozenset()
     c = deliveries.c
-    return (
+    stmt = (
         update(deliveries)
         .where(
             c.campaign_id == campaign_id,
@@ -281,23 +275,47 @@ def _claim_again(campaign_id: str) -> Executable:
             or_(*(c.state == literal(state) for state in CLAIMABLE)),
             or_(c.state != literal(SEND_FAILED), c.retryable),
         )
-        .values(
-            {
-                name: bindparam(name, type_=c[name].type)
-                for name in (
-                    "customer_id",
-                    "wa_id",
-                    "state",
-                    "retryable",
-                    "attempts",
-                    "run_id",
-                    "first_attempt_at",
-                    "last_attempt_at",
-                    "message_id",
-                    "error_code",
-                    "error_title",
-                    "lease_token",
-                )
-            }
-        )
+        .values({name: bindparam(name, type_=c[name].type) for name in _CLAIMED_COLUMNS})
     )
+    params = [
+        {
+            **{name: row[name] for name in _CLAIMED_COLUMNS},
+            "b_phone": claim.phone_e164,
+            "b_from": claim.from_state,
+            "b_before": claim.attempts - 1,
+        }
+        for row, claim in claims
+    ]
+    if not conn.dialect.update_returning:
+        conn.execute(stmt, params)
+        return frozenset()
+    returning = stmt.returning(c.phone_e164)
+    return frozenset(phone for one in params for phone in conn.execute(returning, one).scalars())
+
+
+def _own_claims(conn: Connection, lease: Lease, expected: dict[str, int]) -> frozenset[str]:
+    """Of these numbers, those whose row this lease claimed at the expected attempt."""
+    found = conn.execute(
+        select(deliveries.c.phone_e164, deliveries.c.state, deliveries.c.attempts).where(
+            deliveries.c.campaign_id == lease.campaign_id,
+            deliveries.c.phone_e164.in_(list(expected)),
+            deliveries.c.lease_token == lease.token,
+        )
+    ).all()
+    return frozenset(p for p, state, tries in found if state == SENDING and tries == expected[p])
+
+
+_CLAIMED_COLUMNS: Final = (
+    "customer_id",
+    "wa_id",
+    "state",
+    "retryable",
+    "attempts",
+    "run_id",
+    "first_attempt_at",
+    "last_attempt_at",
+    "message_id",
+    "error_code",
+    "error_title",
+    "lease_token",
+)

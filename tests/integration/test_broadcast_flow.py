@@ -33,6 +33,16 @@ def _campaign(campaign_id: str, **overrides: object) -> Campaign:
     return Campaign.model_validate(values)
 
 
+def _seeded(tmp_path: Path, count: int, *, seed: int) -> tuple[str, str, list[DemoCustomer]]:
+    """A SQLite CRM seeded with demo customers beside an empty SQLite warehouse."""
+    crm_url, warehouse_url = f"sqlite:///{tmp_path}/crm.sqlite", f"sqlite:///{tmp_path}/wh.sqlite"
+    customers = demo_customers(count, seed=seed)
+    engine = create_engine(crm_url)
+    seed_demo_crm(engine, customers)
+    engine.dispose()
+    return crm_url, warehouse_url, customers
+
+
 def _point_at(
     monkeypatch: pytest.MonkeyPatch, crm_url: str, warehouse_url: str, sandbox: RunningSandbox
 ) -> None:
@@ -138,11 +148,7 @@ def test_a_prefect_retry_keeps_the_first_attempts_record_and_sends_only_the_rest
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    crm_url, warehouse_url = f"sqlite:///{tmp_path}/crm.sqlite", f"sqlite:///{tmp_path}/wh.sqlite"
-    customers = demo_customers(600, seed=5)
-    engine = create_engine(crm_url)
-    seed_demo_crm(engine, customers)
-    engine.dispose()
+    crm_url, warehouse_url, customers = _seeded(tmp_path, 600, seed=5)
     _point_at(monkeypatch, crm_url, warehouse_url, sandbox)
     key = ("acme_ns", "order_update", "en")
     approved = sandbox.state.templates[key]
@@ -205,11 +211,7 @@ def test_dry_run_plans_without_checking_or_sending(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    crm_url, warehouse_url = f"sqlite:///{tmp_path}/crm.sqlite", f"sqlite:///{tmp_path}/wh.sqlite"
-    customers = demo_customers(300, seed=3)
-    engine = create_engine(crm_url)
-    seed_demo_crm(engine, customers)
-    engine.dispose()
+    crm_url, warehouse_url, customers = _seeded(tmp_path, 300, seed=3)
     _point_at(monkeypatch, crm_url, warehouse_url, sandbox)
 
     report = broadcast(_campaign("it-dry", dry_run=True))
@@ -245,10 +247,7 @@ def test_an_unreachable_service_fails_the_run_at_once_naming_it(
 ) -> None:
     from connectors.preflight import UnreachableError
 
-    crm_url, warehouse_url = f"sqlite:///{tmp_path}/crm.sqlite", f"sqlite:///{tmp_path}/wh.sqlite"
-    engine = create_engine(crm_url)
-    seed_demo_crm(engine, demo_customers(50, seed=3))
-    engine.dispose()
+    crm_url, warehouse_url, _ = _seeded(tmp_path, 50, seed=3)
     _point_at(monkeypatch, crm_url, warehouse_url, sandbox)
     monkeypatch.setenv(variable, value)
 
@@ -273,11 +272,7 @@ def test_a_stop_reply_excludes_the_customer_from_the_next_campaign(
     from connectors.webhooks.settings import ReceiverSettings
     from connectors.whatsapp.sandbox.webhooks import pusher_for
 
-    crm_url, warehouse_url = f"sqlite:///{tmp_path}/crm.sqlite", f"sqlite:///{tmp_path}/wh.sqlite"
-    customers = demo_customers(200, seed=9)
-    engine = create_engine(crm_url)
-    seed_demo_crm(engine, customers)
-    engine.dispose()
+    crm_url, warehouse_url, customers = _seeded(tmp_path, 200, seed=9)
     settings = ReceiverSettings(warehouse_url=SecretStr(warehouse_url), token=SecretStr("tok"))
     config = SandboxConfig(rate_limit_messages=None)
     with start_sandbox(config) as sandbox, start_receiver(settings) as receiver:
@@ -402,10 +397,7 @@ def test_wrong_credentials_stop_the_run_before_the_audience_is_read(
 ) -> None:
     from connectors.whatsapp.errors import AuthenticationError
 
-    crm_url, warehouse_url = f"sqlite:///{tmp_path}/crm.sqlite", f"sqlite:///{tmp_path}/wh.sqlite"
-    engine = create_engine(crm_url)
-    seed_demo_crm(engine, demo_customers(50, seed=3))
-    engine.dispose()
+    crm_url, warehouse_url, _ = _seeded(tmp_path, 50, seed=3)
     _point_at(monkeypatch, crm_url, warehouse_url, sandbox)
     if variable == "WHATSAPP_API_KEY":
         monkeypatch.delenv("WHATSAPP_USERNAME")

@@ -81,6 +81,21 @@ def _prefect_env() -> dict[str, str]:
     return {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
 
 
+def _in_background(campaign: Campaign) -> tuple[threading.Thread, list[BaseException]]:
+    """Run the campaign in a thread, as another worker would; its error lands in the list."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            broadcast(campaign)
+        except BaseException as exc:  # the caller asserts on it
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
 def _outcomes(url: str) -> dict[str, str]:
     engine = create_engine(url)
     with engine.connect() as conn:
@@ -218,16 +233,7 @@ def test_a_second_run_of_the_same_campaign_refuses_while_the_first_sends(
         monkeypatch.setenv(name, value)
     slow = {**json.loads(params.read_text()), "rate_limit_per_s": 100}  # ~8 s of sending
     campaign = Campaign.model_validate(slow)
-    first_error: list[BaseException] = []
-
-    def first() -> None:
-        try:
-            broadcast(campaign)
-        except BaseException as exc:  # reported below
-            first_error.append(exc)
-
-    thread = threading.Thread(target=first)
-    thread.start()
+    thread, first_error = _in_background(campaign)
     wait_until(lambda: len(slow_sandbox.state.messages_sent()) >= 50, 120, "50 sends")
     with pytest.raises(CampaignBusyError, match="nothing was checked or sent"):
         broadcast(campaign)
@@ -258,16 +264,7 @@ def test_a_second_run_cannot_get_in_when_the_warehouse_drops_the_first_runs_sess
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     campaign = Campaign.model_validate({**json.loads(params.read_text()), "rate_limit_per_s": 100})
-    first_error: list[BaseException] = []
-
-    def first() -> None:
-        try:
-            broadcast(campaign)
-        except BaseException as exc:  # reported below
-            first_error.append(exc)
-
-    thread = threading.Thread(target=first)
-    thread.start()
+    thread, first_error = _in_background(campaign)
     wait_until(lambda: len(slow_sandbox.state.messages_sent()) >= 100, 120, "100 sends")
     admin = create_engine(warehouse_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
