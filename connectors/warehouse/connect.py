@@ -7,7 +7,6 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
 
 from connectors.warehouse.migrate import upgrade
 
@@ -26,14 +25,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 @cache
 def engine_for(url: str) -> Engine:
     """A pooled engine for `url`, shared by every task of this process."""
-    options: dict[str, Any] = {}
-    if make_url(url).get_driver_name() == "psycopg":
-        # psycopg prepares a statement after five runs and PostgreSQL then keeps a generic plan
-        # made from the statistics of that moment: the ledger's claim check, planned while the
-        # table was nearly empty, scanned it whole ever after (a send turn grew from 3 to 21 ms
-        # over 20,000 claims). Planned afresh each time, it stays an index lookup.
-        options["connect_args"] = {"prepare_threshold": None}
-    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **options)
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
