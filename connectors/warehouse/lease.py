@@ -117,7 +117,15 @@ def acquire(
         if isinstance(got, Lease):
             return got
         current, renewed_at, expires_at = got
-        first_renewal = first_renewal or renewed_at
+        if first_renewal is None:
+            first_renewal = renewed_at
+            log.warning(
+                'campaign "%s" is leased to %s until %s UTC; waiting to see whether it is alive '
+                "(a live run renews its lease, a dead one lets it expire)",
+                campaign_id,
+                current,
+                f"{expires_at:%H:%M:%S}",
+            )
         if renewed_at != first_renewal or time.monotonic() > deadline:
             raise busy(campaign_id, f" ({current}, lease until {expires_at:%H:%M:%S} UTC)")
         time.sleep(poll_s)
