@@ -57,6 +57,7 @@ from bench.send import API_KEY, Sandbox
 from bench.webhooks import drop_postgres_database, postgres_database
 from connectors.crm import Audience
 from connectors.demo_crm import DEMO_AUDIENCE_QUERY, crm_contacts, demo_metadata
+from connectors.vocabulary import COUNTRY, OUTCOME, PHONE_RAW, WA_ID
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import opted_out_numbers
@@ -65,7 +66,7 @@ from connectors.warehouse.schema import recipients
 from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.consent import apply_consent, apply_opt_outs
 from tasks.extract import extract
-from tasks.frame import COUNTRY, OUTCOME, PHONE_RAW, WA_ID, in_running
+from tasks.frame import in_running
 from tasks.phones import dedupe, normalise
 from tasks.plan import apply_ledger, mark_planned, require_params
 from tasks.record import recipient_rows

@@ -31,16 +31,9 @@ from phonenumbers import (
 )
 
 from bench.common import MIB, Figure, Target, TreeMemory, peak_rss_mib, report
+from connectors.vocabulary import COUNTRY, CUSTOMER_ID, OPT_IN_AT, OPT_OUT_AT, PHONE_E164, PHONE_RAW
 from tasks.consent import apply_consent
-from tasks.frame import (
-    COUNTRY,
-    CUSTOMER_ID,
-    OPT_IN_AT,
-    OPT_OUT_AT,
-    PHONE_E164,
-    PHONE_RAW,
-    with_stage_columns,
-)
+from tasks.frame import with_stage_columns
 from tasks.phones import dedupe, normalise
 
 T = TypeVar("T")

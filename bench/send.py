@@ -44,6 +44,7 @@ import httpx
 from pydantic import SecretStr
 
 from bench.common import Figure, Target, cpu_seconds, free_port, report, wait_answering
+from connectors.vocabulary import LedgerState
 from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
 from connectors.whatsapp.client import Template, WhatsAppClient
@@ -303,7 +304,7 @@ async def _send(run: Run, sandbox: Sandbox, write: ledger.LedgerWrite, burst: in
         run.sandbox_cpu_s = sandbox.cpu_s - sandbox_cpu
         run.call_durations = client.durations
         run.http_durations = transport.durations
-    run.sent = sum(1 for r in results.values() if r.state == ledger.SENT)
+    run.sent = sum(1 for r in results.values() if r.state == LedgerState.SENT)
 
 
 def measure(run: Run, sandbox: Sandbox, write: ledger.LedgerWrite, burst: int) -> Run:

@@ -36,6 +36,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from bench.common import Figure, Target, cpu_seconds, free_port, report, wait_answering
+from connectors.vocabulary import LedgerState
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.records import write_recipients
@@ -229,7 +230,7 @@ def seed_ledger(url: str, ids: Sequence[str]) -> None:
     for n, message_id in enumerate(ids):
         phone = f"+49151{n:07d}1"
         claims.append(ledger.Claim(phone, str(n), phone[1:], 1, at, at))
-        results.append(ledger.Result(phone, ledger.SENT, at, message_id=message_id))
+        results.append(ledger.Result(phone, LedgerState.SENT, at, message_id=message_id))
         rows.append(
             {
                 "campaign_id": CAMPAIGN,

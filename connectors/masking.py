@@ -16,6 +16,8 @@ from urllib.parse import quote, unquote
 from pydantic import BaseModel, SecretStr
 from sqlalchemy import exc as sa_exc
 
+from connectors.errors import StopRunError
+
 MASK: Final = "***"
 MAX_ERROR_CHARS: Final = 500
 SECRET_PARAMETERS: Final = frozenset(
@@ -59,7 +61,7 @@ _DUPLICATE_ENTRY = re.compile(r"Duplicate entry '.*' for key")
 _DB_MARKERS = ("[SQL:", "[parameters:", "(Background on this error at:")
 
 
-class MaskedError(RuntimeError):
+class MaskedError(StopRunError):
     """An error reduced to its safe one-line text (see `sanitised`); the original is not kept."""
 
 

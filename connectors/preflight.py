@@ -8,6 +8,7 @@ import logging
 
 from sqlalchemy import create_engine, text
 
+from connectors.errors import TransientError
 from connectors.masking import mask_url, safe_error
 from connectors.whatsapp.client import HEALTH_PATH, WhatsAppClient
 from connectors.whatsapp.errors import AuthenticationError, NetworkError, WhatsAppError
@@ -16,7 +17,7 @@ from connectors.whatsapp.settings import WhatsAppSettings
 log = logging.getLogger(__name__)
 
 
-class UnreachableError(RuntimeError):
+class UnreachableError(TransientError):
     """A service the run needs cannot be reached; the message names which and where."""
 
 

@@ -10,9 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
 from connectors.masking import masked_errors
-from connectors.warehouse.connect import warehouse
-from connectors.warehouse.events import opted_out_numbers
-from tasks.frame import (
+from connectors.vocabulary import (
     OPT_IN,
     OPT_IN_AT,
     OPT_OUT,
@@ -22,8 +20,10 @@ from tasks.frame import (
     REASON,
     Outcome,
     Reason,
-    in_running,
 )
+from connectors.warehouse.connect import warehouse
+from connectors.warehouse.events import opted_out_numbers
+from tasks.frame import in_running
 
 
 def _flag(frame: pd.DataFrame, column: str) -> pd.Series:

@@ -28,18 +28,9 @@ from pydantic import SecretStr
 
 from connectors.crm import UNREADABLE_CONSENT, Audience, AudienceError, crm_engine, read_audience
 from connectors.masking import masked_errors
+from connectors.vocabulary import COUNTRY, CUSTOMER_ID, OUTCOME, PHONE_RAW, REASON, Outcome, Reason
 from connectors.warehouse.schema import ID
-from tasks.frame import (
-    COUNTRY,
-    CUSTOMER_ID,
-    OUTCOME,
-    PHONE_RAW,
-    REASON,
-    Outcome,
-    Reason,
-    in_running,
-    with_stage_columns,
-)
+from tasks.frame import in_running, with_stage_columns
 
 NULL_ID_PREFIX: Final = "null-id:"
 _ID_LENGTH: Final = ID.length or 128

@@ -52,7 +52,7 @@ from pandas.api.extensions import ExtensionArray
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.frame import (
+from connectors.vocabulary import (
     COUNTRY,
     CUSTOMER_ID,
     DUPLICATE_OF,

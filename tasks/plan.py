@@ -10,13 +10,22 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
 from connectors.masking import masked_errors
+from connectors.vocabulary import (
+    MESSAGE_ID,
+    OUTCOME,
+    PHONE_E164,
+    REASON,
+    LedgerState,
+    Outcome,
+    Reason,
+)
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease
-from tasks.frame import MESSAGE_ID, OUTCOME, PHONE_E164, REASON, Outcome, Reason, in_running
+from tasks.frame import in_running
 
 # Ledger state -> the outcome a re-run reports without sending again.
-_DONE = {"sent": Outcome.SENT, "send_failed": Outcome.SEND_FAILED}
+_DONE = {LedgerState.SENT: Outcome.SENT, LedgerState.SEND_FAILED: Outcome.SEND_FAILED}
 
 
 # The API refuses body parameter text with a newline or tab, or more than four spaces in a row.
@@ -74,17 +83,17 @@ def apply_ledger(
     running = in_running(out)
     for ledger_state, outcome in _DONE.items():
         mask = running & (state == ledger_state)
-        if ledger_state == "send_failed":
+        if ledger_state == LedgerState.SEND_FAILED:
             mask &= ~retryable
         out.loc[mask, OUTCOME] = outcome
         out.loc[mask, REASON] = (
             Reason.ALREADY_SENT
-            if ledger_state == "sent"
+            if ledger_state == LedgerState.SENT
             else out.loc[mask, PHONE_E164].map(by_phone["error_code"]).astype("str")
         )
         out.loc[mask, MESSAGE_ID] = out.loc[mask, PHONE_E164].map(by_phone["message_id"])
     if not resend_unknown:
-        doubt = running & state.isin(["unknown", "sending"])
+        doubt = running & state.isin([LedgerState.UNKNOWN, LedgerState.SENDING])
         out.loc[doubt, OUTCOME] = Outcome.UNKNOWN
         out.loc[doubt, REASON] = Reason.SEND_IN_DOUBT
     return out

@@ -11,16 +11,18 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
+from connectors.errors import StopRunError
 from connectors.masking import masked_errors
+from connectors.vocabulary import CUSTOMER_ID, DUPLICATE_OF, OUTCOME, PHONE_E164, REASON
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import reconcile_campaign
 from connectors.warehouse.lease import Lease
 from connectors.warehouse.ledger import sent_under
 from connectors.warehouse.records import delivery_counts, finish_run, start_run, write_recipients
-from tasks.frame import CUSTOMER_ID, DUPLICATE_OF, OUTCOME, PHONE_E164, REASON, in_running
+from tasks.frame import in_running
 
 
-class UnfinishedCustomerError(RuntimeError):
+class UnfinishedCustomerError(StopRunError):
     """A customer left the pipeline without an outcome: a bug, never written as success."""
 
 

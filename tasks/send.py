@@ -17,30 +17,27 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
+from connectors.errors import OutcomeUnknownError, StopRunError, TransientError
 from connectors.masking import masked_errors
-from connectors.warehouse import ledger
-from connectors.warehouse.connect import warehouse
-from connectors.warehouse.lease import Lease, LeaseLostError
-from connectors.whatsapp.client import Template, WhatsAppClient
-from connectors.whatsapp.errors import (
-    CampaignLevelError,
-    OutcomeUnknown,
-    TransientError,
-    WhatsAppError,
-)
-from connectors.whatsapp.limits import SendLimits
-from connectors.whatsapp.settings import WhatsAppSettings
-from tasks.frame import (
+from connectors.vocabulary import (
     CUSTOMER_ID,
     MESSAGE_ID,
     OUTCOME,
     PHONE_E164,
     REASON,
     WA_ID,
+    LedgerState,
     Outcome,
     Reason,
-    in_running,
 )
+from connectors.warehouse import ledger
+from connectors.warehouse.connect import warehouse
+from connectors.warehouse.lease import Lease, LeaseLostError
+from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp.errors import WhatsAppError
+from connectors.whatsapp.limits import SendLimits
+from connectors.whatsapp.settings import WhatsAppSettings
+from tasks.frame import in_running
 from tasks.report import Progress
 from tasks.summary import mask_phone
 
@@ -64,7 +61,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class CircuitOpenError(RuntimeError):
+class CircuitOpenError(StopRunError):
     """Sends kept failing for a reason that is not the recipient's: the run stopped early."""
 
 
@@ -74,15 +71,15 @@ async def _send_one(client: WhatsAppClient, item: Outgoing, template: Template) 
         message_id = await client.send_template(
             item.wa_id, template, item.params, number=item.phone_e164
         )
-    except OutcomeUnknown:
-        return ledger.Result(item.phone_e164, ledger.UNKNOWN, _now())
+    except OutcomeUnknownError:
+        return ledger.Result(item.phone_e164, LedgerState.UNKNOWN, _now())
     except WhatsAppError as exc:
         # A failure that says nothing about the recipient would hit every send: it opens the
         # breaker, and like a transient one it is retried by the next run.
-        campaign = isinstance(exc, CampaignLevelError)
+        campaign = isinstance(exc, StopRunError)
         return ledger.Result(
             item.phone_e164,
-            ledger.SEND_FAILED,
+            LedgerState.SEND_FAILED,
             _now(),
             error_code=exc.reason,
             error_title=exc.title,
@@ -91,9 +88,9 @@ async def _send_one(client: WhatsAppClient, item: Outgoing, template: Template) 
         )
     except Exception as exc:  # a bug or an answer nobody foresaw: the request may have gone out
         log.error("send ended in doubt: %s", type(exc).__name__)
-        return ledger.Result(item.phone_e164, ledger.UNKNOWN, _now())
+        return ledger.Result(item.phone_e164, LedgerState.UNKNOWN, _now())
     return ledger.Result(
-        item.phone_e164, ledger.SENT, _now(), message_id=message_id, wa_id=item.wa_id
+        item.phone_e164, LedgerState.SENT, _now(), message_id=message_id, wa_id=item.wa_id
     )
 
 
@@ -287,10 +284,10 @@ def apply_results(frame: pd.DataFrame, results: dict[str, ledger.Result]) -> pd.
     mask = in_running(out) & out[PHONE_E164].isin(answers.index)
     phones = out.loc[mask, PHONE_E164]
     state = phones.map(answers["state"])
-    outcome = {ledger.SENT: Outcome.SENT, ledger.SEND_FAILED: Outcome.SEND_FAILED}
+    outcome = {LedgerState.SENT: Outcome.SENT, LedgerState.SEND_FAILED: Outcome.SEND_FAILED}
     out.loc[mask, OUTCOME] = state.map(outcome).fillna(Outcome.UNKNOWN)
     out.loc[mask, REASON] = phones.map(answers["error_code"]).where(
-        state != ledger.UNKNOWN, Reason.SEND_IN_DOUBT
+        state != LedgerState.UNKNOWN, Reason.SEND_IN_DOUBT
     )
     out.loc[mask, MESSAGE_ID] = phones.map(answers["message_id"])
     return out

@@ -6,7 +6,7 @@ from typing import Final
 
 import pandas as pd
 
-from tasks.frame import OUTCOME, PHONE_E164, REASON, Outcome, Reason
+from connectors.vocabulary import OUTCOME, PHONE_E164, REASON, Outcome, Reason
 
 # (label, key in the counts of tasks.record.outcome_counts)
 FUNNEL_LINES: Final = (

@@ -13,20 +13,30 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
+from connectors.errors import StopRunError
 from connectors.masking import masked_errors
+from connectors.vocabulary import (
+    CACHEABLE_CONTACT_STATUSES,
+    OUTCOME,
+    PHONE_E164,
+    REASON,
+    WA_ID,
+    Contact,
+    Outcome,
+    Reason,
+)
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import opted_out_wa_ids
 from connectors.warehouse.records import fresh_checks, save_checks
 from connectors.whatsapp.client import WhatsAppClient
 from connectors.whatsapp.settings import WhatsAppSettings
-from tasks.frame import OUTCOME, PHONE_E164, REASON, WA_ID, Outcome, Reason, in_running
+from tasks.frame import in_running
 
 CACHE_MAX_AGE = timedelta(days=7)
 # Statuses worth remembering: `failed` and `processing` must be asked again next time.
-_CACHEABLE = ("valid", "invalid")
 
 
-class CheckPolicyError(RuntimeError):
+class CheckPolicyError(StopRunError):
     """A run would check more numbers than it will message: refused before any call."""
 
 
@@ -67,15 +77,17 @@ def apply_checks(
     phones = out[PHONE_E164]
     status = phones.map(table["status"]).where(running)
     wa_id = phones.map(table["wa_id"]).where(running)
-    valid = running & (status == "valid") & wa_id.notna()
-    invalid = running & (status == "invalid")
+    valid = running & (status == Contact.VALID) & wa_id.notna()
+    invalid = running & (status == Contact.INVALID)
     failed = running & ~valid & ~invalid
     out.loc[valid, WA_ID] = wa_id[valid].astype("str")
     out.loc[invalid, OUTCOME] = Outcome.EXCLUDED_NOT_ON_WHATSAPP
     out.loc[invalid, REASON] = Reason.NOT_ON_WHATSAPP
     out.loc[failed, OUTCOME] = Outcome.CHECK_FAILED
     out.loc[failed, REASON] = (
-        status[failed].map({"processing": Reason.CHECK_PROCESSING}).fillna(Reason.CHECK_FAILED)
+        status[failed]
+        .map({Contact.PROCESSING: Reason.CHECK_PROCESSING})
+        .fillna(Reason.CHECK_FAILED)
     )
     return out
 
@@ -123,7 +135,7 @@ def verify(
     fresh = [
         {"phone_e164": p, "status": s, "wa_id": w, "checked_at": now}
         for p, (s, w) in answers.items()
-        if p not in cached and s in _CACHEABLE
+        if p not in cached and s in CACHEABLE_CONTACT_STATUSES
     ]
     stats = VerifyStats(checked=len(phones) - len(cached), from_cache=len(cached))
     # The cache is written while the answers are applied: mostly the database's time, not ours.

@@ -6,18 +6,34 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-REQUIRED_COLUMNS: Final = ("customer_id", "phone_raw")
-OPTIONAL_COLUMNS: Final = ("country", "opt_in_at", "opt_out_at", "opt_in", "opt_out")
-TIMESTAMP_COLUMNS: Final = ("opt_in_at", "opt_out_at")
-# Consent kept as yes/no flags (`do_not_sms`, `is_opt_out`) rather than timestamps.
-FLAG_COLUMNS: Final = ("opt_in", "opt_out")
+from connectors.errors import StopRunError
+from connectors.vocabulary import (
+    FLAG_COLUMNS,
+    OPTIONAL_COLUMNS,
+    PARAM_PREFIX,
+    REQUIRED_COLUMNS,
+    TIMESTAMP_COLUMNS,
+)
+
+__all__ = [
+    "FLAG_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "PARAM_PREFIX",
+    "REQUIRED_COLUMNS",
+    "TIMESTAMP_COLUMNS",
+    "UNREADABLE_CONSENT",
+    "AudienceError",
+    "check_columns",
+    "check_frame_name",
+    "missing_param_message",
+]
+
 # Added to each chunk: True where opt_in_at or opt_out_at held a value that is not a moment.
 UNREADABLE_CONSENT: Final = "unreadable_consent"
-PARAM_PREFIX: Final = "param_"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class AudienceError(ValueError):
+class AudienceError(StopRunError, ValueError):
     """The audience definition cannot be run as given; the message says what to change."""
 
 

@@ -48,6 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from connectors.vocabulary import DELIVERY_RANK, DeliveryStatus
 from connectors.warehouse.schema import (
     deliveries,
     opt_outs,
@@ -56,10 +57,8 @@ from connectors.warehouse.schema import (
 )
 from connectors.webhooks.keywords import keyword_index, matched_keyword
 
-RANK: Final[Mapping[str, int]] = {"sent": 1, "failed": 2, "delivered": 3, "read": 4}
-"""Statuses that move a delivery, by rank; a delivery only ever moves to a higher rank."""
-
-FAILED: Final = "failed"
+RANK: Final = DELIVERY_RANK
+FAILED: Final = DeliveryStatus.FAILED
 _IN_CHUNK = 500
 
 

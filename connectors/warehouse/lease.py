@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from connectors.errors import StopRunError
 from connectors.warehouse.schema import campaign_leases
 
 log = logging.getLogger(__name__)
@@ -36,11 +37,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class CampaignBusyError(RuntimeError):
+class CampaignBusyError(StopRunError):
     """Another run of the same campaign holds it: this run refuses to start."""
 
 
-class LeaseLostError(RuntimeError):
+class LeaseLostError(StopRunError):
     """This run no longer holds its campaign's lease: it must not claim another send."""
 
 

@@ -23,15 +23,10 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from connectors.errors import StopRunError
+from connectors.vocabulary import CLAIMABLE_STATES, LedgerState
 from connectors.warehouse.lease import Lease, LeaseLostError, renew_in, utc_now
 from connectors.warehouse.schema import deliveries
-
-SENDING = "sending"
-SENT = "sent"
-SEND_FAILED = "send_failed"
-UNKNOWN = "unknown"
-# States a later attempt may claim again: in doubt (`resend_unknown`) or failed, if retryable.
-CLAIMABLE = (UNKNOWN, SEND_FAILED)
 
 LEDGER_COLUMNS = (
     "phone_e164",
@@ -84,8 +79,11 @@ def mark_in_doubt(engine: Engine, lease: Lease, *, now: datetime | None = None) 
         renew_in(conn, lease, now or utc_now())
         result = conn.execute(
             update(deliveries)
-            .where(deliveries.c.campaign_id == lease.campaign_id, deliveries.c.state == SENDING)
-            .values(state=UNKNOWN)
+            .where(
+                deliveries.c.campaign_id == lease.campaign_id,
+                deliveries.c.state == LedgerState.SENDING,
+            )
+            .values(state=LedgerState.UNKNOWN)
         )
     return int(result.rowcount or 0)
 
@@ -110,13 +108,13 @@ def sent_under(engine: Engine, lease: Lease) -> int:
     stmt = select(func.count()).where(
         deliveries.c.campaign_id == lease.campaign_id,
         deliveries.c.lease_token == lease.token,
-        deliveries.c.state == SENT,
+        deliveries.c.state == LedgerState.SENT,
     )
     with engine.connect() as conn:
         return int(conn.execute(stmt).scalar_one())
 
 
-class ClaimRefusedError(RuntimeError):
+class ClaimRefusedError(StopRunError):
     """The ledger refused claims: their rows changed since this run planned (another run)."""
 
 
@@ -193,7 +191,7 @@ def _record(conn: Connection, lease: Lease, run_id: str, results: Sequence[Resul
                 "b_error_title": r.error_title,
                 "b_retryable": r.retryable,
                 "b_at": r.at,
-                "b_sent_at": r.at if r.state == SENT else None,
+                "b_sent_at": r.at if r.state == LedgerState.SENT else None,
                 "b_wa_id": r.wa_id,
             }
             for r in results
@@ -219,7 +217,7 @@ def _claim(conn: Connection, lease: Lease, run_id: str, claims: Sequence[Claim])
             "phone_e164": c.phone_e164,
             "customer_id": c.customer_id,
             "wa_id": c.wa_id,
-            "state": SENDING,
+            "state": LedgerState.SENDING,
             "retryable": False,
             "attempts": c.attempts,
             "run_id": run_id,
@@ -272,8 +270,8 @@ def _claim_again(
             c.state == bindparam("b_from"),
             c.attempts == bindparam("b_before"),
             # Never a row that is done: sent, or failed for the recipient's own reason.
-            or_(*(c.state == literal(state) for state in CLAIMABLE)),
-            or_(c.state != literal(SEND_FAILED), c.retryable),
+            or_(*(c.state == literal(state) for state in CLAIMABLE_STATES)),
+            or_(c.state != literal(LedgerState.SEND_FAILED), c.retryable),
         )
         .values({name: bindparam(name, type_=c[name].type) for name in _CLAIMED_COLUMNS})
     )
@@ -302,7 +300,9 @@ def _own_claims(conn: Connection, lease: Lease, expected: dict[str, int]) -> fro
             deliveries.c.lease_token == lease.token,
         )
     ).all()
-    return frozenset(p for p, state, tries in found if state == SENDING and tries == expected[p])
+    return frozenset(
+        p for p, state, tries in found if state == LedgerState.SENDING and tries == expected[p]
+    )
 
 
 _CLAIMED_COLUMNS: Final = (

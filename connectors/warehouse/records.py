@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
+from connectors.vocabulary import AFTER_SENT, Outcome
 from connectors.warehouse.schema import campaign_runs, contact_checks, deliveries, recipients
 from connectors.warehouse.upsert import upsert
 
@@ -78,14 +79,10 @@ def finish_run(
         )
 
 
-# Outcomes that webhooks set after `sent`: a re-run writing `sent` again must not undo them.
-_AFTER_SENT = ("delivered", "read", "failed")
-
-
 def _keeps_webhook_outcome(new: Any) -> ColumnElement[bool]:
     # Inline constants: bound or expanding parameters do not mix with executemany upserts.
-    current = or_(*(recipients.c.outcome == literal_column(f"'{o}'") for o in _AFTER_SENT))
-    return and_(current, new.outcome == literal_column("'sent'"))
+    current = or_(*(recipients.c.outcome == literal_column(f"'{o}'") for o in AFTER_SENT))
+    return and_(current, new.outcome == literal_column(f"'{Outcome.SENT}'"))
 
 
 def write_recipients(engine: Engine, rows: list[dict[str, Any]]) -> None:

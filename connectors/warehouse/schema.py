@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Final
 
 from sqlalchemy import (
     BigInteger,
@@ -18,6 +17,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
+
+from connectors.vocabulary import RUN_OUTCOMES
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -48,18 +49,6 @@ SHORT = String(32)
 
 metadata = MetaData()
 
-OUTCOME_COUNT_COLUMNS: Final = (
-    "excluded_invalid_customer_id",
-    "excluded_no_consent",
-    "excluded_invalid_number",
-    "excluded_duplicate",
-    "excluded_not_on_whatsapp",
-    "check_failed",
-    "planned",
-    "sent",
-    "send_failed",
-    "unknown",
-)
 
 campaign_runs = Table(
     "wa_campaign_runs",
@@ -78,7 +67,7 @@ campaign_runs = Table(
     Column("contacts_from_cache", Integer, nullable=False, default=0),
     Column("messages_sent", Integer, nullable=False, default=0),
     Column("error", Text),
-    *(Column(name, Integer, nullable=False, default=0) for name in OUTCOME_COUNT_COLUMNS),
+    *(Column(name, Integer, nullable=False, default=0) for name in RUN_OUTCOMES),
 )
 
 recipients = Table(
@@ -161,5 +150,3 @@ opt_outs = Table(
     Column("opted_out_at", UTCDateTime, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
 )
-
-FUNNEL_VIEW: Final = "wa_campaign_funnel"  # created by migration 0001

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
+from connectors.errors import RecipientError
 from connectors.warehouse.events import InboundMessage, StatusEvent
 
 CLOUD_OBJECT: Final = "whatsapp_business_account"
@@ -36,7 +37,7 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _LATEST_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
-class PayloadError(ValueError):
+class PayloadError(RecipientError, ValueError):
     """The body is not a webhook this receiver understands (answered 400, nothing stored)."""
 
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from connectors.errors import TransientError
 from connectors.warehouse.events import InboundMessage, RecordResult, StatusEvent
 from connectors.webhooks.payloads import Batch
 
@@ -30,11 +31,11 @@ _FIRST_RETRY_S = 0.25
 _MAX_RETRY_DELAY_S = 60.0
 
 
-class WriteFailedError(RuntimeError):
+class WriteFailedError(TransientError):
     """The events could not be committed (answered 500, so the provider sends them again)."""
 
 
-class BusyError(RuntimeError):
+class BusyError(TransientError):
     """Too many events wait for the writer already (answered 503, the provider retries)."""
 
 

@@ -1,30 +1,27 @@
-"""Errors of the WhatsApp API clients (v1 and Cloud), one tree, split by what the caller must do.
+"""Errors of the WhatsApp API clients (v1 and Cloud), each of one kind of `connectors.errors`.
 
 ```
-WhatsAppError
-├── TransientError        retry with backoff, slow down
-│   ├── RateLimited           429 / 1015, Cloud 130429, 131056, 4, 80007 (honour Retry-After)
-│   ├── Overloaded            503 / 1016
-│   ├── ServerError           5xx / 1000, 1011, 1014, 1017, 1018, Cloud 1, 2, 131000, 131057
-│   ├── MalformedAnswer       200 whose body is not the API's answer (idempotent calls only)
-│   └── NetworkError          a network failure that is safe to repeat: before the request was
-│                             written, during a login, or on an idempotent call (contacts)
-├── PermanentError        the recipient's own: record it and move on
-│   ├── InvalidRequest        400 / 1001, 1008, 1009, Cloud 100, 131008, 131009, 132005, 132012
-│   ├── UnknownContact        404 / 1006 (check the contact once, resend once)
-│   └── RecipientIncapable    1013, 1026, Cloud 131026
-├── CampaignLevelError    stop the run: every send would fail so; retry on a later run
-│   ├── AuthenticationError   401 (after one new login), a refused login, Cloud 190
-│   │   └── AccessDenied          403 / 1005
-│   ├── TemplateMismatch*     2000-2099, Cloud 132000, 132001, 132015, 132016
-│   ├── AccountRestricted*    Cloud 131048, 368, 131031, 130497, 131042, 131063, 131064
-│   └── UnexpectedError*      a code or HTTP status this client does not know (400/99999, 409, 418)
-└── OutcomeUnknown        may have been applied (timeout or reset after writing, a 200 without a
-                          message id): never resend blindly
+WhatsAppError (PipelineError)     carries the HTTP status, API code, title, details, Retry-After
+├── TransientError kind           retry with backoff, slow down
+│   ├── RateLimited                   429 / 1015, Cloud 130429, 131056, 4, 80007 (Retry-After)
+│   ├── Overloaded                    503 / 1016
+│   ├── ServerError                   5xx / 1000, 1011, 1014, 1017/8, Cloud 1, 2, 131000, 131057
+│   ├── MalformedAnswer               200 whose body is not the API's answer (idempotent calls)
+│   └── NetworkError                  a network failure that is safe to repeat: before the request
+│                                     was written, during a login, or on an idempotent call
+├── RecipientError kind           the recipient's own: record it and move on
+│   ├── InvalidRequest                400 / 1001, 1008, 1009, Cloud 100, 131008/9, 132005, 132012
+│   ├── UnknownContact                404 / 1006 (check the contact once, resend once)
+│   └── RecipientIncapable            1013, 1026, Cloud 131026
+├── StopRunError kind             campaign-level: every send would fail so; retry on a later run
+│   ├── AuthenticationError           401 (after one new login), a refused login, Cloud 190
+│   │   └── AccessDenied                  403 / 1005
+│   ├── TemplateMismatch              2000-2099, Cloud 132000, 132001, 132015, 132016
+│   ├── AccountRestricted             Cloud 131048, 368, 131031, 130497, 131042, 131063, 131064
+│   └── UnexpectedError               a code or HTTP status this client does not know
+└── OutcomeUnknownError kind      may have been applied (timeout or reset after writing, a 200
+    └── OutcomeUnknown                without a message id): never resend blindly
 ```
-`*` also a `PermanentError`, so callers written before `CampaignLevelError` existed still catch
-them; ask `isinstance(exc, CampaignLevelError)` before `PermanentError`.
-
 A known code decides the class whatever the HTTP status (Cloud sends 130429 as 429 or 400); an
 unknown one is classed by its status (429 and 5xx stay transient, 401/403 are credentials, any
 other is `UnexpectedError`). No error carries a credential or a full phone number.
@@ -39,11 +36,43 @@ from typing import Any
 
 import httpx
 
+from connectors.errors import (
+    OutcomeUnknownError,
+    PipelineError,
+    RecipientError,
+    StopRunError,
+    TransientError,
+)
 from connectors.masking import mask_phones_in
 
+__all__ = [
+    "AccessDenied",
+    "AccountRestricted",
+    "AuthenticationError",
+    "InvalidRequest",
+    "MalformedAnswer",
+    "NetworkError",
+    "OutcomeUnknown",
+    "OutcomeUnknownError",
+    "Overloaded",
+    "RateLimited",
+    "RecipientError",
+    "RecipientIncapable",
+    "ServerError",
+    "StopRunError",
+    "TemplateMismatch",
+    "TransientError",
+    "UnexpectedError",
+    "UnknownContact",
+    "WhatsAppError",
+    "class_for",
+    "error_from_response",
+    "retry_after_s",
+]
 
-class WhatsAppError(Exception):
-    """Root of every error raised by the WhatsApp client."""
+
+class WhatsAppError(PipelineError):
+    """Root of every error raised by the WhatsApp clients; each subclass is of one kind."""
 
     def __init__(
         self,
@@ -72,11 +101,7 @@ class WhatsAppError(Exception):
         return type(self).__name__.lower()
 
 
-class TransientError(WhatsAppError):
-    """A failure that may pass: retry with backoff."""
-
-
-class RateLimited(TransientError):
+class RateLimited(WhatsAppError, TransientError):
     """The API refused the call for a rate limit (429 / 1015, Cloud 130429, 131056, 4, 80007)."""
 
     @property
@@ -85,43 +110,35 @@ class RateLimited(TransientError):
         return self.code != 131056
 
 
-class Overloaded(TransientError):
+class Overloaded(WhatsAppError, TransientError):
     """The API's queue is full (503 / 1016)."""
 
 
-class ServerError(TransientError):
+class ServerError(WhatsAppError, TransientError):
     """A transient server fault (5xx)."""
 
 
-class MalformedAnswer(TransientError):
+class MalformedAnswer(WhatsAppError, TransientError):
     """A success status whose body is not the API's answer (a proxy's page, a cut body)."""
 
 
-class NetworkError(TransientError):
+class NetworkError(WhatsAppError, TransientError):
     """A network failure that is safe to repeat (not written yet, a login, an idempotent call)."""
 
 
-class PermanentError(WhatsAppError):
-    """The recipient's own failure, which repeating will not fix: record it and move on."""
-
-
-class InvalidRequest(PermanentError):
+class InvalidRequest(WhatsAppError, RecipientError):
     """The API rejected this recipient's request content (400)."""
 
 
-class UnknownContact(PermanentError):
+class UnknownContact(WhatsAppError, RecipientError):
     """The recipient was not checked on this server (404 / 1006)."""
 
 
-class RecipientIncapable(PermanentError):
+class RecipientIncapable(WhatsAppError, RecipientError):
     """The recipient cannot receive messages (1013, 1026, Cloud 131026)."""
 
 
-class CampaignLevelError(WhatsAppError):
-    """Not the recipient's fault and would hit every send: stop the run, retry on a later run."""
-
-
-class AuthenticationError(CampaignLevelError):
+class AuthenticationError(WhatsAppError, StopRunError):
     """The credentials were refused: no call will succeed, stop the run."""
 
 
@@ -129,19 +146,19 @@ class AccessDenied(AuthenticationError):
     """The account may not do this (403 / 1005): stop the run."""
 
 
-class TemplateMismatch(CampaignLevelError, PermanentError):
+class TemplateMismatch(WhatsAppError, StopRunError):
     """The template is unknown, paused or its parameters do not fit it (2000-2099, 1320xx)."""
 
 
-class AccountRestricted(CampaignLevelError, PermanentError):
+class AccountRestricted(WhatsAppError, StopRunError):
     """The sender's account or number is restricted (spam limit, locked, payment, category)."""
 
 
-class UnexpectedError(CampaignLevelError, PermanentError):
+class UnexpectedError(WhatsAppError, StopRunError):
     """An answer this client does not know: stop rather than fail every recipient with it."""
 
 
-class OutcomeUnknown(WhatsAppError):
+class OutcomeUnknown(WhatsAppError, OutcomeUnknownError):
     """The request may have been applied: the caller must not resend it blindly."""
 
 

@@ -13,9 +13,9 @@ from sqlalchemy.engine import make_url
 
 from connectors.crm import Audience, AudienceError, crm_engine, read_audience
 from connectors.demo_crm import DEMO_AUDIENCE_QUERY, demo_customers, seed_demo_crm
+from connectors.vocabulary import CUSTOMER_ID, OUTCOME, PHONE_E164, REASON
 from tasks.consent import apply_consent
 from tasks.extract import extract
-from tasks.frame import CUSTOMER_ID, OUTCOME, PHONE_E164, REASON
 from tasks.phones import normalise
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

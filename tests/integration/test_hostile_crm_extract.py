@@ -13,9 +13,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from connectors.crm import Audience
+from connectors.vocabulary import CUSTOMER_ID, OUTCOME, PHONE_E164, REASON
 from tasks.consent import apply_consent
 from tasks.extract import extract
-from tasks.frame import CUSTOMER_ID, OUTCOME, PHONE_E164, REASON
 from tasks.phones import normalise
 
 NOW: Final = datetime(2026, 6, 1, tzinfo=UTC)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Connection, Engine, select
 
+from connectors.vocabulary import LedgerState
 from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import CampaignBusyError, Heartbeat, LeaseLostError
@@ -68,7 +69,7 @@ def test_a_run_whose_lease_was_taken_over_records_its_results_but_claims_nothing
     first = lease.acquire(engine, "spring", "run-a#1", TTL)
     ledger.advance(engine, first, "run-a", results=[], claims=_claims(PHONES[:1]))
     lease.acquire(engine, "spring", "run-b#1", TTL, clock=_later(2 * TTL))
-    done = [ledger.Result(PHONES[0], ledger.SENT, NOW, message_id="wamid.1", wa_id="x")]
+    done = [ledger.Result(PHONES[0], LedgerState.SENT, NOW, message_id="wamid.1", wa_id="x")]
 
     with pytest.raises(LeaseLostError, match='lost the lease of campaign "spring"'):
         ledger.advance(engine, first, "run-a", results=done, claims=_claims(PHONES[1:]))
@@ -83,7 +84,7 @@ def test_a_retry_is_claimed_only_from_the_state_and_attempt_it_was_planned_from(
     held = lease.acquire(engine, "spring", "run-a#1", TTL)
     ledger.advance(engine, held, "run-a", results=[], claims=_claims(PHONES[:2]))
     failed = [
-        ledger.Result(p, ledger.SEND_FAILED, NOW, error_code="1014", retryable=True)
+        ledger.Result(p, LedgerState.SEND_FAILED, NOW, error_code="1014", retryable=True)
         for p in PHONES[:2]
     ]
     ledger.advance(engine, held, "run-a", results=failed, claims=[])

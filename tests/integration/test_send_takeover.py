@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from connectors.vocabulary import WA_ID
 from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import LeaseLostError
@@ -20,7 +21,7 @@ from connectors.warehouse.schema import deliveries
 from connectors.whatsapp.client import Template, WhatsAppClient
 from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
-from tasks.frame import WA_ID, with_stage_columns
+from tasks.frame import with_stage_columns
 from tasks.plan import apply_ledger
 from tasks.send import send
 

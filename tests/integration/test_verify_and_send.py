@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from connectors.vocabulary import OUTCOME, REASON, WA_ID
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease, acquire
@@ -21,7 +22,7 @@ from connectors.whatsapp.client import Template, WhatsAppClient
 from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
-from tasks.frame import OUTCOME, REASON, WA_ID, with_stage_columns
+from tasks.frame import with_stage_columns
 from tasks.report import Progress
 from tasks.send import CircuitOpenError, Outgoing, send, send_all
 from tasks.verify import verify

@@ -8,6 +8,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, func, inspect, select, text
 
+from connectors.vocabulary import LedgerState
 from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.migrate import alembic_config
@@ -71,7 +72,7 @@ def test_ledger_claims_then_records_and_in_doubt_rows_become_unknown(any_db_url:
         engine,
         held,
         "r1",
-        results=[ledger.Result("+16315551001", ledger.SENT, NOW, message_id="gBEG1")],
+        results=[ledger.Result("+16315551001", LedgerState.SENT, NOW, message_id="gBEG1")],
         claims=[],
     )
     lease.release(engine, held)

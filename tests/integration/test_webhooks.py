@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
 from connectors.http_server import serve_in_thread
+from connectors.vocabulary import LedgerState
 from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import (
@@ -104,7 +105,9 @@ def seed(engine: Engine, sends: dict[str, str]) -> None:
         phone = f"+49151{int(customer_id):07d}1"
         wa_id = phone[1:]
         claims.append(ledger.Claim(phone, customer_id, wa_id, 1, T0, T0))
-        results.append(ledger.Result(phone, ledger.SENT, T0, message_id=message_id, wa_id=wa_id))
+        results.append(
+            ledger.Result(phone, LedgerState.SENT, T0, message_id=message_id, wa_id=wa_id)
+        )
         rows.append(
             {
                 "campaign_id": CAMPAIGN,

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.errors import kind_of
 from connectors.whatsapp import errors
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "api"
@@ -72,8 +73,8 @@ def test_unknown_codes_and_statuses_are_campaign_level_never_the_recipients(
     status: int, body: Any
 ) -> None:
     error = _error(status, body)
-    assert isinstance(error, errors.CampaignLevelError)
-    assert not isinstance(error, (errors.TransientError, errors.OutcomeUnknown))
+    assert isinstance(error, errors.StopRunError)
+    assert not isinstance(error, (errors.TransientError, errors.OutcomeUnknownError))
 
 
 @pytest.mark.parametrize(
@@ -82,8 +83,8 @@ def test_unknown_codes_and_statuses_are_campaign_level_never_the_recipients(
 )
 def test_recipient_codes_stay_permanent_and_never_stop_the_run(status: int, code: int) -> None:
     error = _error(status, {"errors": [{"code": code, "title": "t"}]})
-    assert isinstance(error, errors.PermanentError)
-    assert not isinstance(error, errors.CampaignLevelError)
+    assert isinstance(error, errors.RecipientError)
+    assert not isinstance(error, errors.StopRunError)
 
 
 @pytest.mark.parametrize("code", [130429, 131056, 4, 80007, 1, 2, 131000, 131057])
@@ -97,7 +98,7 @@ def test_transient_cloud_codes_are_transient_whatever_the_status(status: int, co
     "code", [190, 131048, 368, 131031, 130497, 131042, 131063, 131064, 132000, 132001, 132015]
 )
 def test_cloud_account_template_and_token_codes_are_campaign_level(code: int) -> None:
-    assert isinstance(_error(400, {"error": {"code": code}}), errors.CampaignLevelError)
+    assert isinstance(_error(400, {"error": {"code": code}}), errors.StopRunError)
 
 
 def test_only_a_pair_rate_limit_spares_the_other_sends() -> None:
@@ -107,19 +108,24 @@ def test_only_a_pair_rate_limit_spares_the_other_sends() -> None:
     assert (pair.sender_wide, throughput.sender_wide) == (False, True)
 
 
-def test_campaign_level_errors_are_still_caught_by_callers_written_before_the_marker() -> None:
-    # tasks/send.py until it asks CampaignLevelError: nothing may escape its except clause.
-    for cls in (
-        errors.AuthenticationError,
-        errors.AccessDenied,
-        errors.TemplateMismatch,
-        errors.AccountRestricted,
-        errors.UnexpectedError,
-    ):
-        try:
-            raise cls("x")
-        except (errors.TransientError, errors.PermanentError, errors.AuthenticationError):
-            pass
+def test_every_api_error_is_of_exactly_one_kind() -> None:
+    kinds = (
+        errors.TransientError,
+        errors.RecipientError,
+        errors.StopRunError,
+        errors.OutcomeUnknownError,
+    )
+    classes = [
+        cls
+        for cls in vars(errors).values()
+        if isinstance(cls, type)
+        and issubclass(cls, errors.WhatsAppError)
+        and cls is not errors.WhatsAppError
+    ]
+    assert len(classes) >= 14
+    for cls in classes:
+        assert sum(issubclass(cls, kind) for kind in kinds) == 1, cls
+        assert kind_of(cls("x")) is not None
 
 
 def test_cloud_error_keeps_its_details() -> None:
@@ -162,6 +168,6 @@ def test_every_error_class_is_drawn_in_the_module_docstring() -> None:
         for name, value in vars(errors).items()
         if inspect.isclass(value) and issubclass(value, errors.WhatsAppError)
     ]
-    assert len(classes) >= 17
+    assert len(classes) >= 15
     for name in classes:
         assert name in errors.__doc__, name

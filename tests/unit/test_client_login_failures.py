@@ -126,7 +126,7 @@ def test_a_login_refused_names_the_settings_never_the_password(status: int, body
 
 def test_a_login_answer_without_a_token_stops_the_run() -> None:
     api = Api([httpx.Response(200, json={"users": []})])
-    with pytest.raises(errors.CampaignLevelError, match="token"):
+    with pytest.raises(errors.StopRunError, match="token"):
         _send(api)
     assert api.messages == 0
 

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from connectors.vocabulary import OUTCOME, REASON
 from tasks.consent import apply_consent
-from tasks.frame import OUTCOME, REASON, with_stage_columns
+from tasks.frame import with_stage_columns
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

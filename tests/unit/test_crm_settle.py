@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from connectors.crm import UNREADABLE_CONSENT, AudienceError, to_frame
+from connectors.vocabulary import CUSTOMER_ID, OUTCOME, PHONE_E164, REASON, Outcome, Reason
 from tasks.consent import apply_consent
 from tasks.extract import settle
-from tasks.frame import CUSTOMER_ID, OUTCOME, PHONE_E164, REASON, Outcome, Reason
 from tasks.phones import normalise
 
 NAMES = ["customer_id", "phone_raw", "country", "opt_in_at", "opt_out_at"]

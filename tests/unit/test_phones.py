@@ -7,7 +7,7 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from tasks.frame import (
+from connectors.vocabulary import (
     COUNTRY,
     CUSTOMER_ID,
     DUPLICATE_OF,
@@ -18,8 +18,8 @@ from tasks.frame import (
     REASON,
     Outcome,
     Reason,
-    with_stage_columns,
 )
+from tasks.frame import with_stage_columns
 from tasks.phone_parse import classify_keys
 from tasks.phones import dedupe, dedupe_chunks, normalise, normalise_chunk
 

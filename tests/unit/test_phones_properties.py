@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
 
-from tasks.frame import (
+from connectors.vocabulary import (
     COUNTRY,
     CUSTOMER_ID,
     DUPLICATE_OF,
@@ -23,8 +23,8 @@ from tasks.frame import (
     REASON,
     Outcome,
     Reason,
-    with_stage_columns,
 )
+from tasks.frame import with_stage_columns
 from tasks.phones import dedupe, normalise
 
 # Modest counts keep the file to a few seconds; no example database in the working tree.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tasks.frame import MESSAGE_ID, OUTCOME, REASON, with_stage_columns
+from connectors.vocabulary import MESSAGE_ID, OUTCOME, REASON
+from tasks.frame import with_stage_columns
 from tasks.plan import apply_ledger, mark_planned, require_params
 
 

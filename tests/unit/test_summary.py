@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
+from connectors.errors import StopRunError
 from tasks.frame import with_stage_columns
 from tasks.record import outcome_counts, recipient_rows
 from tasks.summary import format_funnel, funnel
@@ -24,9 +26,5 @@ def test_funnel_splits_sent_now_from_already_sent_and_counts_everyone() -> None:
 
 def test_record_refuses_a_customer_without_outcome() -> None:
     frame = with_stage_columns(pd.DataFrame({"customer_id": ["1"]}))
-    try:
+    with pytest.raises(StopRunError, match="without an outcome"):
         recipient_rows(frame, campaign_id="c", run_id="r", now=pd.Timestamp.now(tz="UTC"))
-    except RuntimeError as exc:
-        assert "without an outcome" in str(exc)
-    else:
-        raise AssertionError("a customer without outcome was written")

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from connectors.vocabulary import MESSAGE_ID, OUTCOME, REASON, WA_ID, LedgerState
 from connectors.warehouse import ledger
-from tasks.frame import MESSAGE_ID, OUTCOME, REASON, WA_ID, with_stage_columns
+from tasks.frame import with_stage_columns
 from tasks.send import Past, _Pending, apply_results, frozen_heap, outgoing
 from tasks.verify import apply_checks, numbers_to_check
 
@@ -73,9 +74,9 @@ def test_outgoing_carries_trimmed_parameters_and_ledger_history() -> None:
 def test_results_become_outcomes_with_codes_and_message_ids() -> None:
     frame = _frame(["+1", "+2", "+3"])
     results = {
-        "+1": ledger.Result("+1", ledger.SENT, NOW, message_id="gBEG1"),
-        "+2": ledger.Result("+2", ledger.SEND_FAILED, NOW, error_code="1013"),
-        "+3": ledger.Result("+3", ledger.UNKNOWN, NOW),
+        "+1": ledger.Result("+1", LedgerState.SENT, NOW, message_id="gBEG1"),
+        "+2": ledger.Result("+2", LedgerState.SEND_FAILED, NOW, error_code="1013"),
+        "+3": ledger.Result("+3", LedgerState.UNKNOWN, NOW),
     }
     out = apply_results(frame, results)
     assert out[OUTCOME].tolist() == ["sent", "send_failed", "unknown"]

@@ -295,5 +295,5 @@ def test_contact_batches_go_two_at_a_time_and_a_failure_is_raised_as_itself() ->
 
     assert asyncio.run(check([f"+{i}" for i in range(10)])) == 10
     assert most[0] == 2
-    with pytest.raises(errors.PermanentError, match="1009"):
+    with pytest.raises(errors.RecipientError, match="1009"):
         asyncio.run(check(["+1", "+2", "+bad", "+3"]))
