@@ -46,6 +46,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 ID = String(128)
 PHONE = String(20)
 SHORT = String(32)
+SENDER = String(128)
 
 metadata = MetaData()
 
@@ -105,6 +106,7 @@ deliveries = Table(
     Column("delivery_updated_at", UTCDateTime),
     # The campaign lease token of the run attempt that claimed the row last (a fencing token).
     Column("lease_token", BigInteger),
+    Column("sender", SENDER),  # the v1 server or Cloud phone number id that sent it
 )
 
 campaign_leases = Table(
@@ -125,6 +127,7 @@ contact_checks = Table(
     Column("wa_id", PHONE),
     Column("status", SHORT, nullable=False),
     Column("checked_at", UTCDateTime, nullable=False),
+    Column("sender", SENDER),  # the server that answered; NULL: checked before senders existed
 )
 
 status_events = Table(
@@ -138,6 +141,7 @@ status_events = Table(
     Column("event_at", UTCDateTime),
     Column("received_at", UTCDateTime, nullable=False),
     Column("raw", Text),
+    Column("phone_number_id", String(64)),  # the Cloud API sender the status came for
 )
 
 opt_outs = Table(
