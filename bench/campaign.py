@@ -55,7 +55,7 @@ from connectors.vocabulary import COUNTRY, OPT_IN_AT, PHONE_E164, PHONE_RAW
 from connectors.warehouse.schema import deliveries
 from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.sandbox import rules
-from tasks.phones import normalise
+from tasks.phones.normalise import normalise
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 SANDBOX_USER: Final = ("admin", "sandbox-password")

@@ -67,7 +67,8 @@ from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.consent import apply_consent, apply_opt_outs
 from tasks.extract import extract
 from tasks.frame import in_running
-from tasks.phones import dedupe, normalise
+from tasks.phones.dedupe import dedupe
+from tasks.phones.normalise import normalise
 from tasks.plan import apply_ledger, mark_planned, require_params
 from tasks.record import recipient_rows
 from tasks.verify import verify

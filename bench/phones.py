@@ -34,7 +34,8 @@ from bench.common import MIB, Figure, Target, TreeMemory, peak_rss_mib, report
 from connectors.vocabulary import COUNTRY, CUSTOMER_ID, OPT_IN_AT, OPT_OUT_AT, PHONE_E164, PHONE_RAW
 from tasks.consent import apply_consent
 from tasks.frame import with_stage_columns
-from tasks.phones import dedupe, normalise
+from tasks.phones.dedupe import dedupe
+from tasks.phones.normalise import normalise
 
 T = TypeVar("T")
 
@@ -334,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rss_tree,
             "MiB",
             TARGET_RSS_MIB if full else None,
-            note="this process + its child processes (tasks.phone_parse), sampled every 100 ms; "
+            note="this process + its child processes (phones.fallback), sampled every 100 ms; "
             + (
                 f"largest child {tree.child_peak_mib:.0f} MiB"
                 if tree.child_peak_mib

@@ -24,7 +24,7 @@ from flows.runtime import connections, exclusive, settle_webhooks
 from tasks.campaign import Campaign
 from tasks.consent import consent_chunk, load_opt_outs, opt_outs_chunk
 from tasks.extract import extract_audience
-from tasks.phones import dedupe_chunks, normalise_chunk
+from tasks.phones.task import dedupe_chunks, normalise_chunk
 from tasks.plan import load_ledger, plan_chunk
 from tasks.record import (
     finish_run_task,

@@ -16,7 +16,7 @@ from connectors.demo_crm import DEMO_AUDIENCE_QUERY, demo_customers, seed_demo_c
 from connectors.vocabulary import CUSTOMER_ID, OUTCOME, PHONE_E164, REASON
 from tasks.consent import apply_consent
 from tasks.extract import extract
-from tasks.phones import normalise
+from tasks.phones.normalise import normalise
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

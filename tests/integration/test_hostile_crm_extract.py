@@ -16,7 +16,7 @@ from connectors.crm import Audience
 from connectors.vocabulary import CUSTOMER_ID, OUTCOME, PHONE_E164, REASON
 from tasks.consent import apply_consent
 from tasks.extract import extract
-from tasks.phones import normalise
+from tasks.phones.normalise import normalise
 
 NOW: Final = datetime(2026, 6, 1, tzinfo=UTC)
 BIG: Final = 60_000  # below MariaDB's TEXT limit of 65,535 bytes

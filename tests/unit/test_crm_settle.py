@@ -11,7 +11,7 @@ from connectors.crm import UNREADABLE_CONSENT, AudienceError, to_frame
 from connectors.vocabulary import CUSTOMER_ID, OUTCOME, PHONE_E164, REASON, Outcome, Reason
 from tasks.consent import apply_consent
 from tasks.extract import settle
-from tasks.phones import normalise
+from tasks.phones.normalise import normalise
 
 NAMES = ["customer_id", "phone_raw", "country", "opt_in_at", "opt_out_at"]
 OPT_IN = datetime(2025, 1, 1, tzinfo=UTC)

@@ -19,7 +19,7 @@ from connectors.crm import to_frame
 from connectors.vocabulary import CUSTOMER_ID, OUTCOME, PHONE_E164, REASON, Outcome, Reason
 from tasks.consent import apply_consent
 from tasks.extract import settle
-from tasks.phones import normalise
+from tasks.phones.normalise import normalise
 
 NAMES: Final = ["customer_id", "phone_raw", "country", "opt_in_at", "opt_out_at", "param_name"]
 NOW: Final = datetime(2026, 6, 1, tzinfo=UTC)

@@ -1,4 +1,5 @@
-"""Normalise and dedupe on small frames: formats, every reason code, the dedupe rule."""
+"""The phones stage (`tasks/phones/`: normalise, dedupe, their tasks) on small frames: formats,
+every reason code, the dedupe rule."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from connectors.vocabulary import (
     Reason,
 )
 from tasks.frame import with_stage_columns
-from tasks.phone_parse import classify_keys
-from tasks.phones import dedupe, dedupe_chunks, normalise, normalise_chunk
+from tasks.phones.bulk import classify_distinct
+from tasks.phones.dedupe import dedupe
+from tasks.phones.normalise import normalise
+from tasks.phones.task import dedupe_chunks, normalise_chunk
 
 REASONS = {
     Reason.EMPTY,
@@ -284,9 +287,12 @@ def test_parallel_classification_matches_in_process() -> None:
     ]
     keys = [f"{region}:{number}" if region else f"+{number}" for number, region in digits]
     keys += ["US:12", "+999", "+4930123"]
-    assert classify_keys(keys, mobile_only=True, parallel=True) == classify_keys(
-        keys, mobile_only=True, parallel=False
-    )
+
+    def classified(parallel: bool) -> tuple[list[str | None], list[int]]:
+        e164, verdicts = classify_distinct(keys, mobile_only=True, parallel=parallel)
+        return e164.to_pylist(), verdicts.tolist()
+
+    assert classified(parallel=True) == classified(parallel=False)
 
 
 # --- dedupe -------------------------------------------------------------------------------------

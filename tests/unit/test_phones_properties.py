@@ -25,7 +25,8 @@ from connectors.vocabulary import (
     Reason,
 )
 from tasks.frame import with_stage_columns
-from tasks.phones import dedupe, normalise
+from tasks.phones.dedupe import dedupe
+from tasks.phones.normalise import normalise
 
 # Modest counts keep the file to a few seconds; no example database in the working tree.
 FEW = settings(max_examples=50, deadline=None, database=None)

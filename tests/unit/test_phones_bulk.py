@@ -6,7 +6,7 @@ import functools
 import random
 import re
 import re._parser as sre
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import phonenumbers
@@ -16,8 +16,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneMetadata, PhoneNumber, PhoneNumberFormat, PhoneNumberType
 
-from tasks.phone_fast import UNDECIDED, classify_distinct, classify_fast
-from tasks.phone_parse import Results, Verdict, classify_batch, classify_keys
+from tasks.phones.bulk import UNDECIDED, classify_distinct, classify_fast
+from tasks.phones.fallback import Results, classify_batch
+from tasks.phones.verdict import Verdict
+
+
+def classify_keys(
+    keys: Sequence[str], *, mobile_only: bool, parallel: bool | None = None
+) -> Results:
+    """What the bulk path with its fallback answers for keys, as plain lists (like parsing)."""
+    e164, verdicts = classify_distinct(list(keys), mobile_only=mobile_only, parallel=parallel)
+    return e164.to_pylist(), [Verdict(verdict) for verdict in verdicts.tolist()]
+
 
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
 CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
@@ -61,7 +71,7 @@ def variations(digits: str, rng: random.Random) -> set[str]:
 
 
 def example_keys() -> list[str]:
-    """Keys as `tasks.phones` builds them from example numbers typed many ways, and variations."""
+    """Keys as `normalise` builds them from example numbers typed many ways, and variations."""
     rng = random.Random(20261124)
     keys: set[str] = set()
     for region, number in example_numbers():
@@ -115,7 +125,7 @@ def test_bulk_verdicts_equal_parsing_each_example_number_and_its_variations(
     assert undecided < len(KEYS) * 0.05
 
 
-def test_classify_keys_equals_parsing_each_including_the_keys_left_to_it() -> None:
+def test_bulk_with_its_fallback_equals_parsing_each_including_the_keys_left_to_it() -> None:
     assert classify_keys(KEYS, mobile_only=True) == parsed_each(tuple(KEYS), True)
 
 
@@ -182,7 +192,7 @@ def test_every_verdict_is_reached_in_bulk() -> None:
         "US:1",  # too few digits to be a number
         "DE:00049301234567",  # the international prefix then a 0 (cleaning leaves these)
         "US:0114930123456",  # the international prefix (cleaning rewrites most as `+`)
-        "US:2015550123x",  # not a key `tasks.phones` builds
+        "US:2015550123x",  # not a key `tasks.phones.normalise` builds
         "+4930" + "1" * 30,  # longer than any number
     ],
 )

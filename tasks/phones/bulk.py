@@ -1,7 +1,8 @@
-"""Classify distinct phone keys in bulk: phonenumbers' own metadata, one regex pass per group.
+"""The bulk classification: distinct phone keys against phonenumbers' own metadata, one regex pass
+per group.
 
-For the keys `tasks.phones` builds (`+<digits>`, `<REGION>:<digits>`), `classify_fast` replays
-`phonenumbers.parse`, `is_valid_number`, `number_type` and `is_possible_number_with_reason`
+For the keys `tasks.phones.normalise` builds (`+<digits>`, `<REGION>:<digits>`), `classify_fast`
+replays `phonenumbers.parse`, `is_valid_number`, `number_type` and `is_possible_number_with_reason`
 step by step (calling code, national prefix and transform rule, the region a shared calling code
 resolves to, type patterns, lengths), running each metadata pattern once per calling code or
 region with pyarrow's RE2, instead of parsing each key with phonenumbers (~40 µs a key).
@@ -26,7 +27,8 @@ from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, ValidationR
 from phonenumbers.phonemetadata import PhoneNumberDesc
 from phonenumbers.phonenumberutil import _test_number_length
 
-from tasks.phone_parse import Verdict, classify_each
+from tasks.phones.fallback import classify_each
+from tasks.phones.verdict import Verdict
 
 Arrow = Any  # a pyarrow array: pyarrow ships no type information
 Mask = npt.NDArray[np.bool_]

@@ -1,10 +1,10 @@
-"""Classify distinct cleaned phone numbers with phonenumbers, in this process and in children.
+"""The per-number fallback: phonenumbers itself, one key at a time, in this process and in children.
 
 A key is either `+<digits>` (the region cannot change the result, so it is left out) or
-`<REGION>:<digits>`, as built by `tasks.phones`. `classify_keys` decides most keys in bulk
-(`tasks.phone_fast`) and parses the rest one by one here, sharing large remainders with child
-processes. Kept free of pandas, pyarrow and prefect so that a child
-(`python -m tasks.phone_parse`) starts fast.
+`<REGION>:<digits>`, as `tasks.phones.normalise` builds them. `tasks.phones.bulk` decides most
+keys against the metadata in bulk and leaves the rest here, where large remainders are shared
+with child processes. Kept free of pandas, pyarrow and prefect so that a child
+(`python -m tasks.phones.fallback`) starts fast.
 """
 
 from __future__ import annotations
@@ -15,28 +15,17 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from enum import IntEnum
 from pathlib import Path
 from typing import Final
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType, ValidationResult
 
+from tasks.phones.verdict import Verdict
+
 # Distinct numbers each process gets at least. Measured on 2 cores: a child (start-up, cold
 # metadata, piping) breaks even near 5,000 numbers of its own and saves ~25% at 25,000.
 MIN_SHARE: Final = 10_000
-
-
-class Verdict(IntEnum):
-    """What phonenumbers said about one number; `tasks.phones` maps it to a `Reason`."""
-
-    VALID = 0
-    INVALID_COUNTRY_CODE = 1
-    NOT_A_NUMBER = 2
-    TOO_SHORT = 3
-    TOO_LONG = 4
-    INVALID_FOR_REGION = 5
-    NOT_MOBILE = 6
 
 
 _PARSE_ERRORS: Final = {
@@ -97,7 +86,7 @@ def _cores() -> int:
 
 def _in_child(keys: Sequence[str], mobile_only: bool) -> Results | None:
     """Classify keys in a fresh Python process; None if it failed in any way."""
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
@@ -105,7 +94,7 @@ def _in_child(keys: Sequence[str], mobile_only: bool) -> Results | None:
     payload = ("1" if mobile_only else "0") + "\n" + "\n".join(keys)
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "tasks.phone_parse"],
+            [sys.executable, "-m", "tasks.phones.fallback"],
             input=payload,
             capture_output=True,
             text=True,
@@ -128,17 +117,6 @@ def _in_child(keys: Sequence[str], mobile_only: bool) -> Results | None:
     except ValueError:
         return None
     return e164, verdicts
-
-
-def classify_keys(
-    keys: Sequence[str], *, mobile_only: bool, parallel: bool | None = None
-) -> Results:
-    """Classify keys in order: in bulk where `tasks.phone_fast` can, else one by one."""
-    # Imported here so that children, which only parse one by one, never load pyarrow.
-    from tasks.phone_fast import classify_distinct
-
-    e164, verdicts = classify_distinct(list(keys), mobile_only=mobile_only, parallel=parallel)
-    return e164.to_pylist(), [Verdict(verdict) for verdict in verdicts.tolist()]
 
 
 def classify_each(

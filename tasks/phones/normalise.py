@@ -1,6 +1,6 @@
-"""Normalise: phone numbers to E.164 (or a reason why not); dedupe: one customer per number.
+"""Normalise: phone numbers to E.164, or the reason why not.
 
-Cleaning, vectorised over the chunk before any number is parsed (`tasks.phone_clean`):
+Cleaning, vectorised over the chunk before any number is parsed (`tasks.phones.clean`):
   1. fold Unicode decimal digits (Arabic-Indic, Devanagari, full-width, ...) and full-width
      ASCII forms to ASCII;
   2. drop formatting characters: every space (NBSP included), dash, control, zero-width and
@@ -26,19 +26,14 @@ purpose: phonenumbers would turn the letters into digits, but a campaign message
 numbers, and a CRM field holding letters is a data error worth surfacing.
 
 Each distinct (number, region) pair, or each distinct `+` number whatever its region, is classified
-once: in bulk against phonenumbers' own metadata (`tasks.phone_fast`), and where that cannot be
-sure, by phonenumbers itself (`tasks.phone_parse`, which shares large remainders with child
+once: in bulk against phonenumbers' own metadata (`tasks.phones.bulk`), and where that cannot be
+sure, by phonenumbers itself (`tasks.phones.fallback`, which shares large remainders with child
 processes); both give what phonenumbers gives, and only `is_valid_number` makes a row valid.
 The region is the row's `country` where phonenumbers knows it, else `default_region`. Rejections
 map phonenumbers' parse errors to `invalid_country_code`, `not_a_number`, `too_short` or
 `too_long`, a parsed but invalid number to `too_short`, `too_long` or `invalid_country_code` by
 `is_possible_number_with_reason`, else `invalid_for_region`; with `mobile_only`, a valid number
 that is neither MOBILE nor FIXED_LINE_OR_MOBILE is `not_mobile`.
-
-Dedupe keeps, per E.164 number across all chunks of a campaign, the customer with the most recent
-`opt_in_at` (NaT counts as oldest), then the smallest `customer_id` by (length, text), so numeric
-ids order numerically and equal-length ids (UUIDs) as text. The others are excluded as
-duplicates of it.
 """
 
 from __future__ import annotations
@@ -49,22 +44,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from pandas.api.extensions import ExtensionArray
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from connectors.vocabulary import (
-    COUNTRY,
-    CUSTOMER_ID,
-    DUPLICATE_OF,
-    OPT_IN_AT,
-    OUTCOME,
-    PHONE_E164,
-    PHONE_RAW,
-    REASON,
-    Outcome,
-    Reason,
-)
-from tasks.phone_clean import (
+from connectors.vocabulary import COUNTRY, OUTCOME, PHONE_E164, PHONE_RAW, REASON, Outcome, Reason
+from tasks.phones.bulk import classify_distinct
+from tasks.phones.clean import (
     SHAPE,
     SUPPORTED_REGIONS,
     clean,
@@ -73,8 +56,8 @@ from tasks.phone_clean import (
     regions,
     starts_with_own_code,
 )
-from tasks.phone_fast import classify_distinct
-from tasks.phone_parse import Verdict
+from tasks.phones.columns import empty_strings, writable, write
+from tasks.phones.verdict import Verdict
 
 _REASONS: Final[dict[Verdict, str | None]] = {
     Verdict.VALID: None,
@@ -87,37 +70,6 @@ _REASONS: Final[dict[Verdict, str | None]] = {
 }
 # The reason of each verdict, at the verdict's value.
 _REASON_OF: Final = pd.array([_REASONS[verdict] for verdict in sorted(Verdict)], dtype="str")
-_WRITTEN: Final = (PHONE_E164, OUTCOME, REASON, DUPLICATE_OF)
-_CHUNK: Final = "_chunk"
-_ROW: Final = "_row"
-_ID_LENGTH: Final = "_id_length"
-
-
-def _empty_strings(length: int) -> pd.Series[str]:
-    """An all-null Arrow-backed string column of this length."""
-    return pd.Series(index=pd.RangeIndex(length), dtype="str")
-
-
-def _writable(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of the frame whose stage columns exist and hold strings."""
-    out = frame.copy(deep=False)
-    for column in _WRITTEN:
-        if column not in out.columns:
-            out[column] = _empty_strings(len(out)).array
-        elif not isinstance(out[column].dtype, pd.StringDtype):
-            out[column] = out[column].astype("str")
-    return out
-
-
-def _write(
-    out: pd.DataFrame, column: str, rows: npt.NDArray[np.intp], values: pd.Series[str] | str
-) -> None:
-    """Set `column` at these row positions, whatever the index labels are."""
-    if len(rows) == 0:
-        return
-    array = out[column].array.copy()
-    array[rows] = values.array if isinstance(values, pd.Series) else values
-    out[column] = array
 
 
 def _classify(
@@ -156,7 +108,7 @@ def _verdicts(
     empty = (number.isna() | (number == "")).to_numpy(dtype=bool)
     regional = international_to_plus(number, region, shaped)
 
-    e164, reason = _empty_strings(len(number)), _empty_strings(len(number))
+    e164, reason = empty_strings(len(number)), empty_strings(len(number))
     e164[shaped], reason[shaped] = _classify(regional[shaped], region[shaped], mobile_only)
     reason[empty] = Reason.EMPTY
     reason[~empty & ~shaped] = Reason.NOT_A_NUMBER
@@ -187,7 +139,7 @@ def normalise(
             f"default_region {default_region!r} is not a region phonenumbers knows; "
             "pass an ISO 3166 alpha-2 code such as 'US'"
         )
-    out = _writable(frame)
+    out = writable(frame)
     rows = np.flatnonzero(out[OUTCOME].isna().to_numpy(dtype=bool))
     if len(rows) == 0:
         return out
@@ -195,64 +147,7 @@ def normalise(
         out[PHONE_RAW].iloc[rows], out[COUNTRY].iloc[rows], default, mobile_only
     )
     rejected = reason.notna().to_numpy(dtype=bool)
-    _write(out, PHONE_E164, rows, e164)
-    _write(out, OUTCOME, rows[rejected], Outcome.EXCLUDED_INVALID_NUMBER)
-    _write(out, REASON, rows[rejected], reason[rejected])
+    write(out, PHONE_E164, rows, e164)
+    write(out, OUTCOME, rows[rejected], Outcome.EXCLUDED_INVALID_NUMBER)
+    write(out, REASON, rows[rejected], reason[rejected])
     return out
-
-
-def _contenders(chunk: int, out: pd.DataFrame) -> pd.DataFrame:
-    """One chunk's rows still in the running with a number, with only the columns dedupe needs."""
-    rows = np.flatnonzero((out[OUTCOME].isna() & out[PHONE_E164].notna()).to_numpy(dtype=bool))
-    picked = out.iloc[rows]
-    return pd.DataFrame(
-        {
-            _CHUNK: np.full(len(rows), chunk, dtype=np.intp),
-            _ROW: rows,
-            PHONE_E164: picked[PHONE_E164].array,
-            CUSTOMER_ID: picked[CUSTOMER_ID].astype("str").array,
-            OPT_IN_AT: pd.to_datetime(picked[OPT_IN_AT], utc=True).array,
-        }
-    )
-
-
-def dedupe(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    """Keep one customer per E.164 number across all chunks; exclude the rest as duplicates."""
-    outs = [_writable(frame) for frame in frames]
-    parts = [_contenders(chunk, out) for chunk, out in enumerate(outs)]
-    if sum(len(part) for part in parts) == 0:
-        return outs
-    live = pd.concat(parts, ignore_index=True)
-    live[_ID_LENGTH] = live[CUSTOMER_ID].str.len()
-    ranked = live.sort_values(
-        [PHONE_E164, OPT_IN_AT, _ID_LENGTH, CUSTOMER_ID],
-        ascending=[True, False, True, True],
-        na_position="last",
-        kind="stable",
-    )
-    dropped = ranked[PHONE_E164].duplicated(keep="first").to_numpy(dtype=bool)
-    # Each number's first row is its keeper, so carrying ids forward names it on every duplicate.
-    keeper = ranked[CUSTOMER_ID].where(~dropped).ffill()
-    losers = ranked.loc[dropped, [_CHUNK, _ROW]].assign(**{DUPLICATE_OF: keeper[dropped]})
-    chunks = losers[_CHUNK].to_numpy(dtype=np.intp)
-    for chunk in np.unique(chunks):
-        group = losers[chunks == chunk]
-        out, rows = outs[chunk], group[_ROW].to_numpy(dtype=np.intp)
-        _write(out, OUTCOME, rows, Outcome.EXCLUDED_DUPLICATE)
-        _write(out, REASON, rows, Reason.DUPLICATE)
-        _write(out, DUPLICATE_OF, rows, group[DUPLICATE_OF])
-    return outs
-
-
-@task(name="normalise", cache_policy=NO_CACHE)
-def normalise_chunk(
-    frame: pd.DataFrame, default_region: str, mobile_only: bool = False
-) -> pd.DataFrame:
-    """Prefect task: normalise the phone numbers of one chunk."""
-    return normalise(frame, default_region=default_region, mobile_only=mobile_only)
-
-
-@task(name="dedupe", cache_policy=NO_CACHE)
-def dedupe_chunks(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    """Prefect task: dedupe the numbers of all chunks of one campaign."""
-    return dedupe(frames)

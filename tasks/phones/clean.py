@@ -1,4 +1,4 @@
-"""Vectorised clean-up of raw phone strings before phonenumbers sees them (see `tasks.phones`).
+"""Vectorised clean-up of raw phone strings before phonenumbers sees them (see `normalise`).
 
 Every step is a pandas string operation on Arrow-backed strings; the regular expressions are
 written to be valid for both RE2 (pyarrow) and Python's `re`, and to avoid the constructs (`\\s`,
