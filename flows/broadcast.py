@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pandas as pd
 from prefect import flow, get_run_logger, runtime, unmapped
@@ -28,7 +28,6 @@ from tasks.phones.task import dedupe_chunks, normalise_chunk
 from tasks.plan import load_ledger, plan_chunk
 from tasks.record import (
     finish_run_task,
-    outcome_counts,
     reconcile_deliveries,
     record_chunk,
     sent_by_attempt,
@@ -36,7 +35,7 @@ from tasks.record import (
 )
 from tasks.report import Progress, advance_progress, publish_report, start_progress
 from tasks.send import pending_sends, send_chunks
-from tasks.summary import failure_examples, format_funnel, funnel, stage_line, top_failures
+from tasks.summary import RunFacts, RunReport, build_report, format_funnel, stage_line
 from tasks.verify import verify_chunks
 
 T = TypeVar("T")
@@ -73,7 +72,7 @@ class _Stages:
 
 
 @flow(name="broadcast", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
-def broadcast(campaign: Campaign, secrets: SecretBlocks | None = None) -> dict[str, Any]:
+def broadcast(campaign: Campaign, secrets: SecretBlocks | None = None) -> RunReport:
     """Send the campaign's template once to every consenting customer and record every outcome.
 
     `secrets` names Prefect Secret blocks for connection secrets; the values never pass through
@@ -83,7 +82,7 @@ def broadcast(campaign: Campaign, secrets: SecretBlocks | None = None) -> dict[s
 
 
 @masked_errors
-def _broadcast(campaign: Campaign, secrets: SecretBlocks | None) -> dict[str, Any]:
+def _broadcast(campaign: Campaign, secrets: SecretBlocks | None) -> RunReport:
     """The flow's body; whatever ends it leaves no secret, SQL parameter or number behind."""
     run_id, attempt = current_run_id(), current_attempt()
     holder = f"{run_id}#{attempt}"
@@ -96,11 +95,10 @@ def _broadcast(campaign: Campaign, secrets: SecretBlocks | None) -> dict[str, An
             wh, run_id, attempt, campaign.campaign_id, campaign.template.name, campaign.dry_run
         )
         try:
-            report = _run(campaign, conns, run_id, lease)
+            report = _run(campaign, conns, run_id, attempt, lease)
         except BaseException as exc:
             _record_failure(wh, run_id, attempt, lease, safe_error(exc, secrets_in([conns])))
             raise
-        report["attempt"] = attempt
         finish_run_task(wh, run_id, attempt, "completed", report["run_counts"])
     publish_report(report)
     return report
@@ -115,7 +113,9 @@ def _record_failure(wh: SecretStr, run_id: str, attempt: int, lease: Lease, erro
         get_run_logger().warning("failed run not recorded: %s", type(exc).__name__)
 
 
-def _run(campaign: Campaign, conns: Connections, run_id: str, lease: Lease) -> dict[str, Any]:
+def _run(
+    campaign: Campaign, conns: Connections, run_id: str, attempt: int, lease: Lease
+) -> RunReport:
     """The stages, in the order of the diagram."""
     assert conns.whatsapp is not None
     wh, stages = conns.warehouse_url, _Stages()
@@ -169,37 +169,20 @@ def _run(campaign: Campaign, conns: Connections, run_id: str, lease: Lease) -> d
     )
     stages.done("record", chunks)
     settle_webhooks()
-    delivery = reconcile_deliveries(wh, campaign.campaign_id)
-    counts = outcome_counts(chunks)
-    lines = funnel(counts, delivery)
-    totals = {k: v for k, v in counts.items() if ":" not in k}
-    sent_now = lines["sent in this run"]
-    return {
-        "run_id": run_id,
-        "campaign_id": campaign.campaign_id,
-        "template": f"{campaign.template.namespace}/{campaign.template.name}/"
-        f"{campaign.template.language}",
-        "dry_run": campaign.dry_run,
-        "funnel": lines,
-        "counts": counts,
-        "contacts_checked": checked,
-        "contacts_from_cache": from_cache,
-        "in_doubt_from_earlier_runs": in_doubt,
-        "messages_sent": sent_now,
-        "send_seconds": send_seconds,
-        "send_rate": sent_now / send_seconds if send_seconds > 0 else 0.0,
-        "rate_limit": campaign.rate_limit_per_s,
-        "top_failures": top_failures(counts),
-        "failure_examples": failure_examples(chunks),
-        "warehouse": mask_url(wh.get_secret_value()),
-        "run_counts": {
-            **totals,
-            "customers": sum(totals.values()),
-            "contacts_checked": checked,
-            "contacts_from_cache": from_cache,
-            "messages_sent": sent_now,
-        },
-    }
+    facts = RunFacts(
+        run_id=run_id,
+        attempt=attempt,
+        campaign_id=campaign.campaign_id,
+        template=campaign.template.address,
+        dry_run=campaign.dry_run,
+        rate_limit=campaign.rate_limit_per_s,
+        warehouse=mask_url(wh.get_secret_value()),
+        contacts_checked=checked,
+        contacts_from_cache=from_cache,
+        in_doubt_from_earlier_runs=in_doubt,
+        send_seconds=send_seconds,
+    )
+    return build_report(facts, chunks, reconcile_deliveries(wh, campaign.campaign_id))
 
 
 def _send(
@@ -226,7 +209,7 @@ def _send(
     return sent
 
 
-def print_report(report: dict[str, Any]) -> None:
+def print_report(report: RunReport) -> None:
     """Print the funnel and where to find the results."""
     lines = report["funnel"]
     print(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import phonenumbers
+from connectors.whatsapp.client import Template
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from connectors.crm import Audience, missing_param_message
-from connectors.whatsapp.client import Template
 
 
 class TemplateSpec(BaseModel):
@@ -25,6 +25,11 @@ class TemplateSpec(BaseModel):
     def as_template(self) -> Template:
         """The client-side template address."""
         return Template(namespace=self.namespace, name=self.name, language=self.language)
+
+    @property
+    def address(self) -> str:
+        """`namespace/name/language`, for reports."""
+        return f"{self.namespace}/{self.name}/{self.language}"
 
     @property
     def param_columns(self) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,16 +51,6 @@ def recipient_rows(
         {**constant, **dict(zip(names, values, strict=True))}
         for values in zip(*columns.values(), strict=True)
     ]
-
-
-def outcome_counts(frames: list[pd.DataFrame]) -> dict[str, int]:
-    """Customers per outcome, plus per reason as `outcome:reason`, over all chunks."""
-    counts: Counter[str] = Counter()
-    for frame in frames:
-        counts.update(frame[OUTCOME].fillna("none").tolist())
-        pairs = frame[OUTCOME].fillna("none") + ":" + frame[REASON].fillna("")
-        counts.update(pairs.tolist())
-    return dict(counts)
 
 
 @task(name="record", cache_policy=NO_CACHE)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -14,7 +13,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from tasks.summary import format_funnel
+from tasks.summary import RunReport, format_funnel
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ class Progress:
             logger.warning("progress artifact not updated: %s", type(exc).__name__)
 
 
-def publish_report(report: dict[str, Any]) -> None:
+def publish_report(report: RunReport) -> None:
     """The funnel as a table artifact and the run's story as a markdown artifact."""
     campaign_id = report["campaign_id"]
     create_table_artifact(

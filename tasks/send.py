@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pandas as pd
+from connectors.whatsapp.client import Template, WhatsAppClient
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
 from connectors.errors import OutcomeUnknownError, StopRunError, TransientError
-from connectors.masking import masked_errors
+from connectors.masking import mask_phone, masked_errors
 from connectors.vocabulary import (
     CUSTOMER_ID,
     MESSAGE_ID,
@@ -33,13 +34,11 @@ from connectors.vocabulary import (
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease, LeaseLostError
-from connectors.whatsapp.client import Template, WhatsAppClient
 from connectors.whatsapp.errors import WhatsAppError
 from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.frame import in_running
 from tasks.report import Progress
-from tasks.summary import mask_phone
 
 log = logging.getLogger(__name__)
 

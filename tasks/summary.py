@@ -1,51 +1,86 @@
-"""The funnel: how many customers each stage let through, named for people and for machines."""
+"""The run's account: customers per outcome and reason, the funnel named for people, the report.
+
+Built from the chunks after the record stage, outside the flow, as typed values: `Counts` keys
+outcomes and (outcome, reason) pairs as they are, never as joined strings to split again.
+"""
 
 from __future__ import annotations
 
-from typing import Final
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Final, TypedDict
 
 import pandas as pd
 
+from connectors.masking import mask_phone
 from connectors.vocabulary import OUTCOME, PHONE_E164, REASON, Outcome, Reason
 
-# (label, key in the counts of tasks.record.outcome_counts)
-FUNNEL_LINES: Final = (
-    ("excluded: no customer id", Outcome.EXCLUDED_INVALID_CUSTOMER_ID),
-    ("excluded: no consent", Outcome.EXCLUDED_NO_CONSENT),
-    ("excluded: invalid number", Outcome.EXCLUDED_INVALID_NUMBER),
-    ("excluded: duplicate number", Outcome.EXCLUDED_DUPLICATE),
-    ("excluded: not on WhatsApp", Outcome.EXCLUDED_NOT_ON_WHATSAPP),
-    ("contact check failed", Outcome.CHECK_FAILED),
-    ("planned (dry run)", Outcome.PLANNED),
-    ("sent in this run", "sent_now"),
-    ("sent by an earlier run", f"{Outcome.SENT}:{Reason.ALREADY_SENT}"),
-    ("failed: missing template parameter", f"{Outcome.SEND_FAILED}:{Reason.MISSING_PARAMETER}"),
-    ("failed: template parameter too long", f"{Outcome.SEND_FAILED}:{Reason.INVALID_PARAMETER}"),
-    ("failed: API refused", "send_failed_api"),
-    ("unknown (in doubt after a crash)", Outcome.UNKNOWN),
-)
+Pair = tuple[str, str | None]
 
 
-def funnel(counts: dict[str, int], delivery: dict[str, int] | None = None) -> dict[str, int]:
-    """Ordered funnel lines from per-outcome and per-`outcome:reason` counts, and the delivery
-    statuses webhooks reported so far for the campaign's messages."""
-    derived = dict(counts)
-    derived["sent_now"] = counts.get(Outcome.SENT, 0) - counts.get(
-        f"{Outcome.SENT}:{Reason.ALREADY_SENT}", 0
-    )
-    derived["send_failed_api"] = counts.get(Outcome.SEND_FAILED, 0) - sum(
-        counts.get(f"{Outcome.SEND_FAILED}:{reason}", 0)
-        for reason in (Reason.MISSING_PARAMETER, Reason.INVALID_PARAMETER)
-    )
-    total = sum(v for k, v in counts.items() if ":" not in k)
-    lines = {"customers read": total}
-    lines.update({label: derived.get(key, 0) for label, key in FUNNEL_LINES})
+@dataclass(frozen=True)
+class Counts:
+    """Customers per outcome, and per (outcome, reason)."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    pairs: Counter[Pair] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, frames: list[pd.DataFrame]) -> Counts:
+        """Count the outcomes of every chunk."""
+        outcomes: Counter[str] = Counter()
+        pairs: Counter[Pair] = Counter()
+        for frame in frames:
+            outcome = frame[OUTCOME].astype(object).where(frame[OUTCOME].notna(), "none")
+            reason = frame[REASON].astype(object).where(frame[REASON].notna(), None)
+            outcomes.update(outcome.tolist())
+            pairs.update(zip(outcome.tolist(), reason.tolist(), strict=True))
+        return cls(outcomes, pairs)
+
+    @property
+    def customers(self) -> int:
+        """Every customer counted."""
+        return sum(self.outcomes.values())
+
+    def outcome(self, outcome: str, reason: str | None = None) -> int:
+        """Customers with this outcome (and this reason, when given)."""
+        return self.outcomes[outcome] if reason is None else self.pairs[(outcome, reason)]
+
+
+# Failed sends that never reached the API: counted on lines of their own.
+_PARAMETER_REASONS: Final = (Reason.MISSING_PARAMETER, Reason.INVALID_PARAMETER)
+
+
+def funnel(counts: Counts, delivery: dict[str, int] | None = None) -> dict[str, int]:
+    """Ordered funnel lines, and the delivery statuses webhooks reported so far."""
+    already = counts.outcome(Outcome.SENT, Reason.ALREADY_SENT)
+    unsent = sum(counts.outcome(Outcome.SEND_FAILED, r) for r in _PARAMETER_REASONS)
+    lines = {
+        "customers read": counts.customers,
+        "excluded: no customer id": counts.outcome(Outcome.EXCLUDED_INVALID_CUSTOMER_ID),
+        "excluded: no consent": counts.outcome(Outcome.EXCLUDED_NO_CONSENT),
+        "excluded: invalid number": counts.outcome(Outcome.EXCLUDED_INVALID_NUMBER),
+        "excluded: duplicate number": counts.outcome(Outcome.EXCLUDED_DUPLICATE),
+        "excluded: not on WhatsApp": counts.outcome(Outcome.EXCLUDED_NOT_ON_WHATSAPP),
+        "contact check failed": counts.outcome(Outcome.CHECK_FAILED),
+        "planned (dry run)": counts.outcome(Outcome.PLANNED),
+        "sent in this run": counts.outcome(Outcome.SENT) - already,
+        "sent by an earlier run": already,
+        "failed: missing template parameter": counts.outcome(
+            Outcome.SEND_FAILED, Reason.MISSING_PARAMETER
+        ),
+        "failed: template parameter too long": counts.outcome(
+            Outcome.SEND_FAILED, Reason.INVALID_PARAMETER
+        ),
+        "failed: API refused": counts.outcome(Outcome.SEND_FAILED) - unsent,
+        "unknown (in doubt after a crash)": counts.outcome(Outcome.UNKNOWN),
+    }
     if delivery is not None:
-        lines["delivered (webhooks so far)"] = delivery.get("delivered", 0) + delivery.get(
-            "read", 0
+        lines["delivered (webhooks so far)"] = delivery.get(Outcome.DELIVERED, 0) + delivery.get(
+            Outcome.READ, 0
         )
-        lines["read (webhooks so far)"] = delivery.get("read", 0)
-        lines["failed after sending (webhooks)"] = delivery.get("failed", 0)
+        lines["read (webhooks so far)"] = delivery.get(Outcome.READ, 0)
+        lines["failed after sending (webhooks)"] = delivery.get(Outcome.FAILED, 0)
     return lines
 
 
@@ -53,13 +88,6 @@ def format_funnel(lines: dict[str, int]) -> str:
     """The funnel as an aligned text table."""
     width = max(len(label) for label in lines)
     return "\n".join(f"  {label:<{width}}  {count:>9,}" for label, count in lines.items())
-
-
-def mask_phone(e164: str) -> str:
-    """A number safe for logs and artifacts: `+4917******89`."""
-    if len(e164) <= 7:
-        return "*" * len(e164)
-    return e164[:5] + "*" * (len(e164) - 7) + e164[-2:]
 
 
 def stage_line(stage: str, frames: list[pd.DataFrame], seconds: float) -> str:
@@ -72,19 +100,24 @@ def stage_line(stage: str, frames: list[pd.DataFrame], seconds: float) -> str:
     )
 
 
-def top_failures(counts: dict[str, int], limit: int = 5) -> list[tuple[str, int]]:
-    """The most frequent `outcome:reason` pairs among failures and doubts."""
-    failed = (Outcome.SEND_FAILED, Outcome.CHECK_FAILED, Outcome.UNKNOWN)
-    pairs = [(k, v) for k, v in counts.items() if ":" in k and k.split(":", 1)[0] in failed]
+_FAILURES: Final = (Outcome.SEND_FAILED, Outcome.CHECK_FAILED, Outcome.UNKNOWN)
+
+
+def top_failures(counts: Counts, limit: int = 5) -> list[tuple[str, int]]:
+    """The most frequent failures and doubts, as (`outcome: reason`, customers)."""
+    pairs = [
+        (f"{outcome}: {reason or '-'}", n)
+        for (outcome, reason), n in counts.pairs.items()
+        if outcome in _FAILURES
+    ]
     return sorted(pairs, key=lambda kv: (-kv[1], kv[0]))[:limit]
 
 
 def failure_examples(frames: list[pd.DataFrame], limit: int = 5) -> list[tuple[str, str, str]]:
     """A few failed customers as (masked number, outcome, reason), for the run summary."""
-    failed = (Outcome.SEND_FAILED, Outcome.CHECK_FAILED, Outcome.UNKNOWN)
     examples: list[tuple[str, str, str]] = []
     for frame in frames:
-        rows = frame.loc[frame[OUTCOME].isin(failed) & frame[PHONE_E164].notna()]
+        rows = frame.loc[frame[OUTCOME].isin(_FAILURES) & frame[PHONE_E164].notna()]
         for phone, outcome, reason in (
             rows[[PHONE_E164, OUTCOME, REASON]].head(limit).itertuples(index=False)
         ):
@@ -92,3 +125,79 @@ def failure_examples(frames: list[pd.DataFrame], limit: int = 5) -> list[tuple[s
             if len(examples) >= limit:
                 return examples
     return examples
+
+
+class RunReport(TypedDict):
+    """What one run did, for the CLI, the artifacts, the run's row and the flow's caller."""
+
+    run_id: str
+    attempt: int
+    campaign_id: str
+    template: str
+    dry_run: bool
+    funnel: dict[str, int]
+    counts: dict[str, int]
+    contacts_checked: int
+    contacts_from_cache: int
+    in_doubt_from_earlier_runs: int
+    messages_sent: int
+    send_seconds: float
+    send_rate: float
+    rate_limit: float
+    top_failures: list[tuple[str, int]]
+    failure_examples: list[tuple[str, str, str]]
+    warehouse: str
+    run_counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the flow knows of a run besides its chunks."""
+
+    run_id: str
+    attempt: int
+    campaign_id: str
+    template: str
+    dry_run: bool
+    rate_limit: float
+    warehouse: str  # masked
+    contacts_checked: int = 0
+    contacts_from_cache: int = 0
+    in_doubt_from_earlier_runs: int = 0
+    send_seconds: float = 0.0
+
+
+def build_report(
+    facts: RunFacts, frames: list[pd.DataFrame], delivery: dict[str, int]
+) -> RunReport:
+    """The run's report from its recorded chunks and the delivery statuses so far."""
+    counts = Counts.of(frames)
+    lines = funnel(counts, delivery)
+    sent_now = lines["sent in this run"]
+    seconds = facts.send_seconds
+    return RunReport(
+        run_id=facts.run_id,
+        attempt=facts.attempt,
+        campaign_id=facts.campaign_id,
+        template=facts.template,
+        dry_run=facts.dry_run,
+        funnel=lines,
+        counts=dict(counts.outcomes),
+        contacts_checked=facts.contacts_checked,
+        contacts_from_cache=facts.contacts_from_cache,
+        in_doubt_from_earlier_runs=facts.in_doubt_from_earlier_runs,
+        messages_sent=sent_now,
+        send_seconds=seconds,
+        send_rate=sent_now / seconds if seconds > 0 else 0.0,
+        rate_limit=facts.rate_limit,
+        top_failures=top_failures(counts),
+        failure_examples=failure_examples(frames),
+        warehouse=facts.warehouse,
+        run_counts={
+            **counts.outcomes,
+            "customers": counts.customers,
+            "contacts_checked": facts.contacts_checked,
+            "contacts_from_cache": facts.contacts_from_cache,
+            "messages_sent": sent_now,
+        },
+    )
