@@ -53,7 +53,7 @@ migrate: $(STAMP) ## bring WAREHOUSE_DATABASE_URL (default: .data/warehouse.sqli
 	$(BIN)/python -m connectors.warehouse migrate
 
 sandbox: $(STAMP) ## the WhatsApp API sandbox on port 8080
-	$(BIN)/python -m connectors.whatsapp.sandbox --port 8080
+	$(BIN)/python -m connectors.whatsapp.onprem.sandbox --port 8080
 
 receiver: $(STAMP) ## the webhook receiver on port 8090 (set WEBHOOK_TOKEN first)
 	$(BIN)/python -m connectors.webhooks --port 8090

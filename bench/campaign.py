@@ -54,7 +54,7 @@ from connectors.demo_crm import DEMO_AUDIENCE_QUERY, DEMO_TEMPLATE
 from connectors.vocabulary import COUNTRY, OPT_IN_AT, PHONE_E164, PHONE_RAW
 from connectors.warehouse.schema import deliveries
 from connectors.whatsapp.limits import SendLimits
-from connectors.whatsapp.sandbox import rules
+from connectors.whatsapp.onprem.sandbox import rules
 from tasks.phones.normalise import normalise
 
 ROOT: Final = Path(__file__).resolve().parents[1]

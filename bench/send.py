@@ -1,12 +1,12 @@
 """Send (issue: send rate): `tasks.send.send_all` against the sandbox over HTTP, at each limit.
 
-The client is built as `tasks.send.send` builds it: a WhatsAppClient whose `SendLimits` (rate,
+The sender is built as `tasks.send.send` builds it: a v1 sender whose `SendLimits` (rate,
 burst, in flight) pace every message request; `send_all` keeps the ledger ahead of it. Its
-httpx client is built here the way WhatsAppClient builds its own (same timeouts, one pool of
+httpx client is built here the way the sender builds its own (same timeouts, one pool of
 `concurrency + 2` connections) and passed in, so each HTTP exchange is timed at the transport.
 
-The sandbox runs in its own process (`python -m connectors.whatsapp.sandbox`), so this process's
-CPU time is the client's alone: `send_all`, the WhatsApp client, httpx and the ledger writer.
+The sandbox runs in its own process (`python -m connectors.whatsapp.onprem.sandbox`), so this
+process's CPU time is the client's alone: `send_all`, the sender, httpx and the ledger writer.
 It answers after `--latency-ms` and allows `--headroom` (1.2) times the limit, its bucket holding
 `--sandbox-burst` (2) times the client's burst (by default 1 s of messages): 2 s of messages,
 under the real API's 3 s, so a 429 means the client itself went over its limit. The client's
@@ -33,7 +33,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -47,9 +47,8 @@ from bench.common import Figure, Target, cpu_seconds, free_port, report, wait_an
 from connectors.vocabulary import LedgerState
 from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
-from connectors.whatsapp.client import Template, WhatsAppClient
-from connectors.whatsapp.limits import SendLimits
-from connectors.whatsapp.settings import WhatsAppSettings
+from connectors.whatsapp import Sender, SendLimits, Template, WhatsAppSettings
+from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.transport import ShardedTransport
 from tasks.send import Outgoing, send_all
 
@@ -72,7 +71,7 @@ class Sandbox:
         self._command = [
             sys.executable,
             "-m",
-            "connectors.whatsapp.sandbox",
+            "connectors.whatsapp.onprem.sandbox",
             "--port",
             str(self.port),
             "--latency-ms",
@@ -171,7 +170,7 @@ class TimedTransport(httpx.AsyncBaseTransport):
 def timed_http(
     settings: WhatsAppSettings, connections: int, shards: int = 0
 ) -> tuple[httpx.AsyncClient, TimedTransport]:
-    """An httpx client built as WhatsAppClient builds its own, over a timing transport.
+    """An httpx client built as the v1 sender builds its own, over a timing transport.
 
     `shards` 0 uses the client's own transport (pools of `POOL_SIZE`); N > 0 forces N pools.
     """
@@ -196,28 +195,46 @@ def timed_http(
     return httpx.AsyncClient(transport=transport, timeout=timeout), transport
 
 
-class TimedClient(WhatsAppClient):
-    """A WhatsAppClient that records the wall time of every `send_template` call."""
+class TimedSender:
+    """Wraps a `Sender`, recording the wall time of every `send_template` call."""
 
-    def __init__(
-        self,
-        *,
-        settings: WhatsAppSettings,
-        send_limits: SendLimits,
-        http: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(settings=settings, http=http, send_limits=send_limits)
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
         self.durations: list[float] = []
+
+    @property
+    def sender_id(self) -> str:
+        """The wrapped sender's id."""
+        return self._sender.sender_id
 
     async def send_template(
         self, to: str, template: Template, params: Sequence[str], *, number: str | None = None
     ) -> str:
-        """Send as the client does (its pacing wait included), timing the call."""
+        """Send as the wrapped sender does (its pacing wait included), timing the call."""
         started = time.perf_counter()
         try:
-            return await super().send_template(to, template, params, number=number)
+            return await self._sender.send_template(to, template, params, number=number)
         finally:
             self.durations.append(time.perf_counter() - started)
+
+    async def health(self) -> Mapping[str, Any] | None:
+        """The wrapped sender's health answer."""
+        return await self._sender.health()
+
+    async def aclose(self) -> None:
+        """Close the wrapped sender."""
+        await self._sender.aclose()
+
+    async def __aenter__(self) -> TimedSender:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 @dataclass
@@ -287,8 +304,9 @@ async def _send(run: Run, sandbox: Sandbox, write: ledger.LedgerWrite, burst: in
     limits = SendLimits(rate_per_s=run.limit, concurrency=run.concurrency, burst=burst)
     # The semaphore keeps `concurrency` sends in flight; two more for the contacts call.
     http, transport = timed_http(settings, run.concurrency + 2, run.shards)
-    client = TimedClient(settings=settings, send_limits=limits, http=http)
-    async with http, client:
+    client = OnPremSender(settings=settings, send_limits=limits, http=http)
+    timed = TimedSender(client)
+    async with http, timed:
         checks = await client.check_contacts(to)
         items = [
             Outgoing(phone_e164=n, customer_id=str(i), wa_id=str(checks[n].wa_id), params=("Ana",))
@@ -298,11 +316,11 @@ async def _send(run: Run, sandbox: Sandbox, write: ledger.LedgerWrite, burst: in
         if len(items) != len(to):
             raise RuntimeError(f"{len(to) - len(items)} numbers were not answered valid")
         cpu, sandbox_cpu, started = time.process_time(), sandbox.cpu_s, time.perf_counter()
-        results = await send_all(client, items, TEMPLATE, write=write, concurrency=run.concurrency)
+        results = await send_all(timed, items, TEMPLATE, write=write, concurrency=run.concurrency)
         run.wall_s = time.perf_counter() - started
         run.cpu_s = time.process_time() - cpu
         run.sandbox_cpu_s = sandbox.cpu_s - sandbox_cpu
-        run.call_durations = client.durations
+        run.call_durations = timed.durations
         run.http_durations = transport.durations
     run.sent = sum(1 for r in results.values() if r.state == LedgerState.SENT)
 
@@ -401,7 +419,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="split the client's connections over N httpx pools (an experiment; default 0: "
-        "WhatsAppClient's own transport, pools of 8)",
+        "the sender's own transport, pools of 8)",
     )
     return parser
 

@@ -17,7 +17,7 @@ from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, P
 from phonenumbers import ValidationResult as Possible
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, insert
 
-from connectors.whatsapp.sandbox import rules
+from connectors.whatsapp.onprem.sandbox import rules
 
 DEMO_AUDIENCE_QUERY: Final = (
     "SELECT id AS customer_id, mobile AS phone_raw, cc AS country, optin AS opt_in_at, "

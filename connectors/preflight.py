@@ -10,9 +10,9 @@ from sqlalchemy import create_engine, text
 
 from connectors.errors import TransientError
 from connectors.masking import mask_url, safe_error
-from connectors.whatsapp.client import HEALTH_PATH, WhatsAppClient
+from connectors.whatsapp import WhatsAppSettings, open_sender
 from connectors.whatsapp.errors import AuthenticationError, NetworkError, WhatsAppError
-from connectors.whatsapp.settings import WhatsAppSettings
+from connectors.whatsapp.onprem.client import HEALTH_PATH
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def check_database(kind: str, url: str) -> None:
 
 
 async def _check_api(settings: WhatsAppSettings) -> None:
-    async with WhatsAppClient(settings=settings) as client:
+    async with open_sender(settings) as client:
         try:
             answer = await client.health()
         except (AuthenticationError, NetworkError):

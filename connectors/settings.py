@@ -21,7 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from connectors.masking import mask_url as mask_url  # re-exported: callers import it from here
-from connectors.whatsapp.settings import WhatsAppSettings
+from connectors.whatsapp.settings import SenderSettings, WhatsAppSettings
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / ".data"
 # Prefect's block document name rule (prefect.types.names.BlockDocumentName, checked by
@@ -31,14 +31,20 @@ _BLOCK_NAME = re.compile(BLOCK_NAME_PATTERN)
 
 
 class Connections(BaseModel):
-    """CRM and warehouse URLs (secret: they may hold passwords) and the WhatsApp API settings."""
+    """CRM and warehouse URLs (secret: they may hold passwords) and the WhatsApp senders (none:
+    the embedded sandbox is used)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     crm_url: SecretStr
     warehouse_url: SecretStr
-    whatsapp: WhatsAppSettings | None
+    senders: tuple[SenderSettings, ...]
     data_dir: Path
+
+    @property
+    def whatsapp(self) -> SenderSettings | None:
+        """The first sender (the only one today), or None when no API is configured."""
+        return self.senders[0] if self.senders else None
 
     @property
     def crm_is_default(self) -> bool:
@@ -50,13 +56,13 @@ class Connections(BaseModel):
         """Read CRM_DATABASE_URL, WAREHOUSE_DATABASE_URL and WHATSAPP_*; unset means embedded."""
         env = os.environ if env is None else env
         data_dir = Path(env.get("WA_DATA_DIR") or DEFAULT_DATA_DIR)
-        whatsapp = WhatsAppSettings.from_env(env) if env.get("WHATSAPP_API_URL") else None
+        senders = (WhatsAppSettings.from_env(env),) if env.get("WHATSAPP_API_URL") else ()
         return cls(
             crm_url=SecretStr(env.get("CRM_DATABASE_URL") or default_crm_url(data_dir)),
             warehouse_url=SecretStr(
                 env.get("WAREHOUSE_DATABASE_URL") or f"sqlite:///{data_dir / 'warehouse.sqlite'}"
             ),
-            whatsapp=whatsapp,
+            senders=senders,
             data_dir=data_dir,
         )
 

@@ -23,7 +23,7 @@ from connectors.warehouse.lease import Lease, held
 from connectors.warehouse.lock import campaign_lock
 from connectors.webhooks.server import start_receiver
 from connectors.webhooks.settings import ReceiverSettings
-from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
 
 # The demo sandbox allows more than the demo campaign's rate, so a default run sees no 429.
@@ -74,7 +74,7 @@ def connections(blocks: SecretBlocks | None = None) -> Iterator[Connections]:
         check_api(settings)
         token = _embedded.set(sandbox)
         try:
-            yield resolved.model_copy(update={"whatsapp": settings})
+            yield resolved.model_copy(update={"senders": (settings,)})
         finally:
             _embedded.reset(token)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import phonenumbers
-from connectors.whatsapp.client import Template
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from connectors.crm import Audience, missing_param_message
+from connectors.whatsapp import Template
 
 
 class TemplateSpec(BaseModel):

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pandas as pd
-from connectors.whatsapp.client import Template, WhatsAppClient
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
@@ -34,9 +33,8 @@ from connectors.vocabulary import (
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease, LeaseLostError
+from connectors.whatsapp import Sender, SendLimits, Template, WhatsAppSettings, open_sender
 from connectors.whatsapp.errors import WhatsAppError
-from connectors.whatsapp.limits import SendLimits
-from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.frame import in_running
 from tasks.report import Progress
 
@@ -64,7 +62,7 @@ class CircuitOpenError(StopRunError):
     """Sends kept failing for a reason that is not the recipient's: the run stopped early."""
 
 
-async def _send_one(client: WhatsAppClient, item: Outgoing, template: Template) -> ledger.Result:
+async def _send_one(client: Sender, item: Outgoing, template: Template) -> ledger.Result:
     """Send one message and turn whatever happened into a ledger result."""
     try:
         message_id = await client.send_template(
@@ -139,7 +137,7 @@ class _Pending:
 
 
 async def send_all(
-    client: WhatsAppClient,
+    client: Sender,
     items: Iterable[Outgoing],
     template: Template,
     *,
@@ -334,7 +332,7 @@ def send(
     async def run() -> list[pd.DataFrame]:
         sent: list[pd.DataFrame] = []
         done = 0
-        async with WhatsAppClient(settings=whatsapp, send_limits=limits) as client:
+        async with open_sender(whatsapp, send_limits=limits) as client:
             for frame in frames:
                 results = await send_all(
                     client,

@@ -28,8 +28,7 @@ from connectors.vocabulary import (
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import opted_out_wa_ids
 from connectors.warehouse.records import fresh_checks, save_checks
-from connectors.whatsapp.client import WhatsAppClient
-from connectors.whatsapp.settings import WhatsAppSettings
+from connectors.whatsapp import ContactChecker, WhatsAppSettings, open_sender
 from tasks.frame import in_running
 
 CACHE_MAX_AGE = timedelta(days=7)
@@ -93,7 +92,7 @@ def apply_checks(
 
 
 async def check_numbers(
-    client: WhatsAppClient,
+    client: ContactChecker,
     phones: list[str],
     *,
     cached: Mapping[str, tuple[str, str | None]],
@@ -128,7 +127,9 @@ def verify(
         )
 
     async def run() -> dict[str, tuple[str, str | None]]:
-        async with WhatsAppClient(settings=whatsapp) as client:
+        async with open_sender(whatsapp) as client:
+            if not isinstance(client, ContactChecker):
+                raise CheckPolicyError(f"sender {client.sender_id} cannot check contacts")
             return await check_numbers(client, phones, cached=cached, batch_size=batch_size)
 
     answers = asyncio.run(run()) if len(cached) < len(phones) else dict(cached)

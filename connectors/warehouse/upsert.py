@@ -96,7 +96,7 @@ def _tuples(
 
 def _repeat_aware(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """`process`, reusing its last answer for the same object: a batch's timestamps are mostly
-    one value (a run's `now`), and converting it per row was a third of a large upsert."""
+    one value (a run's `now`), and converting it per row would dominate a large upsert."""
     last: list[Any] = [object(), None]
 
     def cached(value: Any) -> Any:

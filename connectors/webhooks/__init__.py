@@ -2,5 +2,5 @@
 
 Import from the modules: `connectors.webhooks.server.start_receiver`,
 `connectors.webhooks.settings.ReceiverSettings`, `connectors.webhooks.app.ReceiverApp`
-(this package file imports nothing, so `connectors.warehouse.events` can use `keywords` freely).
+(this package file imports nothing: a module loads only what it needs).
 """

@@ -126,7 +126,7 @@ class ReceiverApp:
         self.writer = GroupCommitWriter(
             record,
             reapply,
-            # PostgreSQL locks the rows in key order first (see events._load): two at a time.
+            # PostgreSQL locks rows in key order first (warehouse.events.reconcile): two at a time.
             concurrency=2 if backend == "postgresql" else 1,
             max_batch_events=settings.max_batch_events,
             max_queued_events=settings.max_queued_events,

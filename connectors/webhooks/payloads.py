@@ -9,6 +9,9 @@ JSON allows as `\\ud800` but UTF-8 cannot encode): in a required field (a status
 `status`, a message's `id` or `from`) the item is dropped and named in `Batch.dropped` (the
 receiver logs and counts it); in an optional one the field becomes None; in the raw copy they
 become U+FFFD, so the copy stays JSON that PostgreSQL's `jsonb` accepts too.
+
+A Cloud API change names the business number it is about (`value.metadata.phone_number_id`):
+each status and message it carries keeps it (None on v1, or when it is not a digit string).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from connectors.errors import RecipientError
-from connectors.warehouse.events import InboundMessage, StatusEvent
+from connectors.warehouse.events import StatusEvent
 
 CLOUD_OBJECT: Final = "whatsapp_business_account"
 _V1_KEYS: Final = frozenset({"statuses", "messages", "contacts", "errors"})
@@ -30,6 +33,7 @@ _MAX_STATUS = 32
 _MAX_PHONE = 20
 _MAX_CODE = 32
 _MAX_TITLE = 256
+_MAX_PHONE_NUMBER_ID = 64
 # MySQL's TEXT holds 64 KiB; a status object larger than this (UTF-8) is kept without its raw copy.
 _MAX_RAW_BYTES = 60_000
 _T = TypeVar("_T")
@@ -47,6 +51,19 @@ class _Unstorable(Exception):
     def __init__(self, field: str) -> None:
         super().__init__(field)
         self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One entry of a webhook's `messages`: a customer wrote to the business number."""
+
+    message_id: str
+    wa_id: str
+    event_at: datetime | None = None
+    type: str = "text"
+    text: str | None = None
+    phone_number_id: str | None = None
+    """The Cloud API business number written to (`metadata.phone_number_id`); None on v1."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +110,8 @@ def parse_cloud(payload: Any) -> Batch:
                 raise PayloadError(f"{where}: must be an object with a value object")
             if change.get("field") != "messages":
                 continue  # template, quality and account updates: not ours
-            batch = _parse_value(change["value"], f"{where}.value")
+            value = change["value"]
+            batch = _parse_value(value, f"{where}.value", _phone_number_id(value))
             statuses += batch.statuses
             inbound += batch.inbound
             dropped += batch.dropped
@@ -105,10 +123,10 @@ def storable(text: str) -> bool:
     return _UNSTORABLE.search(text) is None
 
 
-def _parse_value(value: Mapping[str, Any], where: str) -> Batch:
+def _parse_value(value: Mapping[str, Any], where: str, phone_number_id: str | None = None) -> Batch:
     dropped: list[str] = []
-    statuses = _items(value, "statuses", where, _status, dropped)
-    inbound = _items(value, "messages", where, _message, dropped)
+    statuses = _items(value, "statuses", where, _status, phone_number_id, dropped)
+    inbound = _items(value, "messages", where, _message, phone_number_id, dropped)
     _list(value, "contacts", where)
     return Batch(statuses, inbound, tuple(dropped))
 
@@ -117,14 +135,15 @@ def _items(
     value: Mapping[str, Any],
     key: str,
     where: str,
-    parse: Callable[[Any, str], _T],
+    parse: Callable[[Any, str, str | None], _T],
+    phone_number_id: str | None,
     dropped: list[str],
 ) -> tuple[_T, ...]:
     """The parsed items of `value[key]`; unstorable ones are left out and named in `dropped`."""
     items: list[_T] = []
     for i, obj in enumerate(_list(value, key, where)):
         try:
-            items.append(parse(obj, f"{where}.{key}[{i}]"))
+            items.append(parse(obj, f"{where}.{key}[{i}]", phone_number_id))
         except _Unstorable as exc:
             dropped.append(f"{key}.{exc.field}")
     return tuple(items)
@@ -169,6 +188,15 @@ def _optional_text(value: Any, limit: int | None = None) -> str | None:
     return value if limit is None else value[:limit]
 
 
+def _phone_number_id(value: Mapping[str, Any]) -> str | None:
+    """A Cloud change's `metadata.phone_number_id` if a digit string that fits, else None."""
+    metadata = value.get("metadata")
+    found = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+    if not isinstance(found, str) or not (found.isascii() and found.isdigit()):
+        return None
+    return found if len(found) <= _MAX_PHONE_NUMBER_ID else None
+
+
 def _timestamp(obj: Mapping[str, Any]) -> datetime | None:
     """Unix seconds as a digit string (as the API sends them) or a number, else None."""
     value = obj.get("timestamp")
@@ -206,7 +234,7 @@ def _replace_unstorable(obj: Any) -> Any:
     return obj
 
 
-def _status(obj: Any, where: str) -> StatusEvent:
+def _status(obj: Any, where: str, phone_number_id: str | None) -> StatusEvent:
     if not isinstance(obj, dict):
         raise PayloadError(f"{where}: must be an object")
     code = title = None
@@ -222,11 +250,12 @@ def _status(obj: Any, where: str) -> StatusEvent:
         error_code=code,
         error_title=title,
         raw=_raw(obj),
+        phone_number_id=phone_number_id,
     )
     return _keep(event, ("id", event.message_id), ("status", event.status))
 
 
-def _message(obj: Any, where: str) -> InboundMessage:
+def _message(obj: Any, where: str, phone_number_id: str | None) -> InboundMessage:
     if not isinstance(obj, dict):
         raise PayloadError(f"{where}: must be an object")
     body = obj.get("text")
@@ -236,5 +265,6 @@ def _message(obj: Any, where: str) -> InboundMessage:
         event_at=_timestamp(obj),
         type=_optional_text(obj.get("type")) or "unknown",
         text=_optional_text(body.get("body")) if isinstance(body, dict) else None,
+        phone_number_id=phone_number_id,
     )
     return _keep(message, ("id", message.message_id), ("from", message.wa_id))

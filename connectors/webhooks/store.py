@@ -1,5 +1,9 @@
 """The receiver's warehouse side: `record_events` and re-applies over long-lived connections.
 
+`record_events` decides which inbound messages are opt-outs (`opt_outs_in`: a text from a
+digits-only number whose body amounts to a keyword, see `keywords`) and has the warehouse store
+them with the batch's statuses in one transaction.
+
 Each writer thread keeps its connection between batches instead of checking one out of the pool
 per batch: the pool's liveness ping and reset-on-return would add three or four round trips to
 each transaction, which is what bounds a busy receiver. A connection whose batch failed is given
@@ -9,18 +13,53 @@ back to the pool (which drops it if it broke), so the next batch starts on a sou
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine
 
 from connectors.warehouse.events import (
-    InboundMessage,
+    OptOut,
     RecordResult,
     StatusEvent,
     apply_stored_statuses,
-    record_events,
+    write_events,
 )
+from connectors.webhooks.keywords import keyword_index, matched_keyword
+from connectors.webhooks.payloads import InboundMessage
+
+
+def record_events(
+    bind: Engine | Connection,
+    statuses: Sequence[StatusEvent],
+    inbound: Sequence[InboundMessage],
+    *,
+    opt_out_keywords: Iterable[str],
+    now: datetime | None = None,
+) -> RecordResult:
+    """Store statuses and opt-out replies and apply the new statuses, in one transaction.
+
+    `bind` may also be a Connection outside a transaction (a long-lived writer's own).
+    """
+    now = now or datetime.now(UTC)
+    found = opt_outs_in(inbound, keyword_index(opt_out_keywords), now)
+    return write_events(bind, statuses, found, now=now)
+
+
+def opt_outs_in(
+    inbound: Sequence[InboundMessage], index: Mapping[str, str], now: datetime
+) -> list[OptOut]:
+    """The inbound texts that amount to a keyword of `index` (from `keyword_index`)."""
+    found: list[OptOut] = []
+    for message in inbound:
+        if message.type != "text" or message.text is None or not message.wa_id.isdigit():
+            continue
+        keyword = matched_keyword(message.text, index)
+        if keyword is not None:
+            at = message.event_at or now
+            found.append(OptOut(message.wa_id, keyword, message.message_id, at))
+    return found
 
 
 class WarehouseStore:

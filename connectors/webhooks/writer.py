@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from connectors.errors import TransientError
-from connectors.warehouse.events import InboundMessage, RecordResult, StatusEvent
-from connectors.webhooks.payloads import Batch
+from connectors.warehouse.events import RecordResult, StatusEvent
+from connectors.webhooks.payloads import Batch, InboundMessage
 
 Record = Callable[[Sequence[StatusEvent], Sequence[InboundMessage]], RecordResult]
 Reapply = Callable[[Sequence[str]], RecordResult]

@@ -22,19 +22,17 @@ WhatsAppError (PipelineError)     carries the HTTP status, API code, title, deta
 └── OutcomeUnknownError kind      may have been applied (timeout or reset after writing, a 200
     └── OutcomeUnknown                without a message id): never resend blindly
 ```
-A known code decides the class whatever the HTTP status (Cloud sends 130429 as 429 or 400); an
-unknown one is classed by its status (429 and 5xx stay transient, 401/403 are credentials, any
-other is `UnexpectedError`). No error carries a credential or a full phone number.
+Each API flavour maps its codes to these classes in one table (`onprem/codes.py`,
+`cloud/codes.py`); `connectors.whatsapp.answers` reads an error answer with them. A known code
+decides the class whatever the HTTP status (Cloud sends 130429 as 429 or 400); an unknown one is
+classed by its status (429 and 5xx stay transient, 401/403 are credentials, any other is
+`UnexpectedError`). No error carries a credential or a full phone number.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import httpx
 
 from connectors.errors import (
     OutcomeUnknownError,
@@ -43,7 +41,6 @@ from connectors.errors import (
     StopRunError,
     TransientError,
 )
-from connectors.masking import mask_phones_in
 
 __all__ = [
     "AccessDenied",
@@ -66,7 +63,6 @@ __all__ = [
     "UnknownContact",
     "WhatsAppError",
     "class_for",
-    "error_from_response",
     "retry_after_s",
 ]
 
@@ -162,60 +158,12 @@ class OutcomeUnknown(WhatsAppError, OutcomeUnknownError):
     """The request may have been applied: the caller must not resend it blindly."""
 
 
-_TEMPLATE_CODES = range(2000, 2100)
-
-# Every code this client knows, v1 and Cloud API; the code decides whatever the HTTP status.
-_BY_CODE: Mapping[int, type[WhatsAppError]] = {
-    # v1 (whatsapp-api.md)
-    1015: RateLimited,
-    1016: Overloaded,
-    1000: ServerError,
-    1011: ServerError,
-    1014: ServerError,
-    1017: ServerError,
-    1018: ServerError,
-    1005: AccessDenied,
-    1006: UnknownContact,
-    1013: RecipientIncapable,
-    1026: RecipientIncapable,
-    1001: InvalidRequest,
-    1008: InvalidRequest,
-    1009: InvalidRequest,
-    **dict.fromkeys(_TEMPLATE_CODES, TemplateMismatch),
-    # Cloud API (cloud-api.md)
-    130429: RateLimited,
-    131056: RateLimited,
-    4: RateLimited,
-    80007: RateLimited,
-    1: ServerError,
-    2: ServerError,
-    131000: ServerError,
-    131057: ServerError,
-    100: InvalidRequest,
-    131008: InvalidRequest,
-    131009: InvalidRequest,
-    132005: InvalidRequest,
-    132012: InvalidRequest,
-    131026: RecipientIncapable,
-    190: AuthenticationError,
-    132000: TemplateMismatch,
-    132001: TemplateMismatch,
-    132015: TemplateMismatch,
-    132016: TemplateMismatch,
-    131048: AccountRestricted,
-    368: AccountRestricted,
-    131031: AccountRestricted,
-    130497: AccountRestricted,
-    131042: AccountRestricted,
-    131063: AccountRestricted,
-    131064: AccountRestricted,
-}
-
-
-def class_for(status: int, code: int | None) -> type[WhatsAppError]:
-    """The class an error answer stands for: its code if known, else what its status means."""
-    if code is not None and code in _BY_CODE:
-        return _BY_CODE[code]
+def class_for(
+    status: int, code: int | None, table: Mapping[int, type[WhatsAppError]]
+) -> type[WhatsAppError]:
+    """The class an error answer stands for: its code if `table` knows it, else its status's."""
+    if code is not None and code in table:
+        return table[code]
     if status == 429:
         return RateLimited
     if status == 503:
@@ -244,66 +192,3 @@ def retry_after_s(value: str | None, *, now: float) -> float | None:
     if when.tzinfo is None:  # RFC 9110 dates are GMT; "-0000" parses naive
         return None
     return max(0.0, when.timestamp() - now)
-
-
-def _text(value: object) -> str | None:
-    return mask_phones_in(str(value)) if value is not None and str(value) else None
-
-
-def _code(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def error_from_response(
-    response: httpx.Response,
-    *,
-    operation: str,
-    now: float | None = None,
-    credentials: str | None = None,
-) -> WhatsAppError:
-    """Build the error that an unsuccessful API answer stands for.
-
-    `now` (Unix seconds) dates a `Retry-After` given as an HTTP date; `credentials` names the
-    settings an `AuthenticationError` tells the operator to check (never their values).
-    """
-    code: int | None = None
-    title: str | None = None
-    details: str | None = None
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            first = errors[0]
-            code, title, details = (
-                _code(first.get("code")),
-                first.get("title"),
-                first.get("details"),
-            )
-        elif isinstance(body.get("error"), dict):  # Cloud API shape
-            cloud = body["error"]
-            data = cloud.get("error_data")
-            code, title = _code(cloud.get("code")), cloud.get("message")
-            details = data.get("details") if isinstance(data, dict) else None
-    title, details = _text(title), _text(details)
-    cls = class_for(response.status_code, code)
-    summary = f"{operation} failed: HTTP {response.status_code}"
-    if code is not None:
-        summary += f", code {code}"
-    if title:
-        summary += f" ({title})"
-    if credentials and issubclass(cls, AuthenticationError):
-        summary += f"; check {credentials}"
-    wait = retry_after_s(
-        response.headers.get("Retry-After"), now=time.time() if now is None else now
-    )
-    return cls(
-        summary,
-        status=response.status_code,
-        code=code,
-        title=title,
-        details=details,
-        retry_after_s=wait,
-    )

@@ -71,7 +71,7 @@ class Pause:
 
 
 class SendLimiter:
-    """Every message request of one client passes here, retries and resends included."""
+    """Every message request of one sender passes here, retries and resends included."""
 
     def __init__(
         self,
@@ -84,10 +84,6 @@ class SendLimiter:
         self._rate = AsyncLimiter(limits.bucket, limits.bucket / limits.rate_per_s)
         self._in_flight = asyncio.Semaphore(limits.concurrency)
         self.pause = Pause(clock=clock, sleep=sleep)
-
-    def pause_for(self, seconds: float) -> None:
-        """Hold every send (those waiting and those to come) for `seconds` from now."""
-        self.pause.extend(seconds)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

@@ -1,23 +1,27 @@
-"""How to reach the WhatsApp API: base URL, one auth mode, timeouts and retry bounds."""
+"""How to reach one sender: its API flavour, base URL, one auth mode, timeouts and retry bounds."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from connectors.masking import mask_url
 
 AuthMode = Literal["login", "api_key", "bearer"]
+Api = Literal["onprem"]
+"""The API flavours a sender can speak; `connectors.whatsapp.open_sender` picks by it."""
 
 
 class WhatsAppSettings(BaseModel):
-    """Connection settings; secrets are `SecretStr` so they never show in reprs or logs."""
+    """One sender's settings; secrets are `SecretStr` so they never show in reprs or logs."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    api: Api = Field(default="onprem", description="API flavour: the v1 (On-Premises) API")
     base_url: str = Field(
         description="API root, e.g. https://waba.example.com", repr=False
     )  # it may carry credentials (https://user:password@host); `shown_url` masks them
@@ -67,6 +71,14 @@ class WhatsAppSettings(BaseModel):
         yield from super().__repr_args__()
 
     @property
+    def sender_id(self) -> str:
+        """Which sender this is, stable across runs: `onprem:<host>[:port]` of the base URL
+        (never its credentials, path or query)."""
+        url = httpx.URL(self.base_url)
+        host = f"[{url.host}]" if ":" in url.host else url.host
+        return f"{self.api}:{host}" + (f":{url.port}" if url.port is not None else "")
+
+    @property
     def auth_mode(self) -> AuthMode:
         """Which of the three auth modes these settings use."""
         if self.api_key is not None:
@@ -92,3 +104,7 @@ class WhatsAppSettings(BaseModel):
             if env.get(var):
                 values[field] = env[var]
         return cls.model_validate(values)
+
+
+SenderSettings: TypeAlias = WhatsAppSettings
+"""One sender's settings, whatever its flavour (a union discriminated by `api` once Cloud lands)."""

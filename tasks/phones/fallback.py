@@ -23,8 +23,8 @@ from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberTyp
 
 from tasks.phones.verdict import Verdict
 
-# Distinct numbers each process gets at least. Measured on 2 cores: a child (start-up, cold
-# metadata, piping) breaks even near 5,000 numbers of its own and saves ~25% at 25,000.
+# Distinct numbers each process gets at least: below that, a child's start-up, cold metadata and
+# piping cost more than it saves.
 MIN_SHARE: Final = 10_000
 
 

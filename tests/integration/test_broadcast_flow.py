@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, func, select
 
 from connectors.demo_crm import DemoCustomer, demo_customers, seed_demo_crm
 from connectors.warehouse.schema import campaign_runs, deliveries, opt_outs, recipients
-from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from flows.broadcast import broadcast
 from tasks.campaign import Campaign
 
@@ -270,7 +270,7 @@ def test_a_stop_reply_excludes_the_customer_from_the_next_campaign(
 
     from connectors.webhooks.server import start_receiver
     from connectors.webhooks.settings import ReceiverSettings
-    from connectors.whatsapp.sandbox.webhooks import pusher_for
+    from connectors.whatsapp.onprem.sandbox.webhooks import pusher_for
 
     crm_url, warehouse_url, customers = _seeded(tmp_path, 200, seed=9)
     settings = ReceiverSettings(warehouse_url=SecretStr(warehouse_url), token=SecretStr("tok"))

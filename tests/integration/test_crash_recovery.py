@@ -19,7 +19,7 @@ from sqlalchemy import Connection, create_engine, select, text
 
 from connectors.demo_crm import DemoCustomer, demo_customers, seed_demo_crm
 from connectors.warehouse.schema import deliveries, recipients
-from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from flows.broadcast import broadcast
 from tasks.campaign import Campaign
 

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, select, text
 from connectors.demo_crm import demo_customers, seed_demo_crm
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.schema import deliveries, recipients
-from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 
 ROOT = Path(__file__).parents[2]
 PREFECT = str(Path(os.sys.executable).with_name("prefect"))  # type: ignore[attr-defined]

@@ -18,8 +18,9 @@ from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import LeaseLostError
 from connectors.warehouse.schema import deliveries
-from connectors.whatsapp.client import Template, WhatsAppClient
-from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from connectors.whatsapp import Template
+from connectors.whatsapp.onprem.client import OnPremSender
+from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.frame import with_stage_columns
 from tasks.plan import apply_ledger
@@ -48,7 +49,7 @@ def _verified(sandbox: RunningSandbox, count: int) -> pd.DataFrame:
     phones = [f"+4915112{i:06d}" for i in range(1, count * 2) if i % 10][:count]
 
     async def check() -> None:
-        async with WhatsAppClient(settings=_settings(sandbox)) as client:
+        async with OnPremSender(settings=_settings(sandbox)) as client:
             await client.check_contacts(phones)
 
     asyncio.run(check())

@@ -18,9 +18,10 @@ from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease, acquire
 from connectors.warehouse.schema import deliveries
-from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp import Template
 from connectors.whatsapp.limits import SendLimits
-from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from connectors.whatsapp.onprem.client import OnPremSender
+from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.frame import with_stage_columns
 from tasks.report import Progress
@@ -160,7 +161,7 @@ def test_never_more_than_concurrency_rows_sending_at_once(
 
     async def run() -> dict[str, ledger.Result]:
         limits = SendLimits(rate_per_s=1000, concurrency=5)
-        async with WhatsAppClient(settings=_settings(sandbox), send_limits=limits) as client:
+        async with OnPremSender(settings=_settings(sandbox), send_limits=limits) as client:
             return await send_all(
                 client, items, Template("acme_ns", "welcome", "en"), write=write, concurrency=5
             )
@@ -171,7 +172,7 @@ def test_never_more_than_concurrency_rows_sending_at_once(
 
 
 async def _check_all(sandbox: RunningSandbox, phones: list[str]) -> None:
-    async with WhatsAppClient(settings=_settings(sandbox)) as client:
+    async with OnPremSender(settings=_settings(sandbox)) as client:
         await client.check_contacts(phones)
 
 
@@ -197,7 +198,7 @@ def test_progress_is_reported_off_the_event_loop_and_its_failures_do_not_stop_se
 
     async def run(batch: list[Outgoing], every_s: float) -> dict[str, ledger.Result]:
         limits = SendLimits(rate_per_s=1000, concurrency=4)
-        async with WhatsAppClient(settings=_settings(sandbox), send_limits=limits) as client:
+        async with OnPremSender(settings=_settings(sandbox), send_limits=limits) as client:
             return await send_all(
                 client,
                 batch,
@@ -229,7 +230,7 @@ def test_rate_limiter_holds_two_hundred_concurrent_sends_at_a_hundred_per_second
 
     async def run() -> float:
         limits = SendLimits(rate_per_s=100, concurrency=200, burst=10)
-        async with WhatsAppClient(settings=_settings(sandbox), send_limits=limits) as client:
+        async with OnPremSender(settings=_settings(sandbox), send_limits=limits) as client:
             started = time.monotonic()
             await asyncio.gather(*(client.send_template(i.wa_id, WELCOME, []) for i in items))
             return time.monotonic() - started
@@ -251,7 +252,7 @@ def test_a_campaign_level_error_stops_the_run_after_the_threshold(
 
     async def run() -> None:
         limits = SendLimits(rate_per_s=1000, concurrency=4)
-        async with WhatsAppClient(settings=_settings(sandbox), send_limits=limits) as client:
+        async with OnPremSender(settings=_settings(sandbox), send_limits=limits) as client:
             unknown_template = Template("acme_ns", "not_approved", "en")
             await send_all(
                 client, items, unknown_template, write=write, concurrency=4, breaker_threshold=5

@@ -21,23 +21,24 @@ from connectors.vocabulary import LedgerState
 from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import (
-    InboundMessage,
     RecordResult,
     StatusEvent,
     opted_out_numbers,
     reconcile_campaign,
-    record_events,
 )
 from connectors.warehouse.records import write_recipients
 from connectors.warehouse.schema import deliveries, opt_outs, recipients, status_events
 from connectors.webhooks.app import ReceiverApp
 from connectors.webhooks.keywords import DEFAULT_OPT_OUT_KEYWORDS
+from connectors.webhooks.payloads import InboundMessage
 from connectors.webhooks.security import sign
 from connectors.webhooks.server import RunningReceiver, start_receiver, uvicorn_config
 from connectors.webhooks.settings import ReceiverSettings
-from connectors.whatsapp.client import Template, WhatsAppClient
-from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
-from connectors.whatsapp.sandbox.webhooks import PushPolicy, pusher_for
+from connectors.webhooks.store import record_events
+from connectors.whatsapp import Template
+from connectors.whatsapp.onprem.client import OnPremSender
+from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from connectors.whatsapp.onprem.sandbox.webhooks import PushPolicy, pusher_for
 from connectors.whatsapp.settings import WhatsAppSettings
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks"
@@ -297,7 +298,7 @@ async def _send_all(sandbox: RunningSandbox, numbers: Sequence[str]) -> dict[str
     """Check and message the numbers with the project's client: number -> message id."""
     settings = WhatsAppSettings(base_url=sandbox.url, api_key=SecretStr("sandbox-api-key"))
     template = Template(namespace="acme_ns", name="order_update", language="en")
-    async with WhatsAppClient(settings=settings) as client:
+    async with OnPremSender(settings=settings) as client:
         checks = await client.check_contacts(list(numbers))
         sent = {}
         for number in numbers:
@@ -448,6 +449,37 @@ def test_cloud_webhooks_need_a_valid_signature(
     signed = {"X-Hub-Signature-256": sign(inbound, SecretStr(SECRET))}
     assert http.post(receiver.cloud_url, content=inbound, headers=signed).status_code == 200
     assert opted_out_numbers(engine) == {"+16505551234"}
+
+
+def phone_number_ids(engine: Engine) -> dict[tuple[str, str], str | None]:
+    """(message_id, status) -> the stored phone_number_id."""
+    e = status_events.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(e.message_id, e.status, e.phone_number_id))
+        return {(m, s): p for m, s, p in rows}
+
+
+def test_cloud_statuses_are_stored_with_the_phone_number_id_they_came_for(
+    any_db_url: str, http: httpx.Client
+) -> None:
+    with start_receiver(settings_for(any_db_url)) as running:
+        for name in ("cloud_statuses.json", "cloud_statuses_two_numbers.json"):
+            body = (FIXTURES / name).read_bytes()
+            signed = {"X-Hub-Signature-256": sign(body, SecretStr(SECRET))}
+            assert http.post(running.cloud_url, content=body, headers=signed).status_code == 200
+        v1 = (FIXTURES / "v1_statuses.json").read_bytes()
+        assert http.post(running.v1_url, content=v1).status_code == 200
+        found = phone_number_ids(engine_of(running))
+    cloud = {
+        (s["id"], s["status"]): change["value"]["metadata"]["phone_number_id"]
+        for name in ("cloud_statuses.json", "cloud_statuses_two_numbers.json")
+        for entry in fixture(name)["entry"]
+        for change in entry["changes"]
+        for s in change["value"]["statuses"]
+    }
+    v1_keys = {(s["id"], s["status"]) for s in fixture("v1_statuses.json")["statuses"]}
+    assert found == cloud | dict.fromkeys(v1_keys)
+    assert set(cloud.values()) == {"106540352242922", "106540352242923"}
 
 
 @pytest.mark.parametrize(

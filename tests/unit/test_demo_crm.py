@@ -25,7 +25,7 @@ from connectors.demo_crm import (
     expected_funnel,
     seed_demo_crm,
 )
-from connectors.whatsapp.sandbox import rules
+from connectors.whatsapp.onprem.sandbox import rules
 
 OUTCOMES = (
     "excluded_no_consent", "excluded_invalid_number", "excluded_duplicate",

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from connectors.warehouse import ledger
-from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp import Template
+from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.send import CircuitOpenError, Outgoing, send_all
 
@@ -49,7 +50,7 @@ def _run(handler: Handler, items: list[Outgoing], write: Ledger, threshold: int 
 
     async def run() -> None:
         http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-        async with WhatsAppClient(settings=settings, http=http) as client:
+        async with OnPremSender(settings=settings, http=http) as client:
             await send_all(
                 client, items, TEMPLATE, write=write, concurrency=4, breaker_threshold=threshold
             )

@@ -1,27 +1,15 @@
-"""Webhook bodies, opt-out keywords, signatures, settings and the status ranking, without I/O."""
+"""Webhook bodies (v1 and Cloud API) into status events and inbound messages, without I/O."""
 
 from __future__ import annotations
 
-import base64
-import itertools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from connectors.warehouse.events import best_status
-from connectors.webhooks.keywords import (
-    DEFAULT_OPT_OUT_KEYWORDS,
-    keyword_index,
-    matched_keyword,
-    normalise_reply,
-)
 from connectors.webhooks.payloads import PayloadError, load_json, parse_cloud, parse_v1
-from connectors.webhooks.security import basic_password, sign, signature_valid, token_matches
-from connectors.webhooks.settings import ReceiverSettings
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks"
 
@@ -191,150 +179,65 @@ def test_wrong_cloud_shapes_are_refused(payload: Any) -> None:
         parse_cloud(payload)
 
 
-# Opt-out keywords -----------------------------------------------------------------------------
+# The sender a Cloud status came for -----------------------------------------------------------
 
-INDEX = keyword_index(DEFAULT_OPT_OUT_KEYWORDS)
+PHONE_NUMBER_ID = "106540352242922"
+
+
+def test_cloud_statuses_and_messages_keep_their_changes_phone_number_id() -> None:
+    statuses = parse_cloud(fixture("cloud_statuses.json")).statuses
+    assert [s.phone_number_id for s in statuses] == [PHONE_NUMBER_ID, PHONE_NUMBER_ID]
+    (message,) = parse_cloud(fixture("cloud_inbound.json")).inbound
+    assert message.phone_number_id == PHONE_NUMBER_ID
+
+
+def test_each_change_of_a_body_names_its_own_phone_number_id() -> None:
+    statuses = parse_cloud(fixture("cloud_statuses_two_numbers.json")).statuses
+    assert [(s.status, s.phone_number_id) for s in statuses] == [
+        ("read", "106540352242922"),
+        ("sent", "106540352242923"),
+    ]
+
+
+def test_v1_bodies_name_no_phone_number_id() -> None:
+    batch = parse_v1(fixture("v1_statuses_unstorable.json"))
+    assert {s.phone_number_id for s in batch.statuses} == {None}
+    assert {m.phone_number_id for m in batch.inbound} == {None}
+
+
+_MISSING = object()
 
 
 @pytest.mark.parametrize(
-    ("reply", "keyword"),
+    ("metadata", "phone_number_id"),
     [
-        ("STOP", "STOP"),
-        ("stop", "STOP"),
-        ("  Stop!  ", "STOP"),
-        ("STOP.", "STOP"),
-        ("ＳＴＯＰ", "STOP"),
-        ("stop 🛑", "STOP"),
-        ("Stop   all", "STOP ALL"),
-        ("opt-out", "OPT OUT"),
-        ("Opt Out", "OPT OUT"),
-        ("optout", "OPTOUT"),
-        ("Unsubscribe", "UNSUBSCRIBE"),
-        ("stopp", "STOPP"),
-        ("Abmelden!", "ABMELDEN"),
-        ("arrêt", "ARRÊT"),
-        ("Arret", "ARRET"),
-        ("désabonner", "DÉSABONNER"),
-        ("¡Baja!", "BAJA"),
-        ("cancelar", "CANCELAR"),
-        ("Annulla", "ANNULLA"),
-        ("«СТОП»", "СТОП"),
-        ("отписаться", "ОТПИСАТЬСЯ"),
-        ("\u200fتوقف", "توقف"),
-        ("إلغاء", "إلغاء"),
+        (_MISSING, None),
+        ("106540352242922", None),
+        ({}, None),
+        ({"phone_number_id": None}, None),
+        ({"phone_number_id": 106540352242922}, None),
+        ({"phone_number_id": ""}, None),
+        ({"phone_number_id": "1065-4035"}, None),
+        ({"phone_number_id": "\uff19\uff19"}, None),  # full-width digits
+        ({"phone_number_id": "1" * 65}, None),
+        ({"phone_number_id": "10654035\x002242922"}, None),
+        ({"phone_number_id": "10654035\ud8002242922"}, None),
+        ({"phone_number_id": "9" * 64}, "9" * 64),
     ],
 )
-def test_opt_out_replies_match_whatever_their_case_and_punctuation(
-    reply: str, keyword: str
+def test_a_phone_number_id_that_is_no_digit_string_up_to_64_is_dropped_alone(
+    metadata: Any, phone_number_id: str | None
 ) -> None:
-    assert matched_keyword(reply, INDEX) == keyword
-
-
-@pytest.mark.parametrize(
-    "reply", ["please stop", "unstop", "stop it", "start", "", "!!!", "s t o p", "stopstop"]
-)
-def test_other_replies_are_not_opt_outs(reply: str) -> None:
-    assert matched_keyword(reply, INDEX) is None
-
-
-def test_decomposed_accents_match_composed_keywords() -> None:
-    assert normalise_reply("ARRE\u0302T") == normalise_reply("ARRÊT") == "arrêt"
-
-
-def test_configured_keywords_replace_the_defaults() -> None:
-    settings = ReceiverSettings.from_env({"WA_OPT_OUT_KEYWORDS": "halt, Genug ,,"})
-    index = keyword_index(settings.opt_out_keywords)
-    assert matched_keyword("HALT!", index) == "halt"
-    assert matched_keyword("genug", index) == "Genug"
-    assert matched_keyword("stop", index) is None
-
-
-# Signatures and tokens ------------------------------------------------------------------------
-
-SECRET = SecretStr("app-secret")
-BODY = json.dumps(fixture("cloud_statuses.json")).encode()
-
-
-def test_a_signed_body_verifies() -> None:
-    header = sign(BODY, SECRET)
-    assert header.startswith("sha256=") and len(header) == 7 + 64
-    assert signature_valid(BODY, header, SECRET)
-    assert signature_valid(BODY, header.upper().replace("SHA256=", "sha256="), SECRET)
-
-
-@pytest.mark.parametrize(
-    "header",
-    [
-        None,
-        "",
-        "sha256=",
-        "sha1=" + "0" * 40,
-        "sha256=" + "0" * 64,
-        sign(BODY, SecretStr("another-secret")),
-        sign(BODY + b" ", SECRET),
-        "sha256=é",
-    ],
-)
-def test_missing_or_forged_signatures_fail(header: str | None) -> None:
-    assert not signature_valid(BODY, header, SECRET)
-
-
-def test_no_app_secret_means_no_signature_is_valid() -> None:
-    assert not signature_valid(BODY, sign(BODY, SECRET), None)
-
-
-def test_token_and_basic_password() -> None:
-    token = SecretStr("t0ken")
-    assert token_matches("t0ken", token)
-    assert not token_matches("t0ken ", token)
-    assert not token_matches(None, token)
-    assert not token_matches("t0ken", None)
-    encoded = base64.b64encode(b"provider:t0ken").decode()
-    assert basic_password(f"Basic {encoded}") == "t0ken"
-    assert basic_password("Bearer t0ken") is None
-    assert basic_password("Basic not-base64!") is None
-    assert basic_password(None) is None
-
-
-# Settings -------------------------------------------------------------------------------------
-
-
-def test_settings_from_env_keep_secrets_out_of_reprs(tmp_path: Path) -> None:
-    env = {
-        "WA_DATA_DIR": str(tmp_path),
-        "WEBHOOK_TOKEN": "tok-123",
-        "WHATSAPP_APP_SECRET": "sec-456",
-        "WEBHOOK_MAX_BODY_BYTES": "2048",
-        "WEBHOOK_TOKEN_VIA": "basic",
-    }
-    settings = ReceiverSettings.from_env(env)
-    assert settings.warehouse_url.get_secret_value() == f"sqlite:///{tmp_path}/warehouse.sqlite"
-    assert (settings.max_body_bytes, settings.token_via) == (2048, "basic")
-    assert settings.opt_out_keywords == DEFAULT_OPT_OUT_KEYWORDS
-    assert "tok-123" not in repr(settings) and "sec-456" not in repr(settings)
-    with pytest.raises(ValueError, match="WEBHOOK_TOKEN_VIA"):
-        ReceiverSettings.from_env({**env, "WEBHOOK_TOKEN_VIA": "query"})
-
-
-# Ranking --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("statuses", "final"),
-    [
-        (("sent", "delivered", "read"), "read"),
-        (("sent", "failed"), "failed"),
-        (("sent", "delivered", "failed"), "delivered"),
-        (("read", "failed"), "read"),
-        (("sent", "deleted", "warning"), "sent"),
-        (("warning",), None),
-    ],
-)
-def test_the_final_status_never_depends_on_arrival_order(
-    statuses: tuple[str, ...], final: str | None
-) -> None:
-    for order in itertools.permutations(statuses):
-        current = None
-        for status in order:
-            current = best_status(current, [status])
-        assert current == final
+    payload = fixture("cloud_statuses.json")
+    value = payload["entry"][0]["changes"][0]["value"]
+    if metadata is _MISSING:
+        del value["metadata"]
+    else:
+        value["metadata"] = metadata
+    batch = parse_cloud(payload)
+    assert [(s.status, s.phone_number_id) for s in batch.statuses] == [
+        ("delivered", phone_number_id),
+        ("failed", phone_number_id),
+    ]
+    assert batch.dropped == ()
+    assert all(s.raw is not None for s in batch.statuses)

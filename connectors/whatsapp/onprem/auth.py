@@ -18,11 +18,11 @@ from typing import Protocol
 import httpx
 from pydantic import SecretStr
 
+from connectors.whatsapp.answers import error_from_response
 from connectors.whatsapp.errors import (
     AuthenticationError,
     NetworkError,
     UnexpectedError,
-    error_from_response,
 )
 from connectors.whatsapp.settings import WhatsAppSettings
 

@@ -1,13 +1,12 @@
-"""Async client for the WhatsApp v1 API: contact checks and template sends, with bounded retries."""
+"""The v1 API's sender: template sends and contact checks, with bounded retries."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from aiolimiter import AsyncLimiter
@@ -20,7 +19,8 @@ from tenacity import (
 )
 
 from connectors.masking import mask_url
-from connectors.whatsapp.auth import auth_for
+from connectors.vocabulary import CONTACT_STATUSES, Contact
+from connectors.whatsapp.answers import error_from_response
 from connectors.whatsapp.errors import (
     MalformedAnswer,
     NetworkError,
@@ -29,13 +29,13 @@ from connectors.whatsapp.errors import (
     TransientError,
     UnknownContact,
     WhatsAppError,
-    error_from_response,
 )
 from connectors.whatsapp.limits import Pause, SendLimiter, SendLimits
+from connectors.whatsapp.onprem.auth import auth_for
+from connectors.whatsapp.onprem.body import template_body
+from connectors.whatsapp.protocol import ContactCheck, Template
 from connectors.whatsapp.settings import WhatsAppSettings
 from connectors.whatsapp.transport import ShardedTransport
-
-ContactStatus = Literal["valid", "invalid", "processing", "failed"]
 
 # Errors raised before the request was written: the server cannot have acted on it.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -49,45 +49,8 @@ HEALTH_PATH = "/v1/health"
 CONTACTS_CALLS_PER_S = 20
 
 
-@dataclass(frozen=True, slots=True)
-class ContactCheck:
-    """The API's answer for one input number."""
-
-    input: str
-    status: ContactStatus
-    wa_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    """An approved template, addressed as the API wants it."""
-
-    namespace: str
-    name: str
-    language: str
-
-
-def template_body(to: str, template: Template, params: Sequence[str]) -> dict[str, Any]:
-    """The `/v1/messages` body for one template message."""
-    body: dict[str, Any] = {
-        "to": to,
-        "type": "template",
-        "template": {
-            "namespace": template.namespace,
-            "name": template.name,
-            "language": {"policy": "deterministic", "code": template.language},
-            "components": [],
-        },
-    }
-    if params:
-        body["template"]["components"] = [
-            {"type": "body", "parameters": [{"type": "text", "text": p} for p in params]}
-        ]
-    return body
-
-
-class WhatsAppClient:
-    """One sender's connection to the API: `async with WhatsAppClient(settings=...) as wa:`.
+class OnPremSender:
+    """One v1 sender (a `Sender` and a `ContactChecker`): `async with OnPremSender(settings=...)`.
 
     `clock` (Unix seconds) dates Retry-After headers and tokens; `monotonic` and `sleep` time the
     retries and the pauses after a 429. Tests inject all three to run without waiting.
@@ -136,9 +99,14 @@ class WhatsAppClient:
         self._base = settings.base_url.rstrip("/")
 
     def __repr__(self) -> str:
-        return f"WhatsAppClient(base_url={mask_url(self._base)!r}, auth={self._settings.auth_mode})"
+        return f"OnPremSender(base_url={mask_url(self._base)!r}, auth={self._settings.auth_mode})"
 
-    async def __aenter__(self) -> WhatsAppClient:
+    @property
+    def sender_id(self) -> str:
+        """`onprem:<host>[:port]` of the server (see `WhatsAppSettings.sender_id`)."""
+        return self._settings.sender_id
+
+    async def __aenter__(self) -> OnPremSender:
         return self
 
     async def __aexit__(
@@ -271,14 +239,14 @@ class WhatsAppClient:
         by_input: dict[str, ContactCheck] = {}
         for item in answered:
             status = item.get("status")
-            if status not in ("valid", "invalid", "processing", "failed"):
-                status = "failed"
-            wa_id = item.get("wa_id") if status == "valid" else None
-            if status == "valid" and not (isinstance(wa_id, str) and wa_id):
-                status, wa_id = "failed", None
+            if status not in CONTACT_STATUSES:
+                status = Contact.FAILED
+            wa_id = item.get("wa_id") if status == Contact.VALID else None
+            if status == Contact.VALID and not (isinstance(wa_id, str) and wa_id):
+                status, wa_id = Contact.FAILED, None
             by_input[str(item.get("input"))] = ContactCheck(str(item.get("input")), status, wa_id)
         # An input the server did not answer is a failed check, never "invalid".
-        return [by_input.get(n, ContactCheck(n, "failed")) for n in numbers]
+        return [by_input.get(n, ContactCheck(n, Contact.FAILED)) for n in numbers]
 
     async def check_contacts(
         self,
@@ -308,7 +276,7 @@ class WhatsAppClient:
             except ExceptionGroup as failed:
                 # The first failure cancelled the other calls: raise it as one call would.
                 raise failed.exceptions[0] from None
-            pending = [n for n in pending if results[n].status == "processing"]
+            pending = [n for n in pending if results[n].status == Contact.PROCESSING]
             if not pending or time.monotonic() + delay > deadline:
                 break
             await asyncio.sleep(delay)
@@ -329,7 +297,7 @@ class WhatsAppClient:
             if number is None:
                 raise
             check = (await self.check_contacts([number]))[number]
-            if check.status != "valid" or check.wa_id is None:
+            if check.status != Contact.VALID or check.wa_id is None:
                 raise
             return await self._send(check.wa_id, template, params)
 

@@ -1,12 +1,13 @@
 """A local emulation of the WhatsApp v1 API (whatsapp-api.md) for tests, benchmarks and demo runs.
 
-Start one with `start_sandbox(SandboxConfig(...))`, or `python -m connectors.whatsapp.sandbox`.
+Start one with `start_sandbox(SandboxConfig(...))`, or
+`python -m connectors.whatsapp.onprem.sandbox`.
 """
 
-from connectors.whatsapp.sandbox.app import SandboxApp, create_app
-from connectors.whatsapp.sandbox.config import DEFAULT_TEMPLATES, FaultKind, SandboxConfig
-from connectors.whatsapp.sandbox.server import RunningSandbox, start_sandbox
-from connectors.whatsapp.sandbox.state import RecordedRequest, SandboxState, SentMessage
+from connectors.whatsapp.onprem.sandbox.app import SandboxApp, create_app
+from connectors.whatsapp.onprem.sandbox.config import DEFAULT_TEMPLATES, FaultKind, SandboxConfig
+from connectors.whatsapp.onprem.sandbox.server import RunningSandbox, start_sandbox
+from connectors.whatsapp.onprem.sandbox.state import RecordedRequest, SandboxState, SentMessage
 
 __all__ = [
     "DEFAULT_TEMPLATES",

@@ -1,4 +1,4 @@
-"""`python -m connectors.whatsapp.sandbox`: serve the sandbox in the foreground until Ctrl-C."""
+"""`python -m connectors.whatsapp.onprem.sandbox`: serve the sandbox in the foreground to Ctrl-C."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import threading
 from collections.abc import Sequence
 
-from connectors.whatsapp.sandbox.config import FAULT_KINDS, RateLimit, SandboxConfig
-from connectors.whatsapp.sandbox.server import start_sandbox
+from connectors.whatsapp.onprem.sandbox.config import FAULT_KINDS, RateLimit, SandboxConfig
+from connectors.whatsapp.onprem.sandbox.server import start_sandbox
 
 
 def _rate(value: str) -> RateLimit | None:
@@ -26,7 +26,7 @@ def _fault(value: str) -> tuple[str, str, float]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m connectors.whatsapp.sandbox", description=__doc__
+        prog="python -m connectors.whatsapp.onprem.sandbox", description=__doc__
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")

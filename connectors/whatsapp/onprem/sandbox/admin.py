@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.whatsapp.sandbox.config import check_retry_after
-from connectors.whatsapp.sandbox.state import SandboxState
-from connectors.whatsapp.sandbox.webhooks import PushPolicy, pusher_for
+from connectors.whatsapp.onprem.sandbox.config import check_retry_after
+from connectors.whatsapp.onprem.sandbox.state import SandboxState
+from connectors.whatsapp.onprem.sandbox.webhooks import PushPolicy, pusher_for
 
 
 def _bad(details: str) -> JSONResponse:
@@ -28,59 +28,64 @@ async def _json_object(request: Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def admin_routes(state: SandboxState) -> list[Route]:
-    """Routes that read or steer `state`; unauthenticated, unrecorded and never rate-limited."""
+class _Admin:
+    """The handlers of the admin routes, over one sandbox's state."""
 
-    async def requests(request: Request) -> Response:
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    async def requests(self, request: Request) -> Response:
         endpoint = request.query_params.get("endpoint")
-        entries = state.requests if endpoint is None else state.requests_to(endpoint)
+        entries = self.state.requests if endpoint is None else self.state.requests_to(endpoint)
         return JSONResponse({"requests": [dataclasses.asdict(e) for e in entries]})
 
-    async def reset(_request: Request) -> Response:
-        state.reset()
+    async def reset(self, _request: Request) -> Response:
+        self.state.reset()
         return JSONResponse({"reset": True})
 
-    async def stats(_request: Request) -> Response:
-        return JSONResponse({"stats": state.stats(), "known_contacts": len(state.known_contacts())})
+    async def stats(self, _request: Request) -> Response:
+        return JSONResponse(
+            {"stats": self.state.stats(), "known_contacts": len(self.state.known_contacts())}
+        )
 
-    async def faults(request: Request) -> Response:
+    async def faults(self, request: Request) -> Response:
         body = await _json_object(request)
         if body is None:
             return _bad("body: must be a JSON object")
         try:
             if body.get("clear"):
-                state.clear_faults()
+                self.state.clear_faults()
             for endpoint, rates in dict(body.get("rates", {})).items():
-                state.set_fault_rates(endpoint, dict(rates))
+                self.state.set_fault_rates(endpoint, dict(rates))
             for endpoint, kinds in dict(body.get("script", {})).items():
-                state.script(endpoint, list(kinds))
+                self.state.script(endpoint, list(kinds))
             if "hang_s" in body:
-                state.hang_s = float(body["hang_s"])
+                self.state.hang_s = float(body["hang_s"])
             if "retry_after_s" in body:
                 check_retry_after(body["retry_after_s"])
-                state.retry_after_s = body["retry_after_s"]
+                self.state.retry_after_s = body["retry_after_s"]
         except (TypeError, ValueError) as exc:
             return _bad(str(exc))
         return JSONResponse({"ok": True})
 
-    async def numbers(request: Request) -> Response:
+    async def numbers(self, request: Request) -> Response:
         body = await _json_object(request)
         if body is None:
             return _bad("body: must be a JSON object")
         try:
             if "processing" in body:
                 asks = body.get("processing_asks")
-                state.set_processing_numbers(
+                self.state.set_processing_numbers(
                     [str(n) for n in body["processing"]], asks=None if asks is None else int(asks)
                 )
             if "failed" in body:
-                state.set_failed_numbers([str(n) for n in body["failed"]])
+                self.state.set_failed_numbers([str(n) for n in body["failed"]])
         except (TypeError, ValueError) as exc:
             return _bad(str(exc))
         return JSONResponse({"ok": True})
 
-    async def webhooks(request: Request) -> Response:
-        pusher = pusher_for(state)
+    async def webhooks(self, request: Request) -> Response:
+        pusher = pusher_for(self.state)
         if request.method == "GET":
             policy = dataclasses.asdict(pusher.policy)
             return JSONResponse({"policy": policy, "pushed": len(pusher.pushed)})
@@ -101,7 +106,7 @@ def admin_routes(state: SandboxState) -> list[Route]:
             return _bad(str(exc))
         return JSONResponse({"ok": True})
 
-    async def inbound(request: Request) -> Response:
+    async def inbound(self, request: Request) -> Response:
         body = await _json_object(request)
         if body is None:
             return _bad("body: must be a JSON object")
@@ -110,23 +115,27 @@ def admin_routes(state: SandboxState) -> list[Route]:
             return _bad("from: must be a wa_id (digits)")
         if not isinstance(text, str):
             return _bad("text: must be a string")
-        url = state.webhook_url
+        url = self.state.webhook_url
         if not url:
             return _bad("no webhook URL is configured (PATCH /v1/settings/application)")
         name = body.get("name")
-        message_id = await pusher_for(state).push_inbound(
+        message_id = await pusher_for(self.state).push_inbound(
             url, sender, text, name=name if isinstance(name, str) else ""
         )
         return JSONResponse({"messages": [{"id": message_id}]})
 
+
+def admin_routes(state: SandboxState) -> list[Route]:
+    """Routes that read or steer `state`; unauthenticated, unrecorded and never rate-limited."""
+    admin = _Admin(state)
     handlers: list[tuple[str, Callable[[Request], Awaitable[Response]], str]] = [
-        ("/sandbox/requests", requests, "GET"),
-        ("/sandbox/reset", reset, "POST"),
-        ("/sandbox/stats", stats, "GET"),
-        ("/sandbox/faults", faults, "POST"),
-        ("/sandbox/numbers", numbers, "POST"),
-        ("/sandbox/webhooks", webhooks, "GET"),
-        ("/sandbox/webhooks", webhooks, "POST"),
-        ("/sandbox/inbound", inbound, "POST"),
+        ("/sandbox/requests", admin.requests, "GET"),
+        ("/sandbox/reset", admin.reset, "POST"),
+        ("/sandbox/stats", admin.stats, "GET"),
+        ("/sandbox/faults", admin.faults, "POST"),
+        ("/sandbox/numbers", admin.numbers, "POST"),
+        ("/sandbox/webhooks", admin.webhooks, "GET"),
+        ("/sandbox/webhooks", admin.webhooks, "POST"),
+        ("/sandbox/inbound", admin.inbound, "POST"),
     ]
     return [Route(path, handler, methods=[method]) for path, handler, method in handlers]

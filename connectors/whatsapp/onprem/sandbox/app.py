@@ -21,11 +21,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from connectors.whatsapp.sandbox.admin import admin_routes
-from connectors.whatsapp.sandbox.config import Endpoint, FaultKind, SandboxConfig
-from connectors.whatsapp.sandbox.messages import Rejection, parse_send
-from connectors.whatsapp.sandbox.state import AuthUsed, RecordedRequest, SandboxState
-from connectors.whatsapp.sandbox.webhooks import WebhookPusher
+from connectors.whatsapp.onprem.sandbox.admin import admin_routes
+from connectors.whatsapp.onprem.sandbox.config import Endpoint, FaultKind, SandboxConfig
+from connectors.whatsapp.onprem.sandbox.messages import Rejection, parse_send
+from connectors.whatsapp.onprem.sandbox.state import AuthUsed, RecordedRequest, SandboxState
+from connectors.whatsapp.onprem.sandbox.webhooks import WebhookPusher
 
 TRANSPORT_SCOPE_KEY: Final = "sandbox.transport"
 """ASGI scope extension under which the server exposes the connection's transport (for resets)."""

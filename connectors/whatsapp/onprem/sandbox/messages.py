@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.whatsapp.sandbox.config import TemplateKey
+from connectors.whatsapp.onprem.sandbox.config import TemplateKey
 
 
 @dataclass(frozen=True, slots=True)

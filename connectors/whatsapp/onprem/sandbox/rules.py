@@ -12,11 +12,10 @@ In "always valid" mode (servers since v2.43) every number is ``valid`` with its 
 from __future__ import annotations
 
 import re
-from typing import Literal
+
+from connectors.vocabulary import Contact, ContactStatus
 
 _NON_DIGITS = re.compile(r"\D")
-
-ContactStatus = Literal["valid", "invalid"]
 
 
 def digits_of(number: str) -> str:
@@ -28,14 +27,14 @@ def contact_status(number: str, *, always_valid: bool = False) -> tuple[ContactS
     """Return ``(status, wa_id)`` for one input number under the sandbox rule."""
     digits = digits_of(number)
     if always_valid and digits:
-        return "valid", digits
+        return Contact.VALID, digits
     if not 8 <= len(digits) <= 15 or digits.endswith("0"):
-        return "invalid", None
+        return Contact.INVALID, None
     if len(digits) == 13 and digits.startswith("55") and digits[4] == "9":
-        return "valid", digits[:4] + digits[5:]
-    return "valid", digits
+        return Contact.VALID, digits[:4] + digits[5:]
+    return Contact.VALID, digits
 
 
 def is_whatsapp_user(e164: str) -> bool:
     """True when the sandbox answers ``valid`` for this E.164 number in its default mode."""
-    return contact_status(e164)[0] == "valid"
+    return contact_status(e164)[0] == Contact.VALID

@@ -10,9 +10,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from connectors.http_server import RunningServer, ServerThread, quiet_config, serve_in_thread
-from connectors.whatsapp.sandbox.app import TRANSPORT_SCOPE_KEY, SandboxApp
-from connectors.whatsapp.sandbox.config import SandboxConfig
-from connectors.whatsapp.sandbox.state import SandboxState
+from connectors.whatsapp.onprem.sandbox.app import TRANSPORT_SCOPE_KEY, SandboxApp
+from connectors.whatsapp.onprem.sandbox.config import SandboxConfig
+from connectors.whatsapp.onprem.sandbox.state import SandboxState
 
 
 class _TransportExposingProtocol(H11Protocol):

@@ -12,7 +12,8 @@ from typing import Any, Literal, NamedTuple
 
 from aiolimiter import AsyncLimiter
 
-from connectors.whatsapp.sandbox.config import (
+from connectors.vocabulary import Contact, ContactStatus
+from connectors.whatsapp.onprem.sandbox.config import (
     CONTACT_CACHE_S,
     Endpoint,
     FaultKind,
@@ -23,10 +24,9 @@ from connectors.whatsapp.sandbox.config import (
     check_fault_rates,
     check_fault_script,
 )
-from connectors.whatsapp.sandbox.rules import contact_status, digits_of
+from connectors.whatsapp.onprem.sandbox.rules import contact_status, digits_of
 
 AuthUsed = Literal["basic", "bearer", "static", "api_key"]
-CheckStatus = Literal["valid", "invalid", "processing", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ class SentMessage(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class _CachedCheck:
-    status: Literal["valid", "invalid"]
+    status: ContactStatus
     wa_id: str | None
     checked_at: float
 
@@ -255,7 +255,7 @@ class SandboxState:
         digits = digits_of(number)
         if digits in self._failed:
             self.count("contacts.failed")
-            return {"input": number, "status": "failed"}
+            return {"input": number, "status": Contact.FAILED}
         now = self.config.clock()
         cached = None if force else self._cache.get(digits)
         if cached is not None and now - cached.checked_at < CONTACT_CACHE_S:
@@ -266,7 +266,7 @@ class SandboxState:
             if not wait and digits in self._processing:
                 self._asks[digits] += 1
                 if self._asks[digits] <= self._processing_asks:
-                    return {"input": number, "status": "processing"}
+                    return {"input": number, "status": Contact.PROCESSING}
             status, wa_id = contact_status(number, always_valid=self.always_valid)
             self._cache[digits] = _CachedCheck(status, wa_id, now)
         if wa_id is None:

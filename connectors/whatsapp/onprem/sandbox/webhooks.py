@@ -26,7 +26,7 @@ from weakref import WeakKeyDictionary
 
 import httpx
 
-from connectors.whatsapp.sandbox.state import SandboxState
+from connectors.whatsapp.onprem.sandbox.state import SandboxState
 
 _ATTEMPTS = 3
 _TIMEOUT = httpx.Timeout(2.0, connect=1.0)

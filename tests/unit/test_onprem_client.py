@@ -9,11 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from connectors.whatsapp import errors
-from connectors.whatsapp.client import Template, WhatsAppClient
-from connectors.whatsapp.limits import SendLimits
+from connectors.whatsapp import Template, errors
+from connectors.whatsapp.onprem.auth import auth_for
+from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.settings import WhatsAppSettings
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "api"
@@ -32,9 +31,13 @@ def _settings(**extra: object) -> WhatsAppSettings:
     return WhatsAppSettings.model_validate(values)
 
 
-def _client(handler: Callable[[httpx.Request], httpx.Response], **extra: object) -> WhatsAppClient:
+def _client(handler: Callable[[httpx.Request], httpx.Response], **extra: object) -> OnPremSender:
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return WhatsAppClient(settings=_settings(**extra), http=http)
+    return OnPremSender(settings=_settings(**extra), http=http)
+
+
+def _api_error(name: str) -> object:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
 def _login_ok(request: httpx.Request, token: str = "tok-1") -> httpx.Response:
@@ -47,48 +50,8 @@ def _sent(message_id: str = "gBEGmsg") -> httpx.Response:
     return httpx.Response(201, json={"messages": [{"id": message_id}]})
 
 
-def test_error_table_maps_codes_to_classes() -> None:
-    cases = {
-        (429, 1015): errors.RateLimited,
-        (503, 1016): errors.Overloaded,
-        (500, 1014): errors.ServerError,
-        (502, None): errors.ServerError,
-        (404, 1006): errors.UnknownContact,
-        (400, 1008): errors.InvalidRequest,
-        (400, 2000): errors.TemplateMismatch,
-        (400, 1013): errors.RecipientIncapable,
-        (403, 1005): errors.AccessDenied,
-        (401, None): errors.AuthenticationError,
-    }
-    for (status, code), cls in cases.items():
-        body = {"errors": [{"code": code, "title": "t"}]} if code else {}
-        error = errors.error_from_response(httpx.Response(status, json=body), operation="op")
-        assert type(error) is cls, (status, code)
-        assert error.status == status and error.code == code
-
-
-def test_error_keeps_code_title_details_and_retry_after() -> None:
-    body = json.loads((FIXTURES / "error_1006.json").read_text())
-    error = errors.error_from_response(
-        httpx.Response(404, json=body, headers={"Retry-After": "3"}), operation="send"
-    )
-    assert (error.code, error.title, error.details, error.retry_after_s) == (
-        1006,
-        "Resource not found",
-        "unknown contact",
-        3.0,
-    )
-    assert error.reason == "1006"
-
-
-def test_cloud_api_error_body_is_understood() -> None:
-    body = json.loads((FIXTURES / "cloud_error_130429.json").read_text())
-    error = errors.error_from_response(httpx.Response(429, json=body), operation="send")
-    assert isinstance(error, errors.RateLimited) and error.code == 130429
-
-
 def test_transient_errors_are_retried_then_succeed() -> None:
-    answers = iter([httpx.Response(503, json={"errors": [{"code": 1016}]}), _sent()])
+    answers = iter([httpx.Response(503, json=_api_error("error_1016")), _sent()])
 
     def handler(request: httpx.Request) -> httpx.Response:
         return _login_ok(request) if request.url.path.endswith("login") else next(answers)
@@ -107,7 +70,7 @@ def test_retries_are_bounded() -> None:
         if request.url.path.endswith("login"):
             return _login_ok(request)
         calls.append(request)
-        return httpx.Response(500, json={"errors": [{"code": 1014}]})
+        return httpx.Response(500, json=_api_error("error_1014"))
 
     async def run() -> None:
         async with _client(handler, max_attempts=3) as client:
@@ -161,7 +124,7 @@ def test_401_logs_in_again_once_then_gives_up() -> None:
         if request.url.path.endswith("login"):
             logins.append(request)
             return _login_ok(request, token=f"tok-{len(logins)}")
-        return httpx.Response(401, json={"errors": [{"code": 1005, "title": "Access denied"}]})
+        return httpx.Response(401, json=_api_error("error_1005"))
 
     async def run() -> None:
         async with _client(handler) as client:
@@ -176,7 +139,7 @@ def test_401_logs_in_again_once_then_gives_up() -> None:
 def test_credentials_never_appear_in_reprs() -> None:
     client = _client(lambda r: _sent())
     settings = _settings()
-    for text in (repr(client), repr(settings), str(settings), repr(client._auth)):
+    for text in (repr(client), repr(settings), str(settings), repr(auth_for(settings))):
         assert "s3cret-pw" not in text
 
 
@@ -197,7 +160,7 @@ def test_unknown_contact_is_checked_once_and_resent_once_to_the_new_wa_id() -> N
             )
         sent_to.append(body["to"])
         if len(sent_to) == 1:
-            return httpx.Response(404, json=json.loads((FIXTURES / "error_1006.json").read_text()))
+            return httpx.Response(404, json=_api_error("error_1006"))
         return _sent()
 
     async def run() -> str:
@@ -224,49 +187,6 @@ def test_contacts_answers_map_back_to_inputs_whatever_the_order() -> None:
     assert asyncio.run(run()) == {"+1": "1", "+2": "2", "+3": "3"}
 
 
-def test_settings_refuse_two_auth_modes_and_say_which_variables() -> None:
-    with pytest.raises(ValueError, match="WHATSAPP_API_KEY"):
-        WhatsAppSettings(base_url="http://x", api_key="k", token="t")  # type: ignore[arg-type]
-
-
-def test_login_token_is_refreshed_before_it_expires() -> None:
-    from connectors.whatsapp.auth import LoginAuth
-
-    now = [1_000_000.0]
-    logins = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        logins.append(request.headers["Authorization"])
-        expires = "1970-01-12 14:00:00+00:00"  # 1,000,800 s: 800 s after the first call
-        return httpx.Response(200, json={"users": [{"token": "t", "expires_after": expires}]})
-
-    auth = LoginAuth(
-        base_url="http://wa.test",
-        username="admin",
-        password=SecretStr("pw"),
-        refresh_margin_s=60,
-        clock=lambda: now[0],
-    )
-
-    async def call() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            await auth.ensure_token(http)
-            now[0] += 600  # still 200 s left: no new login
-            await auth.ensure_token(http)
-            now[0] += 150  # 50 s left, inside the 60 s margin: log in again first
-            await auth.ensure_token(http)
-
-    asyncio.run(call())
-    assert len(logins) == 2 and logins[0].startswith("Basic ")
-
-
-def test_default_burst_is_a_second_of_messages_a_third_of_the_apis_bucket() -> None:
-    assert SendLimits(rate_per_s=250).bucket == 250  # a 1 s stall is made up afterwards
-    assert SendLimits(rate_per_s=50).bucket * 3 == 150  # the API's 50/s, bursts of 150
-    assert SendLimits(rate_per_s=0.5).bucket == 1
-    assert SendLimits(rate_per_s=250, burst=25).bucket == 25
-
-
 def test_contact_batches_go_two_at_a_time_and_a_failure_is_raised_as_itself() -> None:
     in_flight: list[int] = [0]
     most: list[int] = [0]
@@ -276,7 +196,7 @@ def test_contact_batches_go_two_at_a_time_and_a_failure_is_raised_as_itself() ->
             return _login_ok(request)
         inputs = json.loads(request.content)["contacts"]
         if "+bad" in inputs:
-            return httpx.Response(400, json={"errors": [{"code": 1009, "title": "bad"}]})
+            return httpx.Response(400, json=_api_error("error_1009"))
         in_flight[0] += 1
         most[0] = max(most[0], in_flight[0])
         await asyncio.sleep(0.01)  # the server checking: lets the next call start meanwhile
@@ -285,9 +205,9 @@ def test_contact_batches_go_two_at_a_time_and_a_failure_is_raised_as_itself() ->
             200, json={"contacts": [{"input": n, "status": "invalid"} for n in inputs]}
         )
 
-    def client() -> WhatsAppClient:
+    def client() -> OnPremSender:
         http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-        return WhatsAppClient(settings=_settings(), http=http)
+        return OnPremSender(settings=_settings(), http=http)
 
     async def check(numbers: list[str]) -> int:
         async with client() as whatsapp:

@@ -6,18 +6,22 @@ import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from connectors.whatsapp import errors
-from connectors.whatsapp.auth import LoginAuth
-from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp import Template, errors
+from connectors.whatsapp.onprem.auth import LoginAuth
+from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.settings import WhatsAppSettings
 
 TEMPLATE = Template("acme_ns", "order_update", "en")
 PASSWORD = "s3cret-pw"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "api"
+ACCESS_DENIED = json.loads((FIXTURES / "error_1005.json").read_text())
+OVERLOADED = json.loads((FIXTURES / "error_1016.json").read_text())
 
 
 def _login_ok(token: str = "tok", expires: str = "2099-01-01 00:00:00+00:00") -> httpx.Response:
@@ -58,7 +62,7 @@ def _send(api: Api, **extra: object) -> str:
 
     async def run() -> str:
         http = httpx.AsyncClient(transport=httpx.MockTransport(api))
-        async with WhatsAppClient(settings=settings, http=http) as client:
+        async with OnPremSender(settings=settings, http=http) as client:
             return await client.send_template("16315551001", TEMPLATE, [])
 
     return asyncio.run(run())
@@ -74,7 +78,7 @@ def _timeout(kind: type[httpx.TransportError]) -> Exception:
         (httpx.Response(429, headers={"Retry-After": "0"}), errors.RateLimited),
         (httpx.Response(500), errors.ServerError),
         (httpx.Response(502, text="<html>bad gateway</html>"), errors.ServerError),
-        (httpx.Response(503, json={"errors": [{"code": 1016}]}), errors.Overloaded),
+        (httpx.Response(503, json=OVERLOADED), errors.Overloaded),
     ],
 )
 def test_a_login_answered_429_or_5xx_is_retried_not_bad_credentials(
@@ -109,9 +113,9 @@ def test_a_login_that_times_out_or_is_reset_never_makes_the_send_outcome_unknown
 @pytest.mark.parametrize(
     ("status", "body"),
     [
-        (401, {"errors": [{"code": 1005, "title": "Access denied"}]}),
+        (401, ACCESS_DENIED),
         (403, None),
-        (400, {"errors": [{"code": 1005, "title": "Access denied"}]}),
+        (400, ACCESS_DENIED),
     ],
 )
 def test_a_login_refused_names_the_settings_never_the_password(status: int, body: object) -> None:
@@ -192,7 +196,7 @@ def test_a_401_after_login_logs_in_again_once_for_all_concurrent_calls() -> None
                 return _login_ok(token=logins[-1])
             if request.headers["Authorization"] == "Bearer tok-1":
                 await all_in_flight.wait()  # every send is refused with the first token
-                return httpx.Response(401, json={"errors": [{"code": 1005}]})
+                return httpx.Response(401, json=ACCESS_DENIED)
             body = json.loads(request.content)
             return httpx.Response(201, json={"messages": [{"id": f"id-{body['to']}"}]})
 
@@ -200,9 +204,38 @@ def test_a_401_after_login_logs_in_again_once_for_all_concurrent_calls() -> None
             {"base_url": "http://wa.test", "username": "admin", "password": PASSWORD}
         )
         http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-        async with WhatsAppClient(settings=settings, http=http) as client:
+        async with OnPremSender(settings=settings, http=http) as client:
             calls = [client.send_template(str(n), TEMPLATE, []) for n in range(sends)]
             return list(await asyncio.gather(*calls))
 
     assert asyncio.run(run()) == [f"id-{n}" for n in range(sends)]
     assert logins == ["tok-1", "tok-2"]
+
+
+def test_login_token_is_refreshed_before_it_expires() -> None:
+    now = [1_000_000.0]
+    logins = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        logins.append(request.headers["Authorization"])
+        expires = "1970-01-12 14:00:00+00:00"  # 1,000,800 s: 800 s after the first call
+        return httpx.Response(200, json={"users": [{"token": "t", "expires_after": expires}]})
+
+    auth = LoginAuth(
+        base_url="http://wa.test",
+        username="admin",
+        password=SecretStr("pw"),
+        refresh_margin_s=60,
+        clock=lambda: now[0],
+    )
+
+    async def call() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            await auth.ensure_token(http)
+            now[0] += 600  # still 200 s left: no new login
+            await auth.ensure_token(http)
+            now[0] += 150  # 50 s left, inside the 60 s margin: log in again first
+            await auth.ensure_token(http)
+
+    asyncio.run(call())
+    assert len(logins) == 2 and logins[0].startswith("Basic ")

@@ -6,9 +6,10 @@ import asyncio
 import time
 from typing import Any
 
-from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp import Template
 from connectors.whatsapp.limits import SendLimits
-from connectors.whatsapp.sandbox import (
+from connectors.whatsapp.onprem.client import OnPremSender
+from connectors.whatsapp.onprem.sandbox import (
     RecordedRequest,
     RunningSandbox,
     SandboxConfig,
@@ -34,7 +35,7 @@ def _send_all(sandbox: RunningSandbox, sends: int, **extra: Any) -> list[str]:
     )
 
     async def go() -> list[str]:
-        async with WhatsAppClient(settings=settings, send_limits=CLIENT_LIMITS) as client:
+        async with OnPremSender(settings=settings, send_limits=CLIENT_LIMITS) as client:
             await client.check_contacts([USER])
             calls = [client.send_template(USER[1:], WELCOME, []) for _ in range(sends)]
             return list(await asyncio.gather(*calls))

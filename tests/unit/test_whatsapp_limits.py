@@ -13,8 +13,9 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp import Template
 from connectors.whatsapp.limits import Pause, SendLimiter, SendLimits
+from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.settings import WhatsAppSettings
 
 TEMPLATE = Template("acme_ns", "order_update", "en")
@@ -83,8 +84,8 @@ def test_a_pause_holds_every_slot_until_it_ends_and_is_only_ever_extended() -> N
             entered.append(time.monotonic())
 
     async def run() -> None:
-        limiter.pause_for(5.0)
-        limiter.pause_for(2.0)  # shorter than what is left: no effect
+        limiter.pause.extend(5.0)
+        limiter.pause.extend(2.0)  # shorter than what is left: no effect
         await asyncio.gather(*(send() for _ in range(3)))
 
     asyncio.run(time.drive(run()))
@@ -96,7 +97,7 @@ def test_a_slot_that_waited_through_a_pause_takes_one_rate_token() -> None:
     async def run() -> float:
         limiter = SendLimiter(SendLimits(rate_per_s=2, concurrency=2, burst=2))
         loop = asyncio.get_running_loop()
-        limiter.pause_for(0.05)
+        limiter.pause.extend(0.05)
         started = loop.time()
 
         async def send() -> None:
@@ -135,7 +136,7 @@ def test_a_pause_extended_while_calls_wait_holds_them_until_its_new_end() -> Non
 
 def _client_answering_429(
     retry_after: str, time: FakeTime, sent: list[float], **extra: object
-) -> WhatsAppClient:
+) -> OnPremSender:
     answers = [httpx.Response(429, headers={"Retry-After": retry_after})]
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -153,7 +154,7 @@ def _client_answering_429(
             **extra,
         }
     )
-    return WhatsAppClient(
+    return OnPremSender(
         settings=settings,
         http=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
         send_limits=SendLimits(rate_per_s=1000, concurrency=4),
@@ -197,3 +198,10 @@ def test_without_retry_after_a_429_pauses_every_send_for_the_backoff() -> None:
     time = FakeTime()
     sent = _send_two_after_a_429("", time, backoff_initial_s=2.0, backoff_max_s=2.0)
     assert sent[0] == 0.0 and sent[1] == sent[2] == time.slept[0] <= 2.0
+
+
+def test_default_burst_is_a_second_of_messages_a_third_of_the_apis_bucket() -> None:
+    assert SendLimits(rate_per_s=250).bucket == 250  # a 1 s stall is made up afterwards
+    assert SendLimits(rate_per_s=50).bucket * 3 == 150  # the API's 50/s, bursts of 150
+    assert SendLimits(rate_per_s=0.5).bucket == 1
+    assert SendLimits(rate_per_s=250, burst=25).bucket == 25

@@ -1,4 +1,4 @@
-"""The error table: v1 and Cloud API error bodies, unknown answers, Retry-After, masking."""
+"""The error tables: v1 and Cloud API error bodies, unknown answers, Retry-After, masking."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 from connectors.errors import kind_of
 from connectors.whatsapp import errors
+from connectors.whatsapp.answers import error_from_response
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "api"
 
@@ -23,7 +24,7 @@ def _body(name: str) -> Any:
 
 def _error(status: int, body: Any = None, **headers: str) -> errors.WhatsAppError:
     response = httpx.Response(status, json=body, headers=headers)
-    return errors.error_from_response(response, operation="POST /v1/messages")
+    return error_from_response(response, operation="POST /v1/messages")
 
 
 @pytest.mark.parametrize(
@@ -143,7 +144,7 @@ def test_retry_after_in_seconds_or_as_an_http_date_counts_from_the_given_clock()
     assert errors.retry_after_s("soon", now=now) is None
     assert errors.retry_after_s(None, now=now) is None
     response = httpx.Response(429, headers={"Retry-After": date})
-    error = errors.error_from_response(response, operation="op", now=now)
+    error = error_from_response(response, operation="op", now=now)
     assert isinstance(error, errors.RateLimited) and error.retry_after_s == 2.0
 
 
@@ -156,7 +157,7 @@ def test_error_messages_mask_phone_numbers_the_api_echoes() -> None:
 
 def test_authentication_errors_name_the_settings_to_check_never_their_values() -> None:
     response = httpx.Response(401, json=_body("error_1005.json"))
-    error = errors.error_from_response(response, operation="op", credentials="WHATSAPP_API_KEY")
+    error = error_from_response(response, operation="op", credentials="WHATSAPP_API_KEY")
     assert isinstance(error, errors.AuthenticationError)
     assert str(error).endswith("check WHATSAPP_API_KEY")
 
@@ -171,3 +172,43 @@ def test_every_error_class_is_drawn_in_the_module_docstring() -> None:
     assert len(classes) >= 15
     for name in classes:
         assert name in errors.__doc__, name
+
+
+def test_error_table_maps_codes_to_classes() -> None:
+    cases = {
+        (429, 1015): errors.RateLimited,
+        (503, 1016): errors.Overloaded,
+        (500, 1014): errors.ServerError,
+        (502, None): errors.ServerError,
+        (404, 1006): errors.UnknownContact,
+        (400, 1008): errors.InvalidRequest,
+        (400, 2000): errors.TemplateMismatch,
+        (400, 1013): errors.RecipientIncapable,
+        (403, 1005): errors.AccessDenied,
+        (401, None): errors.AuthenticationError,
+    }
+    for (status, code), cls in cases.items():
+        body = {"errors": [{"code": code, "title": "t"}]} if code else {}
+        error = error_from_response(httpx.Response(status, json=body), operation="op")
+        assert type(error) is cls, (status, code)
+        assert error.status == status and error.code == code
+
+
+def test_error_keeps_code_title_details_and_retry_after() -> None:
+    body = json.loads((FIXTURES / "error_1006.json").read_text())
+    error = error_from_response(
+        httpx.Response(404, json=body, headers={"Retry-After": "3"}), operation="send"
+    )
+    assert (error.code, error.title, error.details, error.retry_after_s) == (
+        1006,
+        "Resource not found",
+        "unknown contact",
+        3.0,
+    )
+    assert error.reason == "1006"
+
+
+def test_cloud_api_error_body_is_understood() -> None:
+    body = json.loads((FIXTURES / "cloud_error_130429.json").read_text())
+    error = error_from_response(httpx.Response(429, json=body), operation="send")
+    assert isinstance(error, errors.RateLimited) and error.code == 130429

@@ -11,15 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.whatsapp import errors
-from connectors.whatsapp.client import Template, WhatsAppClient
+from connectors.whatsapp import Template, errors
+from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.settings import WhatsAppSettings
 
 TEMPLATE = Template("acme_ns", "order_update", "en")
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def _client(handler: Handler, **extra: Any) -> WhatsAppClient:
+def _client(handler: Handler, **extra: Any) -> OnPremSender:
     settings = WhatsAppSettings.model_validate(
         {
             "base_url": "http://wa.test",
@@ -29,7 +29,7 @@ def _client(handler: Handler, **extra: Any) -> WhatsAppClient:
             **extra,
         }
     )
-    return WhatsAppClient(
+    return OnPremSender(
         settings=settings, http=httpx.AsyncClient(transport=httpx.MockTransport(handler))
     )
 

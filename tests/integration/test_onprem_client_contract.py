@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from connectors.whatsapp import errors
-from connectors.whatsapp.client import ContactCheck, Template, WhatsAppClient
-from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from connectors.whatsapp import ContactCheck, Template, errors
+from connectors.whatsapp.onprem.client import OnPremSender
+from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
 
 T = TypeVar("T")
@@ -57,17 +57,17 @@ def settings(sandbox: RunningSandbox, **extra: Any) -> WhatsAppSettings:
 
 def run(
     sandbox: RunningSandbox,
-    body: Callable[[WhatsAppClient], Awaitable[T]],
+    body: Callable[[OnPremSender], Awaitable[T]],
     **extra: Any,
 ) -> T:
     async def go() -> T:
-        async with WhatsAppClient(settings=settings(sandbox, **extra)) as client:
+        async with OnPremSender(settings=settings(sandbox, **extra)) as client:
             return await body(client)
 
     return asyncio.run(go())
 
 
-async def check_then_send(client: WhatsAppClient, template: Template = WELCOME) -> str:
+async def check_then_send(client: OnPremSender, template: Template = WELCOME) -> str:
     checks = await client.check_contacts([USER])
     wa_id = checks[USER].wa_id
     assert wa_id is not None
@@ -92,7 +92,7 @@ def test_api_key_and_static_bearer_modes(clock: Clock) -> None:
 def test_expired_token_is_refreshed_by_logging_in_again(
     sandbox: RunningSandbox, clock: Clock
 ) -> None:
-    async def body(client: WhatsAppClient) -> None:
+    async def body(client: OnPremSender) -> None:
         await check_then_send(client)
         clock.now += 8 * 24 * 3600  # the server now answers 401 for the old token
         await client.send_template(USER[1:], WELCOME, [], number=USER)
@@ -122,7 +122,7 @@ def test_server_faults_are_retried_until_the_send_goes_through(
 def test_rate_limited_sends_honour_retry_after_and_succeed(clock: Clock) -> None:
     with start_sandbox(SandboxConfig(rate_limit_messages=(2.0, 1), clock=clock)) as sandbox:
 
-        async def body(client: WhatsAppClient) -> list[str]:
+        async def body(client: OnPremSender) -> list[str]:
             await client.check_contacts([USER])
             return [await client.send_template(USER[1:], WELCOME, []) for _ in range(2)]
 
@@ -194,7 +194,7 @@ def test_bad_templates_are_permanent_errors_with_their_code(
     error: type[errors.WhatsAppError],
     code: int,
 ) -> None:
-    async def body(client: WhatsAppClient) -> str:
+    async def body(client: OnPremSender) -> str:
         await client.check_contacts([USER])
         return await client.send_template(USER[1:], template, params)
 

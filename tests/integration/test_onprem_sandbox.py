@@ -15,7 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, SandboxState, start_sandbox
+from connectors.whatsapp.onprem.sandbox import (
+    RunningSandbox,
+    SandboxConfig,
+    SandboxState,
+    start_sandbox,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "sandbox"
 API_KEY = {"D360-API-KEY": "sandbox-api-key"}

@@ -13,7 +13,7 @@ import pytest
 
 from connectors.preflight import UnreachableError, check_api
 from connectors.whatsapp.errors import AuthenticationError
-from connectors.whatsapp.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
 
 STATIC_TOKEN = "operator-token"

@@ -1,0 +1,155 @@
+"""Webhook statuses into `wa_status_events`, once per (message_id, status), then applied.
+
+A redelivered status is ignored and not counted again; only new ones are applied (see
+`reconcile`). `write_events` stores a receiver's batch (statuses and opt-outs) in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from connectors.warehouse.events.opt_outs import OptOut, store_opt_outs
+from connectors.warehouse.events.reconcile import Applied, apply_statuses, chunks
+from connectors.warehouse.schema import status_events
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """One entry of a webhook's `statuses`, validated to fit `wa_status_events`."""
+
+    message_id: str
+    status: str
+    recipient_id: str | None = None
+    event_at: datetime | None = None
+    error_code: str | None = None
+    error_title: str | None = None
+    raw: str | None = None
+    phone_number_id: str | None = None
+    """The Cloud API sender the status came for (`metadata.phone_number_id`); None on v1."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """What one `write_events` (or `apply_stored_statuses`) call changed."""
+
+    stored: int = 0
+    """New rows in `wa_status_events`."""
+    duplicates: int = 0
+    """Statuses already stored (redeliveries), ignored."""
+    deliveries_updated: int = 0
+    recipients_updated: int = 0
+    unmatched: tuple[str, ...] = ()
+    """Message ids with new statuses whose delivery or customer row is not written yet."""
+    opt_outs: int = 0
+    """Numbers with an opt-out reply in the batch (kept unless an earlier opt-out is stored)."""
+
+
+def write_events(
+    bind: Engine | Connection,
+    statuses: Sequence[StatusEvent],
+    found_opt_outs: Sequence[OptOut] = (),
+    *,
+    now: datetime | None = None,
+) -> RecordResult:
+    """Store statuses and opt-outs and apply the new statuses, in one transaction.
+
+    `bind` may also be a Connection outside a transaction (a long-lived writer's own).
+    """
+    now = now or datetime.now(UTC)
+    unique: dict[tuple[str, str], StatusEvent] = {}
+    for event in statuses:
+        unique.setdefault((event.message_id, event.status), event)
+    with _transaction(bind) as conn:
+        new = _insert_new(conn, list(unique.values()), now)
+        applied = apply_statuses(conn, sorted({e.message_id for e in new}), now)
+        opted = store_opt_outs(conn, found_opt_outs, now)
+    return _result(applied, stored=len(new), duplicates=len(statuses) - len(new), opt_outs=opted)
+
+
+def apply_stored_statuses(
+    bind: Engine | Connection, message_ids: Sequence[str], *, now: datetime | None = None
+) -> RecordResult:
+    """Apply the stored statuses of these messages (e.g. ones the ledger did not know before)."""
+    with _transaction(bind) as conn:
+        applied = apply_statuses(conn, sorted(set(message_ids)), now or datetime.now(UTC))
+    return _result(applied)
+
+
+def _result(applied: Applied, **counts: int) -> RecordResult:
+    return RecordResult(
+        deliveries_updated=applied.deliveries_updated,
+        recipients_updated=applied.recipients_updated,
+        unmatched=applied.unmatched,
+        **counts,
+    )
+
+
+@contextmanager
+def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """A connection inside a transaction committed on success, from an engine or a connection."""
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            yield conn
+    else:
+        with bind.begin():
+            yield bind
+
+
+def _event_row(event: StatusEvent, now: datetime) -> dict[str, Any]:
+    return {
+        "message_id": event.message_id,
+        "status": event.status,
+        "recipient_id": event.recipient_id,
+        "error_code": event.error_code,
+        "error_title": event.error_title,
+        "event_at": event.event_at,
+        "received_at": now,
+        "raw": event.raw,
+        "phone_number_id": event.phone_number_id,
+    }
+
+
+def _insert_new(
+    conn: Connection, events: Sequence[StatusEvent], now: datetime
+) -> list[StatusEvent]:
+    """Insert-or-ignore the events; return those that were not stored before."""
+    if not events:
+        return []
+    # Sorted keys: concurrent writers then wait on each other's inserts without deadlocking.
+    events = sorted(events, key=lambda e: (e.message_id, e.status))
+    dialect = conn.dialect
+    if dialect.name in ("postgresql", "sqlite"):
+        module: Any = postgresql if dialect.name == "postgresql" else sqlite
+        stmt = module.insert(status_events).on_conflict_do_nothing(
+            index_elements=["message_id", "status"]
+        )
+    elif dialect.name in ("mysql", "mariadb"):
+        # Lengths are validated before, so IGNORE can only skip duplicate keys here.
+        stmt = mysql.insert(status_events).prefix_with("IGNORE")
+    else:
+        raise NotImplementedError(f"status events on dialect {dialect.name!r}")
+    if dialect.insert_executemany_returning:
+        # The write comes first, so SQLite takes its write lock before anything is read.
+        by_key = {(e.message_id, e.status): e for e in events}
+        returning = stmt.returning(status_events.c.message_id, status_events.c.status)
+        returned = conn.execute(returning, [_event_row(e, now) for e in events])
+        return [by_key[(m, s)] for m, s in returned]
+    stored: set[tuple[str, str]] = set()
+    for chunk in chunks(sorted({e.message_id for e in events})):
+        found = conn.execute(
+            select(status_events.c.message_id, status_events.c.status).where(
+                status_events.c.message_id.in_(chunk)
+            )
+        )
+        stored.update((m, s) for m, s in found)
+    new = [e for e in events if (e.message_id, e.status) not in stored]
+    if new:
+        conn.execute(stmt, [_event_row(e, now) for e in new])
+    return new
