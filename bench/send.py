@@ -1,6 +1,6 @@
-"""Send (issue: send rate): `tasks.send.send_all` against the sandbox over HTTP, at each limit.
+"""Send (issue: send rate): `tasks.send.loop.send_all` against the sandbox over HTTP, at each limit.
 
-The sender is built as `tasks.send.send` builds it: a v1 sender whose `SendLimits` (rate,
+The sender is built as `tasks.send.task.send` builds it: a v1 sender whose `SendLimits` (rate,
 burst, in flight) pace every message request; `send_all` keeps the ledger ahead of it. Its
 httpx client is built here the way the sender builds its own (same timeouts, one pool of
 `concurrency + 2` connections) and passed in, so each HTTP exchange is timed at the transport.
@@ -50,7 +50,8 @@ from connectors.warehouse.connect import warehouse
 from connectors.whatsapp import Sender, SendLimits, Template, WhatsAppSettings
 from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.transport import ShardedTransport
-from tasks.send import Outgoing, send_all
+from tasks.send.loop import send_all
+from tasks.send.messages import Outgoing
 
 TEMPLATE: Final = Template(namespace="acme_ns", name="order_update", language="en")
 API_KEY: Final = "sandbox-api-key"
@@ -300,7 +301,7 @@ async def _send(run: Run, sandbox: Sandbox, write: ledger.LedgerWrite, burst: in
     """Check the numbers, then time `send_all` over all of them."""
     to = numbers(run.messages)
     settings = WhatsAppSettings(base_url=sandbox.url, api_key=SecretStr(API_KEY))
-    # As tasks.send.send builds its client: the limits pace every message request.
+    # As tasks.send.task.send builds its client: the limits pace every message request.
     limits = SendLimits(rate_per_s=run.limit, concurrency=run.concurrency, burst=burst)
     # The semaphore keeps `concurrency` sends in flight; two more for the contacts call.
     http, transport = timed_http(settings, run.concurrency + 2, run.shards)

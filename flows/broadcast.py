@@ -34,7 +34,8 @@ from tasks.record import (
     start_run_task,
 )
 from tasks.report import Progress, advance_progress, publish_report, start_progress
-from tasks.send import pending_sends, send_chunks
+from tasks.send.messages import pending_sends
+from tasks.send.task import send_chunks
 from tasks.summary import RunFacts, RunReport, build_report, format_funnel, stage_line
 from tasks.verify import verify_chunks
 

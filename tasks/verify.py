@@ -119,7 +119,8 @@ def verify(
     now = now or datetime.now(UTC)
     phones = numbers_to_check(frames)
     engine = warehouse(warehouse_url)
-    cached = fresh_checks(engine, phones, not_before=now - CACHE_MAX_AGE)
+    sender = whatsapp.sender_id
+    cached = fresh_checks(engine, phones, not_before=now - CACHE_MAX_AGE, sender=sender)
     to_message = sum(int(in_running(f).sum()) for f in frames)
     if len(phones) - len(cached) > to_message:
         raise CheckPolicyError(
@@ -134,7 +135,7 @@ def verify(
 
     answers = asyncio.run(run()) if len(cached) < len(phones) else dict(cached)
     fresh = [
-        {"phone_e164": p, "status": s, "wa_id": w, "checked_at": now}
+        {"phone_e164": p, "status": s, "wa_id": w, "checked_at": now, "sender": sender}
         for p, (s, w) in answers.items()
         if p not in cached and s in CACHEABLE_CONTACT_STATUSES
     ]

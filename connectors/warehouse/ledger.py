@@ -55,6 +55,7 @@ class Claim:
     first_attempt_at: datetime
     at: datetime
     from_state: str | None = None
+    sender: str | None = None  # the sender that will send it (its `sender_id`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +228,7 @@ def _claim(conn: Connection, lease: Lease, run_id: str, claims: Sequence[Claim])
             "error_code": None,
             "error_title": None,
             "lease_token": lease.token,
+            "sender": c.sender,
         }
         for c in claims
     ]
@@ -318,4 +320,5 @@ _CLAIMED_COLUMNS: Final = (
     "error_code",
     "error_title",
     "lease_token",
+    "sender",
 )

@@ -101,12 +101,18 @@ def write_recipients(engine: Engine, rows: list[dict[str, Any]]) -> None:
 
 
 def fresh_checks(
-    engine: Engine, phones: Iterable[str], *, not_before: datetime
+    engine: Engine, phones: Iterable[str], *, not_before: datetime, sender: str | None = None
 ) -> dict[str, tuple[str, str | None]]:
-    """Cached checks younger than the cutoff: phone -> (status, wa_id)."""
+    """Cached checks younger than the cutoff: phone -> (status, wa_id). With a sender, only its
+    own checks count (another server's check says nothing of this one's contacts), and those
+    made before senders were recorded (NULL: there was only one)."""
     wanted = list(phones)
     columns = (contact_checks.c.phone_e164, contact_checks.c.status, contact_checks.c.wa_id)
     fresh = contact_checks.c.checked_at >= not_before
+    if sender is not None:
+        fresh = and_(
+            fresh, or_(contact_checks.c.sender.is_(None), contact_checks.c.sender == sender)
+        )
     found: dict[str, tuple[str, str | None]] = {}
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":  # index lookups of an array: only the rows asked for
@@ -128,7 +134,7 @@ def fresh_checks(
 
 
 def save_checks(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    """Store contact-check answers (phone_e164, status, wa_id, checked_at)."""
+    """Store contact-check answers (phone_e164, status, wa_id, checked_at, sender)."""
     with engine.begin() as conn:
         upsert(conn, contact_checks, rows)
 

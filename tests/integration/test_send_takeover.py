@@ -24,7 +24,7 @@ from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, st
 from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.frame import with_stage_columns
 from tasks.plan import apply_ledger
-from tasks.send import send
+from tasks.send.task import send
 
 WELCOME = Template("acme_ns", "welcome", "en")
 TTL = timedelta(seconds=30)

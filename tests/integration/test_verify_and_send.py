@@ -17,7 +17,7 @@ from connectors.vocabulary import OUTCOME, REASON, WA_ID
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease, acquire
-from connectors.warehouse.schema import deliveries
+from connectors.warehouse.schema import contact_checks, deliveries
 from connectors.whatsapp import Template
 from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.onprem.client import OnPremSender
@@ -25,7 +25,9 @@ from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, st
 from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.frame import with_stage_columns
 from tasks.report import Progress
-from tasks.send import CircuitOpenError, Outgoing, send, send_all
+from tasks.send.loop import CircuitOpenError, send_all
+from tasks.send.messages import Outgoing
+from tasks.send.task import send
 from tasks.verify import verify
 
 TEMPLATE = Template("acme_ns", "order_update", "en")
@@ -133,7 +135,10 @@ def test_send_records_every_outcome_and_the_ledger_says_the_same(
     assert out[OUTCOME].tolist() == ["sent"] * len(phones)
     assert sorted(m.to for m in sandbox.state.messages_sent()) == sorted(p[1:] for p in phones)
     with warehouse(any_db_url).connect() as conn:
+        senders = set(conn.execute(select(deliveries.c.sender)).scalars())
+        checked_by = set(conn.execute(select(contact_checks.c.sender)).scalars())
         rows = conn.execute(select(deliveries.c.state, deliveries.c.message_id)).all()
+    assert senders == checked_by == {settings.sender_id}  # the sender is a dimension
     assert {state for state, _ in rows} == {"sent"} and len(rows) == len(phones)
     assert {mid for _, mid in rows} == set(out["message_id"])
 

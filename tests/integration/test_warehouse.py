@@ -107,6 +107,25 @@ def test_contact_check_cache_returns_only_checks_younger_than_the_cutoff(any_db_
     }
 
 
+def test_a_contact_check_counts_only_for_the_sender_that_made_it(any_db_url: str) -> None:
+    engine = warehouse(any_db_url)
+    checked = {"status": "valid", "checked_at": NOW}
+    save_checks(
+        engine,
+        [
+            {"phone_e164": "+1", "wa_id": "1", "sender": "onprem:a", **checked},
+            {"phone_e164": "+2", "wa_id": "2", "sender": "onprem:b", **checked},
+            {"phone_e164": "+3", "wa_id": "3", "sender": None, **checked},  # before senders
+        ],
+    )
+    cutoff = NOW - timedelta(days=7)
+    assert set(fresh_checks(engine, ["+1", "+2", "+3"], not_before=cutoff, sender="onprem:a")) == {
+        "+1",
+        "+3",
+    }
+    assert len(fresh_checks(engine, ["+1", "+2", "+3"], not_before=cutoff)) == 3
+
+
 def test_migrate_command_is_idempotent(sqlite_url: str) -> None:
     from connectors.warehouse.__main__ import main
 

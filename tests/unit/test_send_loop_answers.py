@@ -14,7 +14,8 @@ from connectors.warehouse import ledger
 from connectors.whatsapp import Template
 from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.settings import WhatsAppSettings
-from tasks.send import CircuitOpenError, Outgoing, send_all
+from tasks.send.loop import CircuitOpenError, send_all
+from tasks.send.messages import Outgoing
 
 TEMPLATE = Template("acme_ns", "order_update", "en")
 Handler = Callable[[httpx.Request], httpx.Response]

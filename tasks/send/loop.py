@@ -1,0 +1,190 @@
+"""The send loop: every message at most once, the ledger kept ahead of the paced requests."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from connectors.errors import OutcomeUnknownError, StopRunError, TransientError
+from connectors.masking import mask_phone
+from connectors.vocabulary import LedgerState
+from connectors.warehouse import ledger
+from connectors.warehouse.lease import LeaseLostError
+from connectors.whatsapp import Sender, Template
+from connectors.whatsapp.errors import WhatsAppError
+from tasks.send.messages import Outgoing
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CircuitOpenError(StopRunError):
+    """Sends kept failing for a reason that is not the recipient's: the run stopped early."""
+
+
+async def _send_one(client: Sender, item: Outgoing, template: Template) -> ledger.Result:
+    """Send one message and turn whatever happened into a ledger result."""
+    try:
+        message_id = await client.send_template(
+            item.wa_id, template, item.params, number=item.phone_e164
+        )
+    except OutcomeUnknownError:
+        return ledger.Result(item.phone_e164, LedgerState.UNKNOWN, _now())
+    except WhatsAppError as exc:
+        # A failure that says nothing about the recipient would hit every send: it opens the
+        # breaker, and like a transient one it is retried by the next run.
+        campaign = isinstance(exc, StopRunError)
+        return ledger.Result(
+            item.phone_e164,
+            LedgerState.SEND_FAILED,
+            _now(),
+            error_code=exc.reason,
+            error_title=exc.title,
+            retryable=campaign or isinstance(exc, TransientError),
+            campaign_level=campaign,
+        )
+    except Exception as exc:  # a bug or an answer nobody foresaw: the request may have gone out
+        log.error("send ended in doubt: %s", type(exc).__name__)
+        return ledger.Result(item.phone_e164, LedgerState.UNKNOWN, _now())
+    return ledger.Result(
+        item.phone_e164, LedgerState.SENT, _now(), message_id=message_id, wa_id=item.wa_id
+    )
+
+
+class _Breaker:
+    """Opens after `threshold` campaign-level failures in a row; any success closes it again."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.streak = 0
+        self.last: ledger.Result | None = None
+
+    def observe(self, result: ledger.Result) -> None:
+        self.streak = self.streak + 1 if result.campaign_level else 0
+        self.last = result if result.campaign_level else self.last
+
+    @property
+    def open(self) -> bool:
+        return self.streak >= self.threshold
+
+    def error(self) -> CircuitOpenError:
+        last = self.last
+        code = f"{last.error_code} ({last.error_title})" if last else "?"
+        return CircuitOpenError(
+            f"stopped after {self.streak} sends in a row failed with {code}: every send would "
+            "fail the same way; fix its cause (template, credentials, account) and run again "
+            "(nothing is sent twice; these sends are retried)"
+        )
+
+
+class Pending:
+    """The items not claimed yet, read from their iterable only as slots free up."""
+
+    def __init__(self, items: Iterable[Outgoing]) -> None:
+        self._items = iter(items)
+        self._head = list(itertools.islice(self._items, 1))
+
+    def __bool__(self) -> bool:
+        return bool(self._head)
+
+    def take(self, count: int) -> list[Outgoing]:
+        """Up to `count` items, in order."""
+        if count <= 0 or not self._head:
+            return []
+        taken = self._head + list(itertools.islice(self._items, count - 1))
+        self._head = list(itertools.islice(self._items, 1))
+        return taken
+
+
+async def send_all(
+    client: Sender,
+    items: Iterable[Outgoing],
+    template: Template,
+    *,
+    write: ledger.LedgerWrite,
+    concurrency: int,
+    breaker_threshold: int = 10,
+    progress: Callable[[int], None] | None = None,
+    progress_every_s: float = 1.0,
+) -> dict[str, ledger.Result]:
+    """Send every item at most once, never more than `concurrency` rows `sending` at any moment.
+
+    Each ledger transaction records the sends that finished and claims as many new ones as there
+    are free slots, so a crash leaves at most `concurrency` rows in doubt. The client paces the
+    requests (its send limits); this loop only keeps the ledger ahead of them. `items` is read
+    as the slots free up, so a lazy iterable costs no pause before the first send.
+    """
+    queue = Pending(items)
+    in_flight: set[asyncio.Task[ledger.Result]] = set()
+    finished: list[ledger.Result] = []
+    results: dict[str, ledger.Result] = {}
+    breaker = _Breaker(breaker_threshold)
+    stopped: Exception | None = None
+    reporting: asyncio.Future[None] | None = None
+    report_at = 0.0
+    while queue or in_flight or finished:
+        free = 0 if breaker.open or stopped else concurrency - len(in_flight)
+        items_now = queue.take(free)
+        now = _now()
+        claims = [
+            ledger.Claim(
+                c.phone_e164,
+                c.customer_id,
+                c.wa_id,
+                c.attempts + 1,
+                c.first_attempt_at or now,
+                now,
+                c.ledger_state,
+                client.sender_id,
+            )
+            for c in items_now
+        ]
+        try:
+            won = await asyncio.to_thread(write, finished, claims)
+        except LeaseLostError as exc:  # the results were recorded; no new claim is ours
+            stopped, won = stopped or exc, frozenset()
+        refused = [c.phone_e164 for c in items_now if c.phone_e164 not in won]
+        if refused and not stopped:
+            stopped = _refused(refused)
+        results.update((r.phone_e164, r) for r in finished)
+        idle = reporting is None or reporting.done()
+        if finished and progress is not None and idle and time.monotonic() >= report_at:
+            # An API call to Prefect: off the loop, so the sends keep their pace meanwhile.
+            reporting = asyncio.ensure_future(asyncio.to_thread(progress, len(results)))
+            report_at = time.monotonic() + progress_every_s
+        finished = []
+        in_flight.update(
+            asyncio.create_task(_send_one(client, c, template))
+            for c in items_now
+            if c.phone_e164 in won
+        )
+        if not in_flight:
+            break
+        done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        for finished_task in done:
+            result = finished_task.result()
+            finished.append(result)
+            breaker.observe(result)
+    if reporting is not None:
+        await reporting
+    if stopped is not None:
+        raise stopped
+    if breaker.open:
+        raise breaker.error()
+    return results
+
+
+def _refused(phones: list[str]) -> ledger.ClaimRefusedError:
+    """The error that stops a run whose claims the ledger refused."""
+    return ledger.ClaimRefusedError(
+        f"the ledger refused {len(phones)} claims (e.g. {mask_phone(phones[0])}): another run "
+        "changed those numbers' rows since this run planned; stopped claiming sends (nothing "
+        "is sent twice: the other run owns them)"
+    )

@@ -1,0 +1,51 @@
+"""The messages a chunk owes, and its outcomes written back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from connectors.vocabulary import MESSAGE_ID, OUTCOME, REASON, WA_ID, LedgerState
+from connectors.warehouse import ledger
+from tasks.frame import with_stage_columns
+from tasks.send.messages import Past, apply_results, outgoing
+
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def _frame(phones: list[str]) -> pd.DataFrame:
+    frame = with_stage_columns(pd.DataFrame({"customer_id": [str(i) for i in range(len(phones))]}))
+    frame["phone_e164"] = pd.Series(phones, dtype="str")
+    frame["param_first_name"] = pd.Series([" Asha "] * len(phones), dtype="str")
+    return frame
+
+
+def test_outgoing_carries_trimmed_parameters_and_ledger_history() -> None:
+    frame = _frame(["+1", "+2"])
+    frame[WA_ID] = pd.Series(["1", None], dtype="str")
+    history = pd.DataFrame(
+        {
+            "phone_e164": ["+1"],
+            "state": ["send_failed"],
+            "attempts": [2],
+            "first_attempt_at": [pd.Timestamp(NOW)],
+        }
+    )
+    [item] = outgoing(frame, ["param_first_name"], Past.of(history))
+    assert (item.phone_e164, item.wa_id, item.params, item.attempts) == ("+1", "1", ("Asha",), 2)
+    assert item.first_attempt_at == NOW
+    assert item.ledger_state == "send_failed"  # the claim is made from this state only
+
+
+def test_results_become_outcomes_with_codes_and_message_ids() -> None:
+    frame = _frame(["+1", "+2", "+3"])
+    results = {
+        "+1": ledger.Result("+1", LedgerState.SENT, NOW, message_id="gBEG1"),
+        "+2": ledger.Result("+2", LedgerState.SEND_FAILED, NOW, error_code="1013"),
+        "+3": ledger.Result("+3", LedgerState.UNKNOWN, NOW),
+    }
+    out = apply_results(frame, results)
+    assert out[OUTCOME].tolist() == ["sent", "send_failed", "unknown"]
+    assert out[REASON].tolist()[1:] == ["1013", "send_in_doubt"]
+    assert out[MESSAGE_ID].iloc[0] == "gBEG1"
