@@ -20,7 +20,7 @@ from pydantic import SecretStr, ValidationError
 from connectors.masking import masked_errors, safe_error, secrets_in
 from connectors.settings import Connections, SecretBlocks, mask_url
 from connectors.warehouse.lease import Lease
-from flows.runtime import connections, exclusive, settle_webhooks
+from flows.connections import connections, exclusive, settle_webhooks
 from tasks.campaign import Campaign
 from tasks.consent import consent_chunk, load_opt_outs, opt_outs_chunk
 from tasks.extract import extract_audience
