@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -45,13 +46,20 @@ class Progress:
     """Reports sends done to the progress artifact; a failed update is logged, never raised:
     the artifact must not stop a campaign mid-send."""
 
-    def __init__(self, artifact_id: UUID | None, *, total: int) -> None:
+    def __init__(
+        self,
+        artifact_id: UUID | None,
+        *,
+        total: int,
+        update: Callable[[UUID | None, int, int], None] = advance_progress,
+    ) -> None:
         self.artifact_id = artifact_id
         self.total = total
+        self._update = update
 
     def __call__(self, done: int) -> None:
         try:
-            advance_progress(self.artifact_id, done, self.total)
+            self._update(self.artifact_id, done, self.total)
         except Exception as exc:  # cosmetic: the ledger, not the artifact, holds the truth
             logger.warning("progress artifact not updated: %s", type(exc).__name__)
 

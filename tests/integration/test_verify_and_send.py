@@ -184,7 +184,6 @@ async def _check_all(sandbox: RunningSandbox, phones: list[str]) -> None:
 def test_progress_is_reported_off_the_event_loop_and_its_failures_do_not_stop_sends(
     sandbox: RunningSandbox,
     sqlite_url: str,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     items = [Outgoing(f"+1631557{4001 + i}", str(i), f"1631557{4001 + i}", ()) for i in range(44)]
@@ -197,8 +196,7 @@ def test_progress_is_reported_off_the_event_loop_and_its_failures_do_not_stop_se
         reports.append((threading.get_ident(), done))
         raise RuntimeError("Prefect API unreachable")
 
-    monkeypatch.setattr("tasks.report.advance_progress", failing_update)
-    progress = Progress(uuid.uuid4(), total=len(items))
+    progress = Progress(uuid.uuid4(), total=len(items), update=failing_update)
     write = _writer(sqlite_url)
 
     async def run(batch: list[Outgoing], every_s: float) -> dict[str, ledger.Result]:
