@@ -3,14 +3,12 @@
 For each `--rows` x `--db` pair this process writes generated customers into a `crm_contacts`
 table of the demo CRM's shape (COPY on PostgreSQL, one executemany on SQLite) in a fresh
 database: a scratch PostgreSQL database `wa_bench_<random>` (dropped afterwards) or a temporary
-SQLite file. A fresh child process (so its peak memory is its own) then times the stages as
-plain functions, in the flow's order, on chunks of `--chunk-size` rows:
+SQLite file. A fresh child process (so its peak memory is its own) then runs the flow's own
+stages (`flows.stages.prepare` with a `PlainRunner`: the tasks' plain functions, chunks on 4
+threads as the flow's task runner maps them) on chunks of `--chunk-size` rows, timing each:
 
   extract -> consent -> normalise -> opt-outs -> dedupe -> plan (ledger, template parameters)
-  -> verify (sandbox, no latency) -> planned (dry-run `mark_planned`) -> record (`write_recipients`)
-
-Each stage runs as the flow runs it; record writes its chunks from 4 threads, as the flow's
-`record_chunk.map` does on its thread pool task runner.
+  -> verify (sandbox, no latency) -> planned (dry-run `mark_planned`) -> record (`record_chunk`)
 
 Verify checks only the numbers still in the running (consented, valid, deduplicated, with their
 template parameter), in `/v1/contacts` calls of `--contacts-batch-size` numbers, against the
@@ -40,9 +38,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -58,20 +55,16 @@ from bench.webhooks import drop_postgres_database, postgres_database
 from connectors.crm import Audience
 from connectors.demo_crm import DEMO_AUDIENCE_QUERY, crm_contacts, demo_metadata
 from connectors.vocabulary import COUNTRY, OUTCOME, PHONE_RAW, WA_ID
-from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
-from connectors.warehouse.events import opted_out_numbers
-from connectors.warehouse.records import write_recipients
+from connectors.warehouse.lease import acquire
 from connectors.warehouse.schema import recipients
 from connectors.whatsapp.settings import WhatsAppSettings
-from tasks.consent import apply_consent, apply_opt_outs
-from tasks.extract import extract
+from flows.stages import PlainRunner, prepare
+from tasks.campaign import Campaign, TemplateSpec
 from tasks.frame import in_running
-from tasks.phones.dedupe import dedupe
-from tasks.phones.normalise import normalise
-from tasks.plan import apply_ledger, mark_planned, require_params
-from tasks.record import recipient_rows
-from tasks.verify import verify
+from tasks.plan import mark_planned
+from tasks.record import recipient_rows, record_chunk
+from tasks.verify import verify_chunks
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 DATABASES: Final = ("postgres", "sqlite")
@@ -83,7 +76,7 @@ NO_OPT_IN_SHARE: Final = 0.06
 OPTED_OUT_SHARE: Final = 0.04
 RECONSENTED_SHARE: Final = 0.03
 NO_NAME_SHARE: Final = 0.01
-RECORD_WORKERS: Final = 4  # flows.broadcast's ThreadPoolTaskRunner(max_workers=4)
+MAP_WORKERS: Final = 4  # flows.broadcast's ThreadPoolTaskRunner(max_workers=4)
 TARGET_ROWS: Final = 1_000_000
 TARGET_SPEEDUP: Final = Target(">=", 10)
 TARGET_SECONDS: Final = Target("<", 60)
@@ -194,86 +187,57 @@ def scratch_database(db: str) -> Iterator[str]:
 # One measured run (in a child process) --------------------------------------------------------
 
 
-class Clock:
-    """Wall time of each stage, in order."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def done(self, stage: str) -> None:
-        """Close the stage that started when the previous one ended."""
-        now = time.perf_counter()
-        self.seconds[stage] = now - self._last
-        self._last = now
-
-    def restart(self) -> None:
-        """The next stage starts now (time between stages is not any stage's)."""
-        self._last = time.perf_counter()
-
-
 def pipeline(
-    url: str, sandbox_url: str, args: argparse.Namespace, clock: Clock
-) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
-    """Every stage before send, timed: (rows normalise saw, rows written, counts)."""
+    url: str, sandbox_url: str, args: argparse.Namespace
+) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any], dict[str, float]]:
+    """The flow's stages before send (`flows.stages.prepare`, then verify, a dry run's planned
+    outcome and record), timed: (rows normalise saw, rows to write naively, counts, seconds)."""
     engine = warehouse(url)  # migrated here, outside the timed stages (start-run does it)
+    secret = SecretStr(url)
     whatsapp = WhatsAppSettings(base_url=sandbox_url, api_key=SecretStr(API_KEY))
-    audience = Audience(query=DEMO_AUDIENCE_QUERY)
-    run_id = str(uuid.uuid4())
-    clock.restart()
-    chunks = extract(url, audience, args.chunk_size)
-    clock.done("extract")
-    chunks = [apply_consent(chunk) for chunk in chunks]
-    clock.done("consent")
-    # Kept for the baseline: only what it reads, so the pipeline's peak memory stays its own.
-    normalised = pd.concat([chunk.loc[in_running(chunk), [PHONE_RAW, COUNTRY]] for chunk in chunks])
-    clock.restart()
-    chunks = [normalise(chunk, default_region=DEFAULT_REGION) for chunk in chunks]
-    clock.done("normalise")
-    stopped = opted_out_numbers(engine)
-    chunks = [apply_opt_outs(chunk, stopped) for chunk in chunks]
-    clock.done("opt-outs")
-    chunks = dedupe(chunks)
-    clock.done("dedupe")
-    history = ledger.load(engine, CAMPAIGN)
-    chunks = [
-        require_params(apply_ledger(chunk, history, resend_unknown=False), PARAM_COLUMNS)
-        for chunk in chunks
-    ]
-    clock.done("plan")
-    to_check = sum(int(in_running(chunk).sum()) for chunk in chunks)
-    clock.restart()
-    chunks, stats = verify(
-        chunks, whatsapp=whatsapp, warehouse_url=url, batch_size=args.contacts_batch_size
+    campaign = Campaign(
+        campaign_id=CAMPAIGN,
+        template=TemplateSpec(namespace="acme_ns", name="order_update", body_params=["first_name"]),
+        audience=Audience(query=DEMO_AUDIENCE_QUERY),
+        default_region=DEFAULT_REGION,
+        chunk_size=args.chunk_size,
+        contacts_batch_size=args.contacts_batch_size,
     )
-    clock.done("verify")
-    chunks = [mark_planned(chunk) for chunk in chunks]
-    clock.done("planned")
+    lease = acquire(engine, CAMPAIGN, "bench-funnel", timedelta(minutes=30))
+    consented: list[pd.DataFrame] = []
+
+    def keep_for_the_baseline(stage: str, chunks: list[pd.DataFrame]) -> None:
+        # Only what the baseline reads, so the pipeline's peak memory stays its own.
+        if stage == "consent":
+            consented.extend(c.loc[in_running(c), [PHONE_RAW, COUNTRY]] for c in chunks)
+
+    run = PlainRunner(workers=MAP_WORKERS, after=keep_for_the_baseline)
+    chunks, _ = prepare(run, campaign, secret, secret, lease)
+    to_check = sum(int(in_running(chunk).sum()) for chunk in chunks)
+    verified = run.once(verify_chunks, chunks, whatsapp, secret, args.contacts_batch_size)
+    chunks, stats = run.done("verify", verified[0]), verified[1]
+    chunks = run.done("planned", [mark_planned(chunk) for chunk in chunks])
+    run_id = str(uuid.uuid4())
+    run.each(record_chunk, chunks, CAMPAIGN, run_id, secret)
+    run.done("record", chunks)
     now = datetime.now(UTC)
-    building: list[float] = []
-
-    def record(chunk: pd.DataFrame) -> list[dict[str, Any]]:
-        started = time.perf_counter()
-        rows = recipient_rows(chunk, campaign_id=CAMPAIGN, run_id=run_id, now=now)
-        building.append(time.perf_counter() - started)
-        write_recipients(engine, rows)
-        return rows[: args.naive_write_rows]
-
-    # As the flow runs `record_chunk.map`: its task runner's threads, chunks in parallel.
-    with ThreadPoolExecutor(max_workers=RECORD_WORKERS) as pool:
-        written = list(itertools.chain.from_iterable(pool.map(record, chunks)))
-    written = written[: args.naive_write_rows]
-    clock.done("record")
+    written = list(
+        itertools.islice(
+            itertools.chain.from_iterable(
+                recipient_rows(c, campaign_id=CAMPAIGN, run_id=run_id, now=now) for c in chunks
+            ),
+            args.naive_write_rows,
+        )
+    )
     outcomes = pd.concat([chunk[OUTCOME] for chunk in chunks]).value_counts()
     counts = {
         "numbers_checked": stats.checked,
         "numbers_to_check": to_check,
         "contacts_calls": -(-stats.checked // args.contacts_batch_size),
         "wa_ids": int(sum(int(chunk[WA_ID].notna().sum()) for chunk in chunks)),
-        "record_rows_building_s": sum(building),
         "outcomes": {str(k): int(v) for k, v in outcomes.items()},
     }
-    return normalised, written, counts
+    return pd.concat(consented), written, counts, run.seconds
 
 
 def naive_write(url: str, rows: Sequence[dict[str, Any]]) -> float:
@@ -305,13 +269,13 @@ def own_peak_mib() -> float:
 
 def measure_one(args: argparse.Namespace) -> dict[str, Any]:
     """The pipeline under memory watch, then the naive baselines on the same rows."""
-    url, clock = args.child_url, Clock()
+    url = args.child_url
     with TreeMemory() as tree:
-        normalised, written, counts = pipeline(url, args.child_sandbox, args, clock)
+        normalised, written, counts, seconds = pipeline(url, args.child_sandbox, args)
     rss_main = own_peak_mib()
     rss_tree = max(rss_main, tree.peak_mib or 0.0)
     print(
-        "  " + ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in clock.seconds.items()),
+        "  " + ", ".join(f"{stage} {took:.2f} s" for stage, took in seconds.items()),
         flush=True,
     )
     started = time.perf_counter()
@@ -325,7 +289,7 @@ def measure_one(args: argparse.Namespace) -> dict[str, Any]:
         flush=True,
     )
     return {
-        "stages_s": clock.seconds,
+        "stages_s": seconds,
         "normalised_rows": len(normalised),
         "naive_normalise_s": naive_normalise,
         "naive_write_rows": len(written),
@@ -406,8 +370,7 @@ def figures(run: dict[str, Any]) -> list[Figure]:
     naive_total = total - stages["normalise"] - write_s + naive_normalise_s + naive_write_s
     notes = {
         "verify": f"{run['numbers_checked']:,} numbers in {run['contacts_calls']} calls",
-        "record": f"recipient_rows + write_recipients per chunk in {RECORD_WORKERS} threads, as "
-        f"the flow; recipient_rows {run['record_rows_building_s']:.2f} s summed over threads",
+        "record": f"record_chunk per chunk on {MAP_WORKERS} threads, as the flow maps it",
     }
     out = [
         Figure(

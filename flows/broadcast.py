@@ -7,13 +7,12 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import pandas as pd
-from prefect import flow, get_run_logger, runtime, unmapped
-from prefect.futures import PrefectFuture
+from prefect import flow, get_run_logger, runtime
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import SecretStr, ValidationError
 
@@ -21,11 +20,8 @@ from connectors.masking import masked_errors, safe_error, secrets_in
 from connectors.settings import Connections, SecretBlocks, mask_url
 from connectors.warehouse.lease import Lease
 from flows.connections import connections, exclusive, settle_webhooks
+from flows.stages import PrefectRunner, prepare
 from tasks.campaign import Campaign
-from tasks.consent import consent_chunk, load_opt_outs, opt_outs_chunk
-from tasks.extract import extract_audience
-from tasks.phones.task import dedupe_chunks, normalise_chunk
-from tasks.plan import load_ledger, plan_chunk
 from tasks.record import (
     finish_run_task,
     reconcile_deliveries,
@@ -36,15 +32,10 @@ from tasks.record import (
 from tasks.report import Progress, advance_progress, publish_report, start_progress
 from tasks.send.messages import pending_sends
 from tasks.send.task import send_chunks
-from tasks.summary import RunFacts, RunReport, build_report, format_funnel, stage_line
+from tasks.summary import RunFacts, RunReport, build_report, format_funnel
 from tasks.verify import verify_chunks
 
 T = TypeVar("T")
-
-
-def resolved(futures: Iterable[PrefectFuture[T]]) -> list[T]:
-    """Wait for every future and return its result, so any failed task fails the flow."""
-    return [future.result() for future in futures]
 
 
 def current_run_id() -> str:
@@ -56,20 +47,6 @@ def current_run_id() -> str:
 def current_attempt() -> int:
     """Which attempt of the flow run this is (a retry keeps the id and counts up from 1)."""
     return max(1, int(runtime.flow_run.run_count or 1))
-
-
-class _Stages:
-    """Logs one line per stage with its counts and duration (never a customer's number)."""
-
-    def __init__(self) -> None:
-        self.logger = get_run_logger()
-        self.last = time.monotonic()
-
-    def done(self, stage: str, chunks: list[pd.DataFrame]) -> list[pd.DataFrame]:
-        now = time.monotonic()
-        self.logger.info(stage_line(stage, chunks, now - self.last))
-        self.last = now
-        return chunks
 
 
 @flow(name="broadcast", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
@@ -119,56 +96,20 @@ def _run(
 ) -> RunReport:
     """The stages, in the order of the diagram."""
     assert conns.whatsapp is not None
-    wh, stages = conns.warehouse_url, _Stages()
-    chunks = stages.done(
-        "extract",
-        extract_audience(
-            conns.crm_url,
-            campaign.audience,
-            campaign.chunk_size,
-            campaign.template.param_columns,
-        ),
-    )
-    chunks = stages.done(
-        "consent", resolved(consent_chunk.map(chunks, unmapped(campaign.consent_max_age_days)))
-    )
-    chunks = stages.done(
-        "normalise",
-        resolved(
-            normalise_chunk.map(
-                chunks, unmapped(campaign.default_region), unmapped(campaign.mobile_only)
-            )
-        ),
-    )
-    opted_out = load_opt_outs(wh)
-    chunks = stages.done("opt-outs", resolved(opt_outs_chunk.map(chunks, unmapped(opted_out))))
-    chunks = stages.done("dedupe", dedupe_chunks(chunks))
-    history, in_doubt = load_ledger(wh, lease)
-    chunks = stages.done(
-        "plan",
-        resolved(
-            plan_chunk.map(
-                chunks,
-                unmapped(history),
-                unmapped(campaign.template.param_columns),
-                unmapped(campaign.resend_unknown),
-                unmapped(campaign.dry_run),
-            )
-        ),
-    )
+    wh, run = conns.warehouse_url, PrefectRunner()
+    chunks, in_doubt = prepare(run, campaign, conns.crm_url, wh, lease)
     checked = from_cache = 0
     send_started = time.monotonic()
     if not campaign.dry_run:
-        chunks, stats = verify_chunks(chunks, conns.whatsapp, wh, campaign.contacts_batch_size)
+        batch = campaign.contacts_batch_size
+        chunks, stats = run.once(verify_chunks, chunks, conns.whatsapp, wh, batch)
         checked, from_cache = stats.checked, stats.from_cache
-        chunks = stages.done("verify", chunks)
+        chunks = run.done("verify", chunks)
         send_started = time.monotonic()
-        chunks = stages.done("send", _send(campaign, conns, run_id, lease, chunks))
+        chunks = run.done("send", _send(campaign, conns, run_id, lease, chunks))
     send_seconds = time.monotonic() - send_started
-    resolved(
-        record_chunk.map(chunks, unmapped(campaign.campaign_id), unmapped(run_id), unmapped(wh))
-    )
-    stages.done("record", chunks)
+    run.each(record_chunk, chunks, campaign.campaign_id, run_id, wh)
+    run.done("record", chunks)
     settle_webhooks()
     facts = RunFacts(
         run_id=run_id,
