@@ -126,6 +126,24 @@ DELIVERY_RANK: Final[Mapping[str, int]] = {
 # Outcomes that webhooks set after `sent`: a re-run writing `sent` again must not undo them.
 AFTER_SENT: Final = (Outcome.DELIVERED, Outcome.READ, Outcome.FAILED)
 
+DELIVERY_STATUSES: Final = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.DELIVERED,
+    DeliveryStatus.READ,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.DELETED,
+    DeliveryStatus.WARNING,
+)
+
+
+class RunStatus:
+    """A run attempt's status in `wa_campaign_runs`."""
+
+    RUNNING: Final = "running"
+    COMPLETED: Final = "completed"
+    FAILED: Final = "failed"
+
+
 ContactStatus = Literal["valid", "invalid", "processing", "failed"]
 """The v1 `/v1/contacts` answer for one number."""
 

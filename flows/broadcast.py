@@ -18,6 +18,7 @@ from pydantic import SecretStr, ValidationError
 
 from connectors.masking import masked_errors, safe_error, secrets_in
 from connectors.settings import Connections, SecretBlocks, mask_url
+from connectors.vocabulary import RunStatus
 from connectors.warehouse.lease import Lease
 from flows.connections import connections, exclusive, settle_webhooks
 from flows.stages import PrefectRunner, prepare
@@ -77,7 +78,7 @@ def _broadcast(campaign: Campaign, secrets: SecretBlocks | None) -> RunReport:
         except BaseException as exc:
             _record_failure(wh, run_id, attempt, lease, safe_error(exc, secrets_in([conns])))
             raise
-        finish_run_task(wh, run_id, attempt, "completed", report["run_counts"])
+        finish_run_task(wh, run_id, attempt, RunStatus.COMPLETED, report["run_counts"])
     publish_report(report)
     return report
 
@@ -86,7 +87,7 @@ def _record_failure(wh: SecretStr, run_id: str, attempt: int, lease: Lease, erro
     """Close the failed attempt's row with what it sent; never hides the error that ended it."""
     try:
         sent = {"messages_sent": sent_by_attempt(wh, lease)}
-        finish_run_task(wh, run_id, attempt, "failed", sent, error[:2000])
+        finish_run_task(wh, run_id, attempt, RunStatus.FAILED, sent, error[:2000])
     except Exception as exc:  # the warehouse may be why the run failed
         get_run_logger().warning("failed run not recorded: %s", type(exc).__name__)
 

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
-from connectors.vocabulary import AFTER_SENT, Outcome
+from connectors.vocabulary import AFTER_SENT, Outcome, RunStatus
 from connectors.warehouse.schema import campaign_runs, contact_checks, deliveries, recipients
 from connectors.warehouse.upsert import upsert
 
@@ -49,7 +49,7 @@ def start_run(
         "campaign_id": campaign_id,
         "template_name": template_name,
         "dry_run": dry_run,
-        "status": "running",
+        "status": RunStatus.RUNNING,
         "started_at": started_at,
         "finished_at": None,
         "error": None,

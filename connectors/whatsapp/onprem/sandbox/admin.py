@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.vocabulary import DeliveryStatus
 from connectors.whatsapp.onprem.sandbox.config import check_retry_after
 from connectors.whatsapp.onprem.sandbox.state import SandboxState
 from connectors.whatsapp.onprem.sandbox.webhooks import PushPolicy, pusher_for
@@ -99,7 +100,7 @@ class _Admin:
                 raise ValueError(f"unknown fields {sorted(unknown)}; use {sorted(fields)}")
             given = {} if body.get("clear") else dataclasses.asdict(pusher.policy)
             given.update({k: v for k, v in body.items() if k in fields})
-            given["failed_after"] = tuple(given.get("failed_after", ("sent",)))
+            given["failed_after"] = tuple(given.get("failed_after", (DeliveryStatus.SENT,)))
             given["script"] = tuple(tuple(seq) for seq in given.get("script", ()))
             pusher.policy = PushPolicy(**given)
         except (TypeError, ValueError) as exc:

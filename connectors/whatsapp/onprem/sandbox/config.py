@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from connectors.vocabulary import DeliveryStatus
+
 FaultKind = Literal["500", "503", "reset", "hang", "garbage"]
 FAULT_KINDS: Final[tuple[FaultKind, ...]] = ("500", "503", "reset", "hang", "garbage")
 """`garbage`: a 200 whose body is `not json`, as a misbehaving proxy answers."""
@@ -74,7 +76,11 @@ class SandboxConfig:
     failed_numbers: tuple[str, ...] = ()
 
     webhook_url: str | None = None
-    push_statuses: tuple[str, ...] = ("sent", "delivered", "read")
+    push_statuses: tuple[str, ...] = (
+        DeliveryStatus.SENT,
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.READ,
+    )
     push_delay_s: float = 0.0
 
     clock: Callable[[], float] = time.time

@@ -26,6 +26,7 @@ from weakref import WeakKeyDictionary
 
 import httpx
 
+from connectors.vocabulary import DELIVERY_STATUSES, DeliveryStatus
 from connectors.whatsapp.onprem.sandbox.state import SandboxState
 
 _ATTEMPTS = 3
@@ -34,7 +35,7 @@ _TIMEOUT = httpx.Timeout(2.0, connect=1.0)
 # and httpx's pool (its per-request pool scan grows with the requests waiting) under load.
 _WORKERS = 8
 
-STATUSES: Final = ("sent", "delivered", "read", "failed", "deleted", "warning")
+STATUSES: Final = DELIVERY_STATUSES
 ERROR_TITLES: Final[Mapping[int, str]] = {
     470: "Message failed to send because more than 24 hours have passed since the customer "
     "last replied to this number",
@@ -52,7 +53,7 @@ class PushPolicy:
 
     failed_share: float = 0.0
     failed_code: int = 470
-    failed_after: tuple[str, ...] = ("sent",)
+    failed_after: tuple[str, ...] = (DeliveryStatus.SENT,)
     duplicates: bool = False
     shuffle: bool = False
     script: tuple[tuple[str, ...], ...] = ()
@@ -152,7 +153,7 @@ class WebhookPusher:
             return self._script.popleft()
         share = policy.failed_share
         if share > 0 and math.floor(n * share) > math.floor((n - 1) * share):
-            return (*policy.failed_after, "failed")
+            return (*policy.failed_after, DeliveryStatus.FAILED)
         return tuple(self._state.config.push_statuses)
 
     def _status_payloads(
@@ -173,14 +174,14 @@ class WebhookPusher:
                 "status": status,
                 "timestamp": str(base + i),
             }
-            if status in ("sent", "delivered"):
+            if status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED):
                 entry["conversation"] = conversation
                 entry["pricing"] = {
                     "billable": True,
                     "pricing_model": "CBP",
                     "category": "marketing",
                 }
-            if status == "failed":
+            if status == DeliveryStatus.FAILED:
                 title = ERROR_TITLES.get(policy.failed_code, "Message failed to send")
                 entry["errors"] = [{"code": policy.failed_code, "title": title}]
             payloads.append({"statuses": [entry]})
