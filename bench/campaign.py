@@ -50,7 +50,7 @@ from bench.common import Figure, Target, free_port, report, wait_answering
 from bench.funnel import scratch_database, seed_crm
 from bench.phones import crm_rows
 from bench.send import Sandbox
-from connectors.demo_crm import DEMO_AUDIENCE_QUERY, DEMO_TEMPLATE
+from connectors.demo import DEMO_AUDIENCE_QUERY, DEMO_TEMPLATE
 from connectors.vocabulary import COUNTRY, OPT_IN_AT, PHONE_E164, PHONE_RAW
 from connectors.warehouse.schema import deliveries
 from connectors.whatsapp.limits import SendLimits

@@ -53,7 +53,7 @@ from bench.phones import baseline, crm_rows
 from bench.send import API_KEY, Sandbox
 from bench.webhooks import drop_postgres_database, postgres_database
 from connectors.crm import Audience
-from connectors.demo_crm import DEMO_AUDIENCE_QUERY, crm_contacts, demo_metadata
+from connectors.demo import DEMO_AUDIENCE_QUERY, crm_contacts, demo_metadata
 from connectors.vocabulary import COUNTRY, OUTCOME, PHONE_RAW, WA_ID
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import acquire

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pydantic import SecretStr
 from sqlalchemy import create_engine, inspect
 
-from connectors.demo_crm import demo_customers, seed_demo_crm
+from connectors.demo import demo_customers, seed_demo_crm
 from connectors.preflight import check_api
 from connectors.settings import Connections
 from connectors.webhooks.server import start_receiver

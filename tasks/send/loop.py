@@ -126,39 +126,20 @@ async def send_all(
     finished: list[ledger.Result] = []
     results: dict[str, ledger.Result] = {}
     breaker = _Breaker(breaker_threshold)
+    reporter = _Reporter(progress, progress_every_s)
     stopped: Exception | None = None
-    reporting: asyncio.Future[None] | None = None
-    report_at = 0.0
     while queue or in_flight or finished:
-        free = 0 if breaker.open or stopped else concurrency - len(in_flight)
-        items_now = queue.take(free)
-        now = _now()
-        claims = [
-            ledger.Claim(
-                c.phone_e164,
-                c.customer_id,
-                c.wa_id,
-                c.attempts + 1,
-                c.first_attempt_at or now,
-                now,
-                c.ledger_state,
-                client.sender_id,
-            )
-            for c in items_now
-        ]
+        items_now = queue.take(0 if breaker.open or stopped else concurrency - len(in_flight))
         try:
-            won = await asyncio.to_thread(write, finished, claims)
+            won = await asyncio.to_thread(write, finished, _claims(items_now, client.sender_id))
         except LeaseLostError as exc:  # the results were recorded; no new claim is ours
             stopped, won = stopped or exc, frozenset()
         refused = [c.phone_e164 for c in items_now if c.phone_e164 not in won]
         if refused and not stopped:
             stopped = _refused(refused)
         results.update((r.phone_e164, r) for r in finished)
-        idle = reporting is None or reporting.done()
-        if finished and progress is not None and idle and time.monotonic() >= report_at:
-            # An API call to Prefect: off the loop, so the sends keep their pace meanwhile.
-            reporting = asyncio.ensure_future(asyncio.to_thread(progress, len(results)))
-            report_at = time.monotonic() + progress_every_s
+        if finished:
+            reporter.report(len(results))
         finished = []
         in_flight.update(
             asyncio.create_task(_send_one(client, c, template))
@@ -169,16 +150,56 @@ async def send_all(
             break
         done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
         for finished_task in done:
-            result = finished_task.result()
-            finished.append(result)
-            breaker.observe(result)
-    if reporting is not None:
-        await reporting
+            finished.append(finished_task.result())
+            breaker.observe(finished[-1])
+    await reporter.finish()
     if stopped is not None:
         raise stopped
     if breaker.open:
         raise breaker.error()
     return results
+
+
+def _claims(items: list[Outgoing], sender: str) -> list[ledger.Claim]:
+    """The ledger claims of the items about to be sent, stamped now."""
+    now = _now()
+    return [
+        ledger.Claim(
+            c.phone_e164,
+            c.customer_id,
+            c.wa_id,
+            c.attempts + 1,
+            c.first_attempt_at or now,
+            now,
+            c.ledger_state,
+            sender,
+        )
+        for c in items
+    ]
+
+
+class _Reporter:
+    """Hands the count of sends done to `progress` at most once per interval, off the loop (an
+    API call to Prefect must not hold up the paced sends), never two at once."""
+
+    def __init__(self, progress: Callable[[int], None] | None, every_s: float) -> None:
+        self.progress = progress
+        self.every_s = every_s
+        self.pending: asyncio.Future[None] | None = None
+        self.next_at = 0.0
+
+    def report(self, done: int) -> None:
+        """Report `done` if the last report has finished and the interval has passed."""
+        idle = self.pending is None or self.pending.done()
+        if self.progress is None or not idle or time.monotonic() < self.next_at:
+            return
+        self.pending = asyncio.ensure_future(asyncio.to_thread(self.progress, done))
+        self.next_at = time.monotonic() + self.every_s
+
+    async def finish(self) -> None:
+        """Wait for the report under way."""
+        if self.pending is not None:
+            await self.pending
 
 
 def _refused(phones: list[str]) -> ledger.ClaimRefusedError:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from connectors.demo_crm import DemoCustomer, demo_customers, seed_demo_crm
+from connectors.demo import DemoCustomer, demo_customers, seed_demo_crm
 from connectors.warehouse.schema import campaign_runs, deliveries, opt_outs, recipients
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from flows.broadcast import broadcast

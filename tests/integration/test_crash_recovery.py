@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, create_engine, select, text
 
-from connectors.demo_crm import DemoCustomer, demo_customers, seed_demo_crm
+from connectors.demo import DemoCustomer, demo_customers, seed_demo_crm
 from connectors.warehouse.schema import deliveries, recipients
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from flows.broadcast import broadcast

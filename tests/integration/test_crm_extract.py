@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from connectors.crm import Audience, AudienceError, crm_engine, read_audience
-from connectors.demo_crm import DEMO_AUDIENCE_QUERY, demo_customers, seed_demo_crm
+from connectors.demo import DEMO_AUDIENCE_QUERY, demo_customers, seed_demo_crm
 from connectors.vocabulary import CUSTOMER_ID, OUTCOME, PHONE_E164, REASON
 from tasks.consent import apply_consent
 from tasks.extract import extract

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, select, text
 
-from connectors.demo_crm import demo_customers, seed_demo_crm
+from connectors.demo import demo_customers, seed_demo_crm
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.schema import deliveries, recipients
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-EMULATORS = ("connectors.whatsapp.onprem.sandbox", "connectors.webhooks", "connectors.demo_crm")
+EMULATORS = ("connectors.whatsapp.onprem.sandbox", "connectors.webhooks", "connectors.demo")
 
 
 def test_importing_the_flow_loads_no_emulator() -> None:

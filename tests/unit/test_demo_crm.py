@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
-from connectors.demo_crm import (
+from connectors.demo import (
     DEMO_AUDIENCE_QUERY,
     NUMBER_FORMATS,
     DemoCustomer,

@@ -1,64 +1,37 @@
-"""A reproducible demo CRM of messy, realistic customers, each with the outcome it must end with."""
+"""How the demo's customers are written: regions, names, number formats, junk, and the drafts."""
 
 from __future__ import annotations
 
 import random
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Final
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, PhoneNumberType
 from phonenumbers import ValidationResult as Possible
-from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, insert
 
+from connectors.vocabulary import Reason
 from connectors.whatsapp.onprem.sandbox import rules
 
-DEMO_AUDIENCE_QUERY: Final = (
-    "SELECT id AS customer_id, mobile AS phone_raw, cc AS country, optin AS opt_in_at, "
-    "optout AS opt_out_at, fname AS param_first_name FROM crm_contacts"
-)
-DEMO_TEMPLATE: Final[dict[str, str | list[str]]] = {
-    "namespace": "acme_ns",
-    "name": "order_update",
-    "language": "en",
-    "body_params": ["first_name"],
-}
 DEMO_DEFAULT_REGION: Final = "US"
 DEFAULT_NOW: Final = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 INVALID_REASONS: Final = (
-    "empty", "not_a_number", "too_short", "too_long", "invalid_country_code", "invalid_for_region",
-)  # fmt: skip
+    Reason.EMPTY,
+    Reason.NOT_A_NUMBER,
+    Reason.TOO_SHORT,
+    Reason.TOO_LONG,
+    Reason.INVALID_COUNTRY_CODE,
+    Reason.INVALID_FOR_REGION,
+)
 # How valid numbers are written, with their weight in the mix ("invalid" marks the rest).
 NUMBER_FORMATS: Final = (
     "national", "international", "e164", "idd_00", "digits_only", "dashes", "dots", "brackets",
     "padded", "extension", "fullwidth", "arabic_indic",
 )  # fmt: skip
 _FORMAT_WEIGHTS: Final = (25, 20, 15, 6, 5, 6, 5, 5, 4, 3, 2, 2)
-# Outcome strings as in tasks/frame.py, copied because connectors may not import tasks.
-_NO_CONSENT, _INVALID = "excluded_no_consent", "excluded_invalid_number"
-_DUPLICATE, _NOT_ON_WA = "excluded_duplicate", "excluded_not_on_whatsapp"
-_SENT, _SEND_FAILED = "sent", "send_failed"
-
-demo_metadata = MetaData()
-crm_contacts = Table(
-    "crm_contacts",
-    demo_metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("fname", String(100)),
-    Column("lname", String(100)),
-    Column("mobile", String(64)),
-    Column("cc", String(2)),
-    Column("optin", DateTime(timezone=True)),
-    Column("optout", DateTime(timezone=True)),
-    Column("email", String(200)),
-    mysql_charset="utf8mb4",  # full-width and Arabic-Indic digits, accented names
-)
 
 # region: (weight in the mix, NSN prefixes of its mobile ranges, name pool)
 _REGIONS: Final = {
@@ -99,35 +72,8 @@ _MOBILE = PhoneNumberType.MOBILE
 _MOBILE_TYPES = (_MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 
-@dataclass(frozen=True, slots=True)
-class DemoCustomer:
-    """One crm_contacts row and the outcome the campaign must give it, known by construction."""
-
-    id: int
-    fname: str | None
-    lname: str | None
-    mobile: str | None
-    cc: str | None
-    optin: datetime | None
-    optout: datetime | None
-    email: str | None
-    expected_outcome: str
-    expected_reason: str | None
-    expected_e164: str | None  # set whenever the number is valid, whatever the outcome
-    expected_duplicate_of: str | None
-    expected_wa_id: str | None
-    number_format: str  # one of NUMBER_FORMATS, or "invalid"
-
-    def row(self) -> dict[str, object]:
-        """The crm_contacts columns of this customer."""
-        return {
-            "id": self.id, "fname": self.fname, "lname": self.lname, "mobile": self.mobile,
-            "cc": self.cc, "optin": self.optin, "optout": self.optout, "email": self.email,
-        }  # fmt: skip
-
-
 @dataclass(slots=True)
-class _Draft:
+class Draft:
     """A customer before ids are dealt out; `original` is the kept customer a duplicate repeats."""
 
     region: str
@@ -142,7 +88,7 @@ class _Draft:
     e164: str | None = None
     number_reason: str | None = None
     fmt: str = "invalid"
-    original: _Draft | None = None
+    original: Draft | None = None
     id: int = 0
 
 
@@ -191,13 +137,14 @@ def _classify(mobile: str | None, cc: str | None) -> tuple[str | None, str | Non
     }.get(phonenumbers.is_possible_number_with_reason(number), "?")
 
 
-def _consent_reason(optin: datetime | None, optout: datetime | None) -> str | None:
+def consent_reason(optin: datetime | None, optout: datetime | None) -> str | None:
+    """Why the consent stage excludes a customer with these dates, or None."""
     if optout is not None and (optin is None or optout >= optin):
-        return "opted_out"
-    return "no_opt_in" if optin is None else None
+        return Reason.OPTED_OUT
+    return Reason.NO_OPT_IN if optin is None else None
 
 
-class _Generator:
+class Generator:
     """Deals out distinct valid numbers and writes them the ways a real CRM holds them."""
 
     def __init__(self, rng: random.Random, now: datetime) -> None:
@@ -206,7 +153,7 @@ class _Generator:
         self.regions, self.weights = list(_REGIONS), [w for w, _, _ in _REGIONS.values()]
         self.examples = {r: phonenumbers.example_number_for_type(r, _MOBILE) for r in _REGIONS}
 
-    def customer(self, optin: datetime | None, region: str | None = None) -> _Draft:
+    def customer(self, optin: datetime | None, region: str | None = None) -> Draft:
         """A named customer of `region` (random when None), without a number yet."""
         region = region or self.rng.choices(self.regions, self.weights)[0]
         firsts, lasts = _NAMES[_REGIONS[region][2]]
@@ -214,7 +161,7 @@ class _Generator:
         handle = unicodedata.normalize("NFKD", f"{first}.{last}").encode("ascii", "ignore").decode()
         handle = re.sub(r"[^a-z.]", "", handle.lower()) + str(self.rng.randint(1, 999))
         email = f"{handle}@example.com" if self.rng.random() < 0.9 else None
-        return _Draft(region, first, last, email, optin)
+        return Draft(region, first, last, email, optin)
 
     def past(self, oldest_days: int = 1000, newest_days: int = 1) -> datetime:
         """A whole-second instant in the given window before now."""
@@ -286,7 +233,7 @@ class _Generator:
             return None
         return "UK" if region == "GB" else self.rng.choice(("XX", "ZZ", "EU"))
 
-    def write(self, draft: _Draft, number: PhoneNumber, avoid: str = "") -> None:
+    def write(self, draft: Draft, number: PhoneNumber, avoid: str = "") -> None:
         """Give `draft` the number in a random format (not `avoid`) that reads back to it."""
         e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
         weights = [
@@ -307,7 +254,7 @@ class _Generator:
                     return
         raise RuntimeError(f"no way of writing {e164} reads back to it")
 
-    def invalid(self, draft: _Draft, reason: str) -> None:
+    def invalid(self, draft: Draft, reason: str) -> None:
         """Give `draft` a number the rules reject for exactly `reason`."""
         rng = self.rng
         for attempt in range(200):
@@ -331,139 +278,3 @@ class _Generator:
                 draft.number_reason = reason
                 return
         raise RuntimeError(f"no number found that is invalid for reason {reason}")
-
-
-def demo_customers(
-    n: int = 3000, *, seed: int = 7, now: datetime | None = None
-) -> list[DemoCustomer]:
-    """`n` demo customers, ids 1..n, identical for a seed, each with the outcome it must get."""
-    rng = random.Random(seed)
-    now = (now or DEFAULT_NOW).replace(microsecond=0)  # MariaDB DATETIME keeps whole seconds
-    gen = _Generator(rng, now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC))
-    no_opt_in, opted_out, invalid, duplicates = (round(n * s) for s in (0.06, 0.04, 0.06, 0.10))
-    kept: list[_Draft] = []
-    for _ in range(n - no_opt_in - opted_out - invalid - duplicates):
-        if rng.random() < 0.03:  # re-consented: an opt-out before the latest opt-in does not count
-            optout = gen.past(900, 30)
-            customer = gen.customer(optout + timedelta(seconds=rng.randint(3600, 20 * 86400)))
-            customer.optout = optout
-        else:
-            customer = gen.customer(gen.past())
-        if rng.random() < 0.012:
-            customer.fname = rng.choice((None, "", "   "))
-        gen.write(customer, gen.number(customer.region, on_whatsapp=rng.random() >= 0.1))
-        kept.append(customer)
-
-    others: list[_Draft] = []
-    for i in range(invalid):
-        customer = gen.customer(gen.past())
-        gen.invalid(customer, INVALID_REASONS[i % len(INVALID_REASONS)])
-        others.append(customer)
-
-    for i in range(no_opt_in + opted_out):
-        roll = rng.random()
-        # Now and then a kept customer's number again, without consent: never a duplicate.
-        original = rng.choice(kept) if kept and roll < 0.15 else None
-        customer = gen.customer(None, original.region if original else None)
-        if i >= no_opt_in:  # withdrawn: an opt-out at or after the opt-in, or with none at all
-            customer.optin = gen.past(1000, 60) if rng.random() < 0.8 else None
-            customer.optout = (
-                gen.past()
-                if customer.optin is None
-                else customer.optin
-                + timedelta(seconds=0 if rng.random() < 0.05 else rng.randint(1, 50 * 86400))
-            )
-        if original is not None and original.number is not None:
-            gen.write(customer, original.number, avoid=original.fmt)
-        elif roll < 0.25:
-            gen.invalid(customer, rng.choice(INVALID_REASONS))
-        else:
-            gen.write(customer, gen.number(customer.region, on_whatsapp=rng.random() >= 0.1))
-        others.append(customer)
-
-    ties: dict[int, list[_Draft]] = {}
-    for _ in range(duplicates if kept else 0):
-        original = rng.choice(kept)
-        assert original.optin is not None and original.number is not None
-        tie = rng.random() < 0.25  # the same opt-in instant (a bulk import): the smaller id is kept
-        older = timedelta(seconds=0 if tie else rng.randint(3600, 400 * 86400))
-        customer = gen.customer(original.optin - older, original.region)
-        if rng.random() < 0.5:
-            customer.fname, customer.lname = original.fname, original.lname
-        customer.original = original
-        gen.write(customer, original.number, avoid=original.fmt)
-        if tie:
-            ties.setdefault(id(original), [original]).append(customer)
-        others.append(customer)
-
-    everyone = kept + others
-    rng.shuffle(everyone)
-    for position, customer in enumerate(everyone, start=1):
-        customer.id = position
-    for group in ties.values():
-        for customer, smallest_first in zip(group, sorted(c.id for c in group), strict=True):
-            customer.id = smallest_first
-    everyone.sort(key=lambda c: c.id)
-    _check_duplicates(everyone)
-    return [_expect(c) for c in everyone]
-
-
-def _check_duplicates(drafts: list[_Draft]) -> None:
-    """Fail loudly if the dedupe rule, applied from scratch, keeps another than constructed."""
-    kept: dict[str, _Draft] = {}
-    eligible = [c for c in drafts if _consent_reason(c.optin, c.optout) is None and c.e164]
-    for c in eligible:
-        best = kept.setdefault(c.e164 or "", c)
-        if (c.optin, -c.id) > (best.optin, -best.id):
-            kept[c.e164 or ""] = c
-    for c in eligible:
-        if kept[c.e164 or ""] is not (c.original or c):
-            raise RuntimeError(f"demo customer {c.id}: duplicate construction is inconsistent")
-
-
-def _expect(c: _Draft) -> DemoCustomer:
-    consent = _consent_reason(c.optin, c.optout)
-    outcome, reason, duplicate_of, wa_id = _SENT, None, None, None
-    if consent is not None:
-        outcome, reason = _NO_CONSENT, consent
-    elif c.e164 is None:
-        outcome, reason = _INVALID, c.number_reason
-    elif c.original is not None:
-        outcome, reason, duplicate_of = _DUPLICATE, "duplicate", str(c.original.id)
-    elif c.fname is None or not c.fname.strip():
-        outcome, reason = _SEND_FAILED, "missing_parameter"
-    else:
-        status, wa_id = rules.contact_status(c.e164)
-        if status != "valid":
-            outcome, reason = _NOT_ON_WA, "not_on_whatsapp"
-    columns = (c.id, c.fname, c.lname, c.mobile, c.cc, c.optin, c.optout, c.email)
-    return DemoCustomer(*columns, outcome, reason, c.e164, duplicate_of, wa_id, c.fmt)
-
-
-def expected_by_id(customers: Sequence[DemoCustomer]) -> dict[str, DemoCustomer]:
-    """The customers keyed by str(id), the way the pipeline's customer_id reads."""
-    return {str(c.id): c for c in customers}
-
-
-def expected_funnel(customers: Sequence[DemoCustomer]) -> dict[str, int]:
-    """How many customers must end in each outcome, largest first."""
-    return dict(Counter(c.expected_outcome for c in customers).most_common())
-
-
-def demo_crm_url(data_dir: Path) -> str:
-    """The SQLAlchemy URL of the embedded demo CRM under `data_dir`."""
-    return f"sqlite:///{data_dir}/crm.sqlite"
-
-
-def seed_demo_crm(
-    engine: Engine, customers: Sequence[DemoCustomer], *, replace: bool = True
-) -> int:
-    """Create crm_contacts (first dropping it when `replace`), insert the customers, count them."""
-    if replace:
-        crm_contacts.drop(engine, checkfirst=True)
-    demo_metadata.create_all(engine, tables=[crm_contacts])
-    rows = [c.row() for c in customers]
-    with engine.begin() as conn:
-        for start in range(0, len(rows), 1000):  # one executemany per batch
-            conn.execute(insert(crm_contacts), rows[start : start + 1000])
-    return len(rows)
