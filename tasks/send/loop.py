@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from connectors.errors import OutcomeUnknownError, StopRunError, TransientError
+from connectors.errors import OutcomeUnknownError, StopRunError, kind_of
 from connectors.masking import mask_phone
 from connectors.vocabulary import LedgerState
 from connectors.warehouse import ledger
@@ -40,15 +40,15 @@ async def _send_one(client: Sender, item: Outgoing, template: Template) -> ledge
     except WhatsAppError as exc:
         # A failure that says nothing about the recipient would hit every send: it opens the
         # breaker, and like a transient one it is retried by the next run.
-        campaign = isinstance(exc, StopRunError)
+        kind = kind_of(exc)
         return ledger.Result(
             item.phone_e164,
             LedgerState.SEND_FAILED,
             _now(),
             error_code=exc.reason,
             error_title=exc.title,
-            retryable=campaign or isinstance(exc, TransientError),
-            campaign_level=campaign,
+            retryable=kind in ("stop_run", "transient"),
+            campaign_level=kind == "stop_run",
         )
     except Exception as exc:  # a bug or an answer nobody foresaw: the request may have gone out
         log.error("send ended in doubt: %s", type(exc).__name__)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.send.loop import CircuitOpenError, send_all
 from tasks.send.messages import Outgoing
 
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "api"
 TEMPLATE = Template("acme_ns", "order_update", "en")
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -34,6 +37,11 @@ class Ledger:
         self.results.update((r.phone_e164, r) for r in results)
         self.claimed += [c.phone_e164 for c in claims]
         return frozenset(c.phone_e164 for c in claims)
+
+
+def _body(name: str) -> Any:
+    """An error body the API sends, from tests/fixtures/api/."""
+    return json.loads((FIXTURES / name).read_text())
 
 
 def _items(count: int) -> list[Outgoing]:
@@ -87,9 +95,9 @@ def test_a_success_without_json_or_message_id_is_that_sends_unknown_and_the_rest
     "answer",
     [
         httpx.Response(418, text="I'm a teapot"),
-        httpx.Response(409, json={"errors": [{"code": 99999, "title": "Something new"}]}),
+        httpx.Response(409, json=_body("error_99999.json")),
         httpx.Response(403, json={"errors": [{"title": "Forbidden"}]}),
-        httpx.Response(400, json={"error": {"code": 131048, "message": "Spam rate limit hit"}}),
+        httpx.Response(400, json=_body("cloud_error_131048.json")),
     ],
     ids=["unknown-status", "unknown-code", "403-no-code", "cloud-spam-limit"],
 )
@@ -108,7 +116,7 @@ def test_an_answer_nobody_foresaw_opens_the_breaker_and_stays_retryable(
 
 def test_a_recipients_own_failure_is_permanent_and_does_not_open_the_breaker() -> None:
     items = _items(20)
-    refused = httpx.Response(400, json={"errors": [{"code": 1013, "title": "User is not valid"}]})
+    refused = httpx.Response(400, json=_body("error_1013.json"))
     write = Ledger()
 
     _run(lambda _request: refused, items, write, threshold=5)
