@@ -236,3 +236,16 @@ def test_errors_leaving_a_guarded_function_carry_no_secret_of_its_arguments() ->
 
     with pytest.raises(KeyError):
         harmless()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:secret@host/", "https://user:***@host/"),
+        ("https://host/base", "https://host/base"),
+        ("https://user@host/", "https://user@host/"),
+        ("https://host/v1?key=abc&page=2", "https://host/v1?key=***&page=2"),
+    ],
+)
+def test_api_urls_are_shown_without_their_secrets(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
