@@ -91,6 +91,18 @@ class Reason:
     INVALID_PARAMETER: Final = "invalid_parameter"
 
 
+# Why normalise rejects a number (`excluded_invalid_number`); `not_mobile` only with mobile_only.
+NUMBER_REASONS: Final = (
+    Reason.EMPTY,
+    Reason.NOT_A_NUMBER,
+    Reason.TOO_SHORT,
+    Reason.TOO_LONG,
+    Reason.INVALID_COUNTRY_CODE,
+    Reason.INVALID_FOR_REGION,
+    Reason.NOT_MOBILE,
+)
+
+
 class LedgerState:
     """A `wa_deliveries` row's send state: claimed before the call, settled after it."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 # Before anything imports prefect: no analytics, no settings leaking in from ~/.prefect or .env.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="wa-tests-prefect-")
@@ -14,6 +14,7 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 os.environ.pop("PREFECT_API_URL", None)
 
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from sqlalchemy import Connection, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -118,3 +119,20 @@ def kill_other_sessions(conn: Connection) -> int:
         conn.execute(text(f"KILL {int(session)}"))
         count += 1
     return count
+
+
+def make_chunk(phones: Sequence[str], names: Sequence[str | None] | None = None) -> pd.DataFrame:
+    """A chunk as the stages pass it on: customers 0..n-1 with these numbers and first names."""
+    from tasks.frame import with_stage_columns
+
+    frame = with_stage_columns(pd.DataFrame({"customer_id": [str(i) for i in range(len(phones))]}))
+    frame["phone_e164"] = pd.Series(list(phones), dtype="str")
+    given = list(names) if names is not None else ["Asha"] * len(phones)
+    frame["param_first_name"] = pd.Series(given, dtype="str")
+    return frame
+
+
+@pytest.fixture
+def chunk_of() -> Callable[..., pd.DataFrame]:
+    """Builds chunks: `chunk_of(phones, names=None)` (see `make_chunk`)."""
+    return make_chunk

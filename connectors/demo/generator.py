@@ -13,19 +13,13 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, PhoneNumberType
 from phonenumbers import ValidationResult as Possible
 
-from connectors.vocabulary import Reason
+from connectors.vocabulary import NUMBER_REASONS, Reason
 from connectors.whatsapp.onprem.sandbox import rules
 
 DEMO_DEFAULT_REGION: Final = "US"
 DEFAULT_NOW: Final = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-INVALID_REASONS: Final = (
-    Reason.EMPTY,
-    Reason.NOT_A_NUMBER,
-    Reason.TOO_SHORT,
-    Reason.TOO_LONG,
-    Reason.INVALID_COUNTRY_CODE,
-    Reason.INVALID_FOR_REGION,
-)
+# Every reason a number can be invalid for whatever the campaign (not `not_mobile`).
+INVALID_REASONS: Final = tuple(r for r in NUMBER_REASONS if r != Reason.NOT_MOBILE)
 # How valid numbers are written, with their weight in the mix ("invalid" marks the rest).
 NUMBER_FORMATS: Final = (
     "national", "international", "e164", "idd_00", "digits_only", "dashes", "dots", "brackets",

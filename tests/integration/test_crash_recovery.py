@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,18 +21,10 @@ from connectors.warehouse.schema import deliveries, recipients
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from flows.broadcast import broadcast
 from tasks.campaign import Campaign
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).parents[2]
 CONCURRENCY = 8
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll until `predicate` holds; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout} s")
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -13,24 +13,11 @@ from connectors.whatsapp import Template, errors
 from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
-from connectors.whatsapp.settings import WhatsAppSettings
+from tests.helpers import sandbox_settings
 
 WELCOME = Template("acme_ns", "welcome", "en")
 USER = "+16315551001"
 WA_ID = USER[1:]
-
-
-def _settings(sandbox: RunningSandbox, **extra: Any) -> WhatsAppSettings:
-    values: dict[str, Any] = {
-        "base_url": sandbox.url,
-        "username": sandbox.config.username,
-        "password": sandbox.config.password,
-        "backoff_initial_s": 0.01,
-        "backoff_max_s": 0.05,
-        "read_timeout_s": 2.0,
-    }
-    values.update(extra)
-    return WhatsAppSettings.model_validate(values)
 
 
 def _config(**extra: Any) -> SandboxConfig:
@@ -50,7 +37,7 @@ async def _check(sandbox: RunningSandbox) -> None:
     """Make USER a known contact (messages to unchecked numbers are refused), with the API key:
     the record shows no login before the test's own."""
     key = {"username": None, "password": None, "api_key": sandbox.config.api_keys[0]}
-    async with OnPremSender(settings=_settings(sandbox, **key)) as client:
+    async with OnPremSender(settings=sandbox_settings(sandbox, **key)) as client:
         await client.check_contacts([USER])
 
 
@@ -58,7 +45,7 @@ def _send_with_a_fresh_login(sandbox: RunningSandbox, **extra: Any) -> str:
     """One send from a new client: its login happens on the way to /v1/messages."""
 
     async def go() -> str:
-        async with OnPremSender(settings=_settings(sandbox, **extra)) as client:
+        async with OnPremSender(settings=sandbox_settings(sandbox, **extra)) as client:
             return await client.send_template(WA_ID, WELCOME, [])
 
     return asyncio.run(go())
@@ -104,7 +91,9 @@ def test_short_lived_tokens_cost_a_handful_of_logins_not_one_per_send() -> None:
 
         async def go() -> list[str]:
             limits = SendLimits(rate_per_s=50, concurrency=8)  # ~4 s: a token or two expire
-            async with OnPremSender(settings=_settings(sandbox), send_limits=limits) as client:
+            async with OnPremSender(
+                settings=sandbox_settings(sandbox), send_limits=limits
+            ) as client:
                 calls = [client.send_template(WA_ID, WELCOME, []) for _ in range(sends)]
                 return list(await asyncio.gather(*calls))
 
@@ -124,7 +113,7 @@ def test_a_revoked_token_costs_exactly_one_login_again_for_all_sends(
 ) -> None:
     async def go() -> list[str]:
         limits = SendLimits(rate_per_s=1000, concurrency=8)
-        async with OnPremSender(settings=_settings(sandbox), send_limits=limits) as client:
+        async with OnPremSender(settings=sandbox_settings(sandbox), send_limits=limits) as client:
             first = await client.send_template(WA_ID, WELCOME, [])
             assert sandbox.state.revoke_all_tokens() == 1
             calls = [client.send_template(WA_ID, WELCOME, []) for _ in range(20)]

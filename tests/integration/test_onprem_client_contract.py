@@ -12,7 +12,7 @@ import pytest
 from connectors.whatsapp import ContactCheck, Template, errors
 from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
-from connectors.whatsapp.settings import WhatsAppSettings
+from tests.helpers import sandbox_settings
 
 T = TypeVar("T")
 ORDER = Template("acme_ns", "order_update", "en")
@@ -42,26 +42,13 @@ def sandbox(clock: Clock) -> Iterator[RunningSandbox]:
         yield running
 
 
-def settings(sandbox: RunningSandbox, **extra: Any) -> WhatsAppSettings:
-    values: dict[str, Any] = {
-        "base_url": sandbox.url,
-        "username": sandbox.config.username,
-        "password": sandbox.config.password,
-        "backoff_initial_s": 0.01,
-        "backoff_max_s": 0.05,
-        "read_timeout_s": 2.0,
-    }
-    values.update(extra)
-    return WhatsAppSettings.model_validate(values)
-
-
 def run(
     sandbox: RunningSandbox,
     body: Callable[[OnPremSender], Awaitable[T]],
     **extra: Any,
 ) -> T:
     async def go() -> T:
-        async with OnPremSender(settings=settings(sandbox, **extra)) as client:
+        async with OnPremSender(settings=sandbox_settings(sandbox, **extra)) as client:
             return await body(client)
 
     return asyncio.run(go())

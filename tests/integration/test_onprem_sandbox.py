@@ -7,7 +7,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from connectors.whatsapp.onprem.sandbox import (
     SandboxState,
     start_sandbox,
 )
+from tests.helpers import wait_until
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "sandbox"
 API_KEY = {"D360-API-KEY": "sandbox-api-key"}
@@ -41,15 +42,6 @@ def send_body(to: str = "16315551001", **template: Any) -> dict[str, Any]:
     body["to"] = to
     body["template"].update(template)
     return body
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll `predicate` until true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(0.01)
 
 
 class FakeClock:

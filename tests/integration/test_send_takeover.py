@@ -21,10 +21,10 @@ from connectors.warehouse.schema import deliveries
 from connectors.whatsapp import Template
 from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
-from connectors.whatsapp.settings import WhatsAppSettings
 from tasks.frame import with_stage_columns
 from tasks.plan import apply_ledger
 from tasks.send.task import send
+from tests.helpers import sandbox_settings
 
 WELCOME = Template("acme_ns", "welcome", "en")
 TTL = timedelta(seconds=30)
@@ -37,19 +37,11 @@ def sandbox() -> Iterator[RunningSandbox]:
         yield running
 
 
-def _settings(sandbox: RunningSandbox) -> WhatsAppSettings:
-    return WhatsAppSettings(
-        base_url=sandbox.url,
-        username=sandbox.config.username,
-        password=sandbox.config.password,  # type: ignore[arg-type]
-    )
-
-
 def _verified(sandbox: RunningSandbox, count: int) -> pd.DataFrame:
     phones = [f"+4915112{i:06d}" for i in range(1, count * 2) if i % 10][:count]
 
     async def check() -> None:
-        async with OnPremSender(settings=_settings(sandbox)) as client:
+        async with OnPremSender(settings=sandbox_settings(sandbox)) as client:
             await client.check_contacts(phones)
 
     asyncio.run(check())
@@ -68,7 +60,7 @@ def test_a_run_taken_over_mid_send_stops_and_the_new_run_sends_only_the_rest(
     kwargs = {
         "template": WELCOME,
         "param_columns": [],
-        "whatsapp": _settings(sandbox),
+        "whatsapp": sandbox_settings(sandbox),
         "warehouse_url": any_db_url,
         "concurrency": 4,
     }

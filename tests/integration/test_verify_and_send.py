@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -22,32 +22,23 @@ from connectors.whatsapp import Template
 from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
-from connectors.whatsapp.settings import WhatsAppSettings
-from tasks.frame import with_stage_columns
 from tasks.report import Progress
 from tasks.send.loop import CircuitOpenError, send_all
 from tasks.send.messages import Outgoing
 from tasks.send.task import send
 from tasks.verify import verify
+from tests.helpers import sandbox_settings
 
 TEMPLATE = Template("acme_ns", "order_update", "en")
 WELCOME = Template("acme_ns", "welcome", "en")
+
+ChunkOf = Callable[..., pd.DataFrame]  # the `chunk_of` fixture (tests/conftest.py)
 
 
 @pytest.fixture
 def sandbox() -> Iterator[RunningSandbox]:
     with start_sandbox(SandboxConfig(rate_limit_messages=None, rate_limit_other=None)) as running:
         yield running
-
-
-def _settings(sandbox: RunningSandbox) -> WhatsAppSettings:
-    return WhatsAppSettings(
-        base_url=sandbox.url,
-        username=sandbox.config.username,
-        password=sandbox.config.password,  # type: ignore[arg-type]
-        backoff_initial_s=0.01,
-        backoff_max_s=0.05,
-    )
 
 
 def _lease(url: str, campaign_id: str = "c") -> Lease:
@@ -61,21 +52,18 @@ def _writer(url: str, campaign_id: str = "c") -> ledger.LedgerWrite:
     return lambda results, claims: ledger.advance(engine, held, "r", results=results, claims=claims)
 
 
-def _frame(phones: Sequence[str]) -> pd.DataFrame:
-    frame = with_stage_columns(pd.DataFrame({"customer_id": [str(i) for i in range(len(phones))]}))
-    frame["phone_e164"] = pd.Series(list(phones), dtype="str")
-    frame["param_first_name"] = pd.Series(["Asha"] * len(phones), dtype="str")
-    return frame
-
-
 def test_verify_checks_once_then_uses_the_cache_for_seven_days(
-    sandbox: RunningSandbox, sqlite_url: str
+    sandbox: RunningSandbox, sqlite_url: str, chunk_of: ChunkOf
 ) -> None:
     phones = ["+16315551001", "+16315551000", "+5511987654321"]
     now = datetime(2026, 11, 24, tzinfo=UTC)
-    kwargs = {"whatsapp": _settings(sandbox), "warehouse_url": sqlite_url, "batch_size": 1000}
+    kwargs = {
+        "whatsapp": sandbox_settings(sandbox),
+        "warehouse_url": sqlite_url,
+        "batch_size": 1000,
+    }
 
-    [out], stats = verify([_frame(phones)], now=now, **kwargs)  # type: ignore[arg-type]
+    [out], stats = verify([chunk_of(phones)], now=now, **kwargs)  # type: ignore[arg-type]
 
     assert out[WA_ID].tolist()[::2] == ["16315551001", "551187654321"]
     assert (out[OUTCOME].iloc[1], out[REASON].iloc[1]) == (
@@ -84,20 +72,20 @@ def test_verify_checks_once_then_uses_the_cache_for_seven_days(
     )
     assert (stats.checked, stats.from_cache) == (3, 0)
     assert len(sandbox.state.requests_to("contacts")) == 1
-    _, again = verify([_frame(phones)], now=now + timedelta(days=6), **kwargs)  # type: ignore[arg-type]
+    _, again = verify([chunk_of(phones)], now=now + timedelta(days=6), **kwargs)  # type: ignore[arg-type]
     assert (again.checked, again.from_cache) == (0, 3)
-    _, stale = verify([_frame(phones)], now=now + timedelta(days=8), **kwargs)  # type: ignore[arg-type]
+    _, stale = verify([chunk_of(phones)], now=now + timedelta(days=8), **kwargs)  # type: ignore[arg-type]
     assert (stale.checked, stale.from_cache) == (3, 0)
     assert len(sandbox.state.requests_to("contacts")) == 2
 
 
 def test_failed_checks_are_check_failed_never_invalid(
-    sandbox: RunningSandbox, sqlite_url: str
+    sandbox: RunningSandbox, sqlite_url: str, chunk_of: ChunkOf
 ) -> None:
     sandbox.state.set_failed_numbers(["16315551001"])
     [out], _ = verify(
-        [_frame(["+16315551001"])],
-        whatsapp=_settings(sandbox),
+        [chunk_of(["+16315551001"])],
+        whatsapp=sandbox_settings(sandbox),
         warehouse_url=sqlite_url,
         batch_size=10,
     )
@@ -105,12 +93,12 @@ def test_failed_checks_are_check_failed_never_invalid(
 
 
 def test_send_records_every_outcome_and_the_ledger_says_the_same(
-    sandbox: RunningSandbox, any_db_url: str
+    sandbox: RunningSandbox, any_db_url: str, chunk_of: ChunkOf
 ) -> None:
     phones = [f"+1631555{1001 + i}" for i in range(40) if not str(1001 + i).endswith("0")]
-    settings = _settings(sandbox)
+    settings = sandbox_settings(sandbox)
     [checked], _ = verify(
-        [_frame(phones)], whatsapp=settings, warehouse_url=any_db_url, batch_size=100
+        [chunk_of(phones)], whatsapp=settings, warehouse_url=any_db_url, batch_size=100
     )
     checked.loc[0, "param_first_name"] = "x" * 2000  # the sandbox accepts it: one plain success
     sandbox.state.script("messages", ["500"] * 10)  # first sends meet server errors, then retried
@@ -166,7 +154,7 @@ def test_never_more_than_concurrency_rows_sending_at_once(
 
     async def run() -> dict[str, ledger.Result]:
         limits = SendLimits(rate_per_s=1000, concurrency=5)
-        async with OnPremSender(settings=_settings(sandbox), send_limits=limits) as client:
+        async with OnPremSender(settings=sandbox_settings(sandbox), send_limits=limits) as client:
             return await send_all(
                 client, items, Template("acme_ns", "welcome", "en"), write=write, concurrency=5
             )
@@ -177,7 +165,7 @@ def test_never_more_than_concurrency_rows_sending_at_once(
 
 
 async def _check_all(sandbox: RunningSandbox, phones: list[str]) -> None:
-    async with OnPremSender(settings=_settings(sandbox)) as client:
+    async with OnPremSender(settings=sandbox_settings(sandbox)) as client:
         await client.check_contacts(phones)
 
 
@@ -201,7 +189,7 @@ def test_progress_is_reported_off_the_event_loop_and_its_failures_do_not_stop_se
 
     async def run(batch: list[Outgoing], every_s: float) -> dict[str, ledger.Result]:
         limits = SendLimits(rate_per_s=1000, concurrency=4)
-        async with OnPremSender(settings=_settings(sandbox), send_limits=limits) as client:
+        async with OnPremSender(settings=sandbox_settings(sandbox), send_limits=limits) as client:
             return await send_all(
                 client,
                 batch,
@@ -233,7 +221,7 @@ def test_rate_limiter_holds_two_hundred_concurrent_sends_at_a_hundred_per_second
 
     async def run() -> float:
         limits = SendLimits(rate_per_s=100, concurrency=200, burst=10)
-        async with OnPremSender(settings=_settings(sandbox), send_limits=limits) as client:
+        async with OnPremSender(settings=sandbox_settings(sandbox), send_limits=limits) as client:
             started = time.monotonic()
             await asyncio.gather(*(client.send_template(i.wa_id, WELCOME, []) for i in items))
             return time.monotonic() - started
@@ -255,7 +243,7 @@ def test_a_campaign_level_error_stops_the_run_after_the_threshold(
 
     async def run() -> None:
         limits = SendLimits(rate_per_s=1000, concurrency=4)
-        async with OnPremSender(settings=_settings(sandbox), send_limits=limits) as client:
+        async with OnPremSender(settings=sandbox_settings(sandbox), send_limits=limits) as client:
             unknown_template = Template("acme_ns", "not_approved", "en")
             await send_all(
                 client, items, unknown_template, write=write, concurrency=4, breaker_threshold=5

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from connectors.whatsapp.onprem.sandbox.webhooks import PushPolicy, pusher_for
 from connectors.whatsapp.settings import WhatsAppSettings
+from tests.helpers import wait_until
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks"
 TOKEN = "hook-token-3f9a"
@@ -60,15 +60,6 @@ ANSWERS = {
 def fixture(name: str) -> Any:
     """A webhook body from tests/fixtures/webhooks, parsed."""
     return json.loads((FIXTURES / name).read_text())
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll `predicate` until true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(0.02)
 
 
 def settings_for(url: str, **overrides: Any) -> ReceiverSettings:

@@ -12,6 +12,7 @@ from connectors.vocabulary import (
     COUNTRY,
     CUSTOMER_ID,
     DUPLICATE_OF,
+    NUMBER_REASONS,
     OPT_IN_AT,
     OUTCOME,
     PHONE_E164,
@@ -26,15 +27,7 @@ from tasks.phones.dedupe import dedupe
 from tasks.phones.normalise import normalise
 from tasks.phones.task import dedupe_chunks, normalise_chunk
 
-REASONS = {
-    Reason.EMPTY,
-    Reason.NOT_A_NUMBER,
-    Reason.TOO_SHORT,
-    Reason.TOO_LONG,
-    Reason.INVALID_COUNTRY_CODE,
-    Reason.INVALID_FOR_REGION,
-    Reason.NOT_MOBILE,
-}
+REASONS = set(NUMBER_REASONS)
 
 
 def frame_of(

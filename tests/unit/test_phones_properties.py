@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
 
+from connectors.demo import INVALID_REASONS
 from connectors.vocabulary import (
     COUNTRY,
     CUSTOMER_ID,
@@ -44,14 +45,7 @@ VALID = sorted(
 )
 SEPARATORS = ["", "", "", " ", "-", ".", "/", "\u00a0", "\u2013", "\u2212", "\u200b", "\u200e"]
 PADDING = ["", " ", "  ", "\t", "\u3000", "\n"]
-REASONS = {
-    Reason.EMPTY,
-    Reason.NOT_A_NUMBER,
-    Reason.TOO_SHORT,
-    Reason.TOO_LONG,
-    Reason.INVALID_COUNTRY_CODE,
-    Reason.INVALID_FOR_REGION,
-}
+REASONS = set(INVALID_REASONS)  # mobile_only is off here
 
 
 @st.composite

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pandas as pd
 
 from connectors.vocabulary import MESSAGE_ID, OUTCOME, REASON, WA_ID, LedgerState
 from connectors.warehouse import ledger
-from tasks.frame import with_stage_columns
 from tasks.send.messages import Past, apply_results, outgoing
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
-
-def _frame(phones: list[str]) -> pd.DataFrame:
-    frame = with_stage_columns(pd.DataFrame({"customer_id": [str(i) for i in range(len(phones))]}))
-    frame["phone_e164"] = pd.Series(phones, dtype="str")
-    frame["param_first_name"] = pd.Series([" Asha "] * len(phones), dtype="str")
-    return frame
+ChunkOf = Callable[..., pd.DataFrame]  # the `chunk_of` fixture (tests/conftest.py)
 
 
-def test_outgoing_carries_trimmed_parameters_and_ledger_history() -> None:
-    frame = _frame(["+1", "+2"])
+def test_outgoing_carries_trimmed_parameters_and_ledger_history(
+    chunk_of: ChunkOf,
+) -> None:
+    frame = chunk_of(["+1", "+2"], [" Asha ", " Asha "])
     frame[WA_ID] = pd.Series(["1", None], dtype="str")
     history = pd.DataFrame(
         {
@@ -38,8 +35,10 @@ def test_outgoing_carries_trimmed_parameters_and_ledger_history() -> None:
     assert item.ledger_state == "send_failed"  # the claim is made from this state only
 
 
-def test_results_become_outcomes_with_codes_and_message_ids() -> None:
-    frame = _frame(["+1", "+2", "+3"])
+def test_results_become_outcomes_with_codes_and_message_ids(
+    chunk_of: ChunkOf,
+) -> None:
+    frame = chunk_of(["+1", "+2", "+3"])
     results = {
         "+1": ledger.Result("+1", LedgerState.SENT, NOW, message_id="gBEG1"),
         "+2": ledger.Result("+2", LedgerState.SEND_FAILED, NOW, error_code="1013"),

@@ -2,34 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
 from connectors.vocabulary import OUTCOME, REASON, WA_ID
-from tasks.frame import with_stage_columns
 from tasks.verify import apply_checks, exclude_stopped, numbers_to_check
 
-
-def _frame(phones: list[str]) -> pd.DataFrame:
-    frame = with_stage_columns(pd.DataFrame({"customer_id": [str(i) for i in range(len(phones))]}))
-    frame["phone_e164"] = pd.Series(phones, dtype="str")
-    frame["param_first_name"] = pd.Series([" Asha "] * len(phones), dtype="str")
-    return frame
+ChunkOf = Callable[..., pd.DataFrame]  # the `chunk_of` fixture (tests/conftest.py)
 
 
-def test_numbers_to_check_are_distinct_and_only_those_still_in_the_running() -> None:
-    frame = _frame(["+1", "+2", "+1", "+3"])
+def test_numbers_to_check_are_distinct_and_only_those_still_in_the_running(
+    chunk_of: ChunkOf,
+) -> None:
+    frame = chunk_of(["+1", "+2", "+1", "+3"])
     frame.loc[3, OUTCOME] = "excluded_duplicate"
-    assert numbers_to_check([frame, _frame(["+2", "+4"])]) == ["+1", "+2", "+4"]
+    assert numbers_to_check([frame, chunk_of(["+2", "+4"])]) == ["+1", "+2", "+4"]
 
 
-def test_checks_set_wa_id_or_the_reason_for_each_status() -> None:
+def test_checks_set_wa_id_or_the_reason_for_each_status(
+    chunk_of: ChunkOf,
+) -> None:
     answers = {
         "+1": ("valid", "1"),
         "+2": ("invalid", None),
         "+3": ("failed", None),
         "+4": ("processing", None),
     }
-    out = apply_checks(_frame(["+1", "+2", "+3", "+4", "+5"]), answers)
+    out = apply_checks(chunk_of(["+1", "+2", "+3", "+4", "+5"]), answers)
     assert out[WA_ID].iloc[0] == "1" and pd.isna(out[OUTCOME].iloc[0])
     assert out[OUTCOME].tolist()[1:] == [
         "excluded_not_on_whatsapp",
@@ -45,10 +45,13 @@ def test_checks_set_wa_id_or_the_reason_for_each_status() -> None:
     ]
 
 
-def test_a_wa_id_that_replied_stop_is_excluded_after_the_check() -> None:
+def test_a_wa_id_that_replied_stop_is_excluded_after_the_check(
+    chunk_of: ChunkOf,
+) -> None:
 
     out = exclude_stopped(
-        apply_checks(_frame(["+1", "+2"]), {"+1": ("valid", "551"), "+2": ("valid", "2")}), {"551"}
+        apply_checks(chunk_of(["+1", "+2"]), {"+1": ("valid", "551"), "+2": ("valid", "2")}),
+        {"551"},
     )
     assert out[REASON].iloc[0] == "opted_out_via_whatsapp" and pd.isna(out[REASON].iloc[1])
     assert pd.isna(out[WA_ID].iloc[0]) and out[WA_ID].iloc[1] == "2"
