@@ -1,8 +1,7 @@
 """The client's HTTP transport: several small connection pools used in turn.
 
 httpcore 1.0.x scans its whole pool on every request and release (encode/httpcore#1035), so the
-CPU per request grows with the pool's size: at 500 messages/s one 32-connection pool burned most
-of a core in that scan (bench/README.md). Pools of at most eight connections keep it flat.
+CPU per request grows with the pool's size; pools of at most eight connections keep it flat.
 """
 
 from __future__ import annotations
