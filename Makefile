@@ -52,8 +52,9 @@ serve: $(STAMP) ## serve the broadcast flow from this process instead of a work 
 migrate: $(STAMP) ## bring WAREHOUSE_DATABASE_URL (default: .data/warehouse.sqlite) to the newest schema
 	$(BIN)/python -m connectors.warehouse migrate
 
-sandbox: $(STAMP) ## the WhatsApp API sandbox on port 8080
-	$(BIN)/python -m connectors.whatsapp.onprem.sandbox --port 8080
+API ?= $(or $(WHATSAPP_API),onprem)
+sandbox: $(STAMP) ## the WhatsApp API sandbox on port 8080 (API=cloud for the Cloud API's)
+	$(BIN)/python -m connectors.whatsapp.sandbox --api $(API) --port 8080
 
 receiver: $(STAMP) ## the webhook receiver on port 8090 (set WEBHOOK_TOKEN first)
 	$(BIN)/python -m connectors.webhooks --port 8090

@@ -64,7 +64,7 @@ from tasks.campaign import Campaign, TemplateSpec
 from tasks.frame import in_running
 from tasks.plan import mark_planned
 from tasks.record import recipient_rows, record_chunk
-from tasks.verify import verify_chunks
+from tasks.verify.task import verify_chunks
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 DATABASES: Final = ("postgres", "sqlite")

@@ -47,7 +47,7 @@ from bench.common import Figure, Target, cpu_seconds, free_port, report, wait_an
 from connectors.vocabulary import LedgerState
 from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
-from connectors.whatsapp import Sender, SendLimits, Template, WhatsAppSettings
+from connectors.whatsapp import Sender, SendLimits, SendReceipt, Template, WhatsAppSettings
 from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.transport import ShardedTransport
 from tasks.send.loop import send_all
@@ -209,12 +209,20 @@ class TimedSender:
         return self._sender.sender_id
 
     async def send_template(
-        self, to: str, template: Template, params: Sequence[str], *, number: str | None = None
-    ) -> str:
+        self,
+        to: str,
+        template: Template,
+        params: Sequence[str],
+        *,
+        number: str | None = None,
+        callback: str | None = None,
+    ) -> SendReceipt:
         """Send as the wrapped sender does (its pacing wait included), timing the call."""
         started = time.perf_counter()
         try:
-            return await self._sender.send_template(to, template, params, number=number)
+            return await self._sender.send_template(
+                to, template, params, number=number, callback=callback
+            )
         finally:
             self.durations.append(time.perf_counter() - started)
 

@@ -28,7 +28,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 
 from bench.common import Figure, Target, cpu_seconds, free_port, report, wait_answering
 from connectors.vocabulary import LedgerState
-from connectors.warehouse import ledger
+from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.records import write_recipients
 from connectors.warehouse.schema import deliveries, status_events
@@ -243,8 +243,10 @@ def seed_ledger(url: str, ids: Sequence[str]) -> None:
                 "updated_at": at,
             }
         )
-    ledger.advance(engine, CAMPAIGN, "bench", results=[], claims=claims)
-    ledger.advance(engine, CAMPAIGN, "bench", results=results, claims=[])
+    held = lease.acquire(engine, CAMPAIGN, "bench", timedelta(minutes=10))
+    ledger.advance(engine, held, "bench", results=[], claims=claims)
+    ledger.advance(engine, held, "bench", results=results, claims=[])
+    lease.release(engine, held)
     write_recipients(engine, rows)
 
 

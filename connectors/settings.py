@@ -21,7 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from connectors.masking import mask_url as mask_url  # re-exported: callers import it from here
-from connectors.whatsapp.settings import SenderSettings, WhatsAppSettings
+from connectors.whatsapp.settings import Api, SenderSettings, api_from_env, senders_from_env
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / ".data"
 # Prefect's block document name rule (prefect.types.names.BlockDocumentName, checked by
@@ -31,19 +31,27 @@ _BLOCK_NAME = re.compile(BLOCK_NAME_PATTERN)
 
 
 class Connections(BaseModel):
-    """CRM and warehouse URLs (secret: they may hold passwords) and the WhatsApp senders (none:
-    the embedded sandbox is used)."""
+    """CRM and warehouse URLs (secret: they may hold passwords), the WhatsApp API flavour and its
+    senders (none: the embedded sandbox of that flavour is used)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     crm_url: SecretStr
     warehouse_url: SecretStr
+    api: Api = "onprem"
     senders: tuple[SenderSettings, ...]
     data_dir: Path
 
+    @model_validator(mode="after")
+    def _senders_speak_the_api(self) -> Connections:
+        other = [s.sender_id for s in self.senders if s.api != self.api]
+        if other:
+            raise ValueError(f"WHATSAPP_API={self.api}, but senders {other} speak another API")
+        return self
+
     @property
     def whatsapp(self) -> SenderSettings | None:
-        """The first sender (the only one today), or None when no API is configured."""
+        """The first sender (callers use only it today), or None when no API is configured."""
         return self.senders[0] if self.senders else None
 
     @property
@@ -53,15 +61,20 @@ class Connections(BaseModel):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Connections:
-        """Read CRM_DATABASE_URL, WAREHOUSE_DATABASE_URL and WHATSAPP_*; unset means embedded."""
+        """Read CRM_DATABASE_URL, WAREHOUSE_DATABASE_URL and WHATSAPP_*; unset means embedded.
+
+        `WHATSAPP_API` is read even without `WHATSAPP_API_URL` (which sandbox to embed); with it,
+        the senders: one for v1, one per `WHATSAPP_PHONE_NUMBER_ID` for Cloud."""
         env = os.environ if env is None else env
         data_dir = Path(env.get("WA_DATA_DIR") or DEFAULT_DATA_DIR)
-        senders = (WhatsAppSettings.from_env(env),) if env.get("WHATSAPP_API_URL") else ()
+        api = api_from_env(env)
+        senders = senders_from_env(env) if env.get("WHATSAPP_API_URL") else ()
         return cls(
             crm_url=SecretStr(env.get("CRM_DATABASE_URL") or default_crm_url(data_dir)),
             warehouse_url=SecretStr(
                 env.get("WAREHOUSE_DATABASE_URL") or f"sqlite:///{data_dir / 'warehouse.sqlite'}"
             ),
+            api=api,
             senders=senders,
             data_dir=data_dir,
         )

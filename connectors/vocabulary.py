@@ -89,6 +89,7 @@ class Reason:
     SEND_IN_DOUBT: Final = "send_in_doubt"
     MISSING_PARAMETER: Final = "missing_parameter"
     INVALID_PARAMETER: Final = "invalid_parameter"
+    UNDELIVERABLE: Final = "undeliverable"  # Cloud 131026 on an earlier send, still suppressed
 
 
 # Why normalise rejects a number (`excluded_invalid_number`); `not_mobile` only with mobile_only.
@@ -146,6 +147,32 @@ DELIVERY_STATUSES: Final = (
     DeliveryStatus.DELETED,
     DeliveryStatus.WARNING,
 )
+
+UNDELIVERABLE_CODE: Final = "131026"
+"""The Cloud error a `failed` status carries for a number WhatsApp cannot deliver to."""
+
+
+class MessageStatus:
+    """The Cloud send answer's `messages[].message_status` (kept in `wa_deliveries`)."""
+
+    ACCEPTED: Final = "accepted"
+    HELD_FOR_QUALITY_ASSESSMENT: Final = "held_for_quality_assessment"  # may be released or dropped
+    PAUSED: Final = "paused"
+
+
+MESSAGE_STATUSES: Final = (
+    MessageStatus.ACCEPTED,
+    MessageStatus.HELD_FOR_QUALITY_ASSESSMENT,
+    MessageStatus.PAUSED,
+)
+
+
+class PricingType:
+    """A Cloud status's `pricing.type`: only `regular` messages are paid for."""
+
+    REGULAR: Final = "regular"
+    FREE_CUSTOMER_SERVICE: Final = "free_customer_service"
+    FREE_ENTRY_POINT: Final = "free_entry_point"
 
 
 class RunStatus:

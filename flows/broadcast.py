@@ -20,7 +20,8 @@ from connectors.masking import masked_errors, safe_error, secrets_in
 from connectors.settings import Connections, SecretBlocks, mask_url
 from connectors.vocabulary import RunStatus
 from connectors.warehouse.lease import Lease
-from flows.connections import connections, exclusive, settle_webhooks
+from connectors.whatsapp import Template, WhatsAppSettings
+from flows.connections import connections, exclusive, sender_facts, settle_webhooks
 from flows.stages import PrefectRunner, prepare
 from tasks.campaign import Campaign
 from tasks.record import (
@@ -33,8 +34,15 @@ from tasks.record import (
 from tasks.report import Progress, advance_progress, publish_report, start_progress
 from tasks.send.messages import pending_sends
 from tasks.send.task import send_chunks
-from tasks.summary import RunFacts, RunReport, build_report, format_funnel
-from tasks.verify import verify_chunks
+from tasks.summary import (
+    RunFacts,
+    RunReport,
+    build_report,
+    describe_senders,
+    format_funnel,
+)
+from tasks.template import resolve_template_task
+from tasks.verify.task import verify_chunks
 
 T = TypeVar("T")
 
@@ -98,16 +106,20 @@ def _run(
     """The stages, in the order of the diagram."""
     assert conns.whatsapp is not None
     wh, run = conns.warehouse_url, PrefectRunner()
+    sender = conns.whatsapp.model_copy(update={"marketing_route": campaign.marketing_route})
+    described = describe_senders(sender_facts())
+    run.logger.info("senders: %s", described)
+    template = run.once(resolve_template_task, campaign.template, sender)
     chunks, in_doubt = prepare(run, campaign, conns.crm_url, wh, lease)
-    checked = from_cache = 0
+    checked = from_cache = suppressed = 0
     send_started = time.monotonic()
     if not campaign.dry_run:
-        batch = campaign.contacts_batch_size
-        chunks, stats = run.once(verify_chunks, chunks, conns.whatsapp, wh, batch)
-        checked, from_cache = stats.checked, stats.from_cache
-        chunks = run.done("verify", chunks)
+        batch, days = campaign.contacts_batch_size, campaign.undeliverable_suppress_days
+        chunks, stats = run.once(verify_chunks, chunks, sender, wh, batch, days)
+        checked, from_cache, suppressed = stats.checked, stats.from_cache, stats.suppressed
+        chunks = run.done("verify" if sender.api == "onprem" else "reachability", chunks)
         send_started = time.monotonic()
-        chunks = run.done("send", _send(campaign, conns, run_id, lease, chunks))
+        chunks = run.done("send", _send(campaign, sender, template, run_id, lease, chunks, wh))
     send_seconds = time.monotonic() - send_started
     run.each(record_chunk, chunks, campaign.campaign_id, run_id, wh)
     run.done("record", chunks)
@@ -124,25 +136,33 @@ def _run(
         contacts_from_cache=from_cache,
         in_doubt_from_earlier_runs=in_doubt,
         send_seconds=send_seconds,
+        senders=described,
+        api=sender.api,
+        suppressed=suppressed,
     )
     return build_report(facts, chunks, reconcile_deliveries(wh, campaign.campaign_id))
 
 
 def _send(
-    campaign: Campaign, conns: Connections, run_id: str, lease: Lease, chunks: list[pd.DataFrame]
+    campaign: Campaign,
+    sender: WhatsAppSettings,
+    template: Template,
+    run_id: str,
+    lease: Lease,
+    chunks: list[pd.DataFrame],
+    wh: SecretStr,
 ) -> list[pd.DataFrame]:
     """Send chunk after chunk (one sender, one rate), with a progress artifact over all of them."""
-    assert conns.whatsapp is not None
     total = sum(pending_sends(chunk) for chunk in chunks)
     artifact = start_progress(campaign.campaign_id, total)
     sent = send_chunks(
         chunks,
         lease,
         run_id,
-        campaign.template.as_template(),
+        template,
         campaign.template.param_columns,
-        conns.whatsapp,
-        conns.warehouse_url,
+        sender,
+        wh,
         campaign.rate_limit_per_s,
         campaign.concurrency,
         campaign.circuit_breaker,
@@ -160,10 +180,16 @@ def print_report(report: RunReport) -> None:
         + (" (dry run)" if report["dry_run"] else "")
     )
     print(format_funnel(lines))
-    print(
-        f"  contact checks: {report['contacts_checked']:,} asked, "
-        f"{report['contacts_from_cache']:,} reused from the 7-day cache"
-    )
+    if report["api"] == "cloud":
+        print(
+            f"  reachability: {report['suppressed_undeliverable']:,} numbers left out as "
+            "undeliverable by an earlier send (131026)"
+        )
+    else:
+        print(
+            f"  contact checks: {report['contacts_checked']:,} asked, "
+            f"{report['contacts_from_cache']:,} reused from the 7-day cache"
+        )
     if not report["dry_run"] and lines["sent in this run"] == 0 and lines["sent by an earlier run"]:
         print(
             f"\nNothing new sent: {lines['sent by an earlier run']:,} customers were already "

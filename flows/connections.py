@@ -17,9 +17,11 @@ from connectors.settings import Connections, SecretBlocks
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease, held
 from connectors.warehouse.lock import campaign_lock
+from connectors.whatsapp import PhoneFacts
 
 # Set while the embedded demo API serves the run: waits for the statuses it still owes.
 _settle: ContextVar[Callable[[], None] | None] = ContextVar("wa_settle_webhooks", default=None)
+_facts: ContextVar[dict[str, PhoneFacts | None]] = ContextVar("wa_sender_facts", default={})  # noqa: B039
 
 
 def secret_env(blocks: SecretBlocks) -> dict[str, str]:
@@ -31,12 +33,12 @@ def secret_env(blocks: SecretBlocks) -> dict[str, str]:
     return env
 
 
-def preflight(connections: Connections) -> None:
-    """Fail fast, naming the service, when the CRM, the warehouse or the API is out of reach."""
+def preflight(connections: Connections) -> dict[str, PhoneFacts | None]:
+    """Fail fast, naming the service, when the CRM, the warehouse or the API is out of reach, or
+    the API refuses the credentials or the sender; each sender's facts (Cloud) by sender id."""
     check_database("CRM", connections.crm_url.get_secret_value())
     check_database("warehouse", connections.warehouse_url.get_secret_value())
-    for sender in connections.senders:
-        check_api(sender)
+    return {sender.sender_id: check_api(sender) for sender in connections.senders}
 
 
 @contextmanager
@@ -48,18 +50,35 @@ def connections(blocks: SecretBlocks | None = None) -> Iterator[Connections]:
         from flows.embedded import ensure_demo_crm
 
         ensure_demo_crm(resolved)
-    preflight(resolved)
+    facts = preflight(resolved)
     if resolved.senders:
-        yield resolved
+        with _remembered(facts, None):
+            yield resolved
         return
-    from flows.embedded import demo_api, settle
+    from flows.embedded import demo_api
 
-    with demo_api(resolved) as (demo, sandbox):
-        token = _settle.set(lambda: settle(sandbox))
-        try:
+    with demo_api(resolved) as (demo, settle, demo_facts):
+        assert demo.whatsapp is not None
+        with _remembered({demo.whatsapp.sender_id: demo_facts}, settle):
             yield demo
-        finally:
-            _settle.reset(token)
+
+
+@contextmanager
+def _remembered(
+    facts: dict[str, PhoneFacts | None], settle: Callable[[], None] | None
+) -> Iterator[None]:
+    """Keep the senders' facts and the demo's settle for the run's report."""
+    tokens = (_facts.set(facts), _settle.set(settle))
+    try:
+        yield
+    finally:
+        _facts.reset(tokens[0])
+        _settle.reset(tokens[1])
+
+
+def sender_facts() -> dict[str, PhoneFacts | None]:
+    """The run's senders with the facts the preflight read (Cloud; v1 has none)."""
+    return dict(_facts.get())
 
 
 def settle_webhooks() -> None:

@@ -1,15 +1,16 @@
-"""The embedded demo: a seeded CRM, the bundled v1 sandbox and a webhook receiver beside it.
+"""The embedded demo: a seeded CRM, the bundled sandbox of the run's API (v1 or Cloud) and a
+webhook receiver beside it, which the sandbox's signed status pushes reach.
 
-Used only when no CRM or WhatsApp API is configured (`make run`); a production run never
-imports this module, so it loads no emulator.
+Used only when no CRM or WhatsApp API is configured (`make run`, `WHATSAPP_API=cloud make run`);
+a production run never imports this module, so it loads no emulator.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from pydantic import SecretStr
 from sqlalchemy import create_engine, inspect
@@ -19,11 +20,17 @@ from connectors.preflight import check_api
 from connectors.settings import Connections
 from connectors.webhooks.server import start_receiver
 from connectors.webhooks.settings import ReceiverSettings
-from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from connectors.whatsapp import PhoneFacts
+from connectors.whatsapp.cloud.sandbox import CloudSandboxConfig, start_cloud_sandbox
+from connectors.whatsapp.onprem.sandbox import SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
 
-# The demo sandbox allows more than the demo campaign's rate, so a default run sees no 429.
+# The demo sandboxes allow more than the demo campaign's rate, so a default run sees no 429.
 DEMO_SANDBOX = SandboxConfig(rate_limit_messages=(500.0, 500))
+DEMO_CLOUD = CloudSandboxConfig(throughput_per_s=500.0)
+
+Settle = Callable[[], None]
+Demo = tuple[Connections, Settle, PhoneFacts | None]
 
 
 def ensure_demo_crm(connections: Connections) -> None:
@@ -36,29 +43,64 @@ def ensure_demo_crm(connections: Connections) -> None:
         engine.dispose()
 
 
-@contextmanager
-def demo_api(connections: Connections) -> Iterator[tuple[Connections, RunningSandbox]]:
-    """The connections with the bundled sandbox as their sender, its statuses pushed to a
-    receiver writing to the run's warehouse, as they would come back in production."""
-    receiver_settings = ReceiverSettings(
-        warehouse_url=connections.warehouse_url, token=SecretStr(secrets.token_urlsafe(24))
+def demo_api(connections: Connections) -> AbstractContextManager[Demo]:
+    """The connections with the bundled sandbox of their API as their sender, a way to wait for
+    the statuses it still owes, and its facts (Cloud)."""
+    return _cloud(connections) if connections.api == "cloud" else _onprem(connections)
+
+
+def _receiver(connections: Connections, app_secret: str | None = None) -> ReceiverSettings:
+    return ReceiverSettings(
+        warehouse_url=connections.warehouse_url,
+        token=SecretStr(secrets.token_urlsafe(24)),
+        app_secret=SecretStr(app_secret) if app_secret else None,
     )
-    with start_sandbox(DEMO_SANDBOX) as sandbox, start_receiver(receiver_settings) as receiver:
-        sandbox.state.webhook_url = receiver.v1_url
+
+
+@contextmanager
+def _onprem(connections: Connections) -> Iterator[Demo]:
+    with start_sandbox(DEMO_SANDBOX) as sandbox, start_receiver(_receiver(connections)) as rx:
+        sandbox.state.webhook_url = rx.v1_url
         settings = WhatsAppSettings(
             base_url=sandbox.url, username=DEMO_SANDBOX.username, password=DEMO_SANDBOX.password
         )
         check_api(settings)
-        yield connections.model_copy(update={"senders": (settings,)}), sandbox
+        owed = len(sandbox.config.push_statuses)
+
+        def settle() -> None:
+            _wait(lambda: len(sandbox.state.messages_sent()) * owed, sandbox.state.stats)
+
+        yield connections.model_copy(update={"senders": (settings,)}), settle, None
 
 
-def settle(sandbox: RunningSandbox, timeout_s: float = 10.0) -> None:
+@contextmanager
+def _cloud(connections: Connections) -> Iterator[Demo]:
+    receiver = _receiver(connections, DEMO_CLOUD.app_secret)
+    with start_cloud_sandbox(DEMO_CLOUD) as sandbox, start_receiver(receiver) as rx:
+        sandbox.state.webhook_url = rx.cloud_url
+        settings = WhatsAppSettings(
+            api="cloud",
+            base_url=sandbox.url,
+            phone_number_id=DEMO_CLOUD.phone_number_id,
+            waba_id=DEMO_CLOUD.waba_id,
+            token=SecretStr(DEMO_CLOUD.tokens[0]),
+        )
+        facts = check_api(settings)
+
+        def settle() -> None:
+            _wait(lambda: sandbox.state.stats().get("webhooks.queued", 0), sandbox.state.stats)
+
+        yield connections.model_copy(update={"senders": (settings,)}), settle, facts
+
+
+def _wait(
+    owed: Callable[[], int], stats: Callable[[], dict[str, int]], timeout_s: float = 10.0
+) -> None:
     """Wait (bounded) until the sandbox has pushed every status it owes, so the run's report can
     count what was delivered and read."""
-    owed = len(sandbox.state.messages_sent()) * len(sandbox.config.push_statuses)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        stats = sandbox.state.stats()
-        if stats.get("webhooks.delivered", 0) + stats.get("webhooks.failed", 0) >= owed:
+        pushed = stats()
+        if pushed.get("webhooks.delivered", 0) + pushed.get("webhooks.failed", 0) >= owed():
             return
         time.sleep(0.05)

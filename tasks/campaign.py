@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
@@ -14,7 +16,11 @@ class TemplateSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    namespace: str = Field(min_length=1, description="The template namespace of the business.")
+    namespace: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The template namespace of the business (the v1 API needs it; Cloud has none).",
+    )
     name: str = Field(min_length=1, description="The approved template's name.")
     language: str = Field(default="en", min_length=2, description="Template language code.")
     body_params: list[str] = Field(
@@ -28,8 +34,8 @@ class TemplateSpec(BaseModel):
 
     @property
     def address(self) -> str:
-        """`namespace/name/language`, for reports."""
-        return f"{self.namespace}/{self.name}/{self.language}"
+        """`namespace/name/language` (`name/language` without a namespace), for reports."""
+        return "/".join(p for p in (self.namespace, self.name, self.language) if p)
 
     @property
     def param_columns(self) -> list[str]:
@@ -83,6 +89,18 @@ class Campaign(BaseModel):
         le=600,
         description="How long the campaign's lease outlives a run that stopped renewing it "
         "(killed, cut off from the warehouse) before another run may take the campaign over.",
+    )
+    marketing_route: Literal["auto", "messages"] = Field(
+        default="auto",
+        description="Cloud API: MARKETING templates go to /marketing_messages (auto) or are "
+        "forced to /messages.",
+    )
+    undeliverable_suppress_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="Cloud API: numbers a send showed undeliverable (131026) are not sent to for "
+        "this many days, then tried again.",
     )
     chunk_size: int = Field(
         default=50_000, ge=100, le=1_000_000, description="Customers per task run."

@@ -21,6 +21,7 @@ from connectors.vocabulary import (
 )
 from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
+from connectors.warehouse.events import resolve_in_doubt
 from connectors.warehouse.lease import Lease
 from tasks.frame import in_running
 
@@ -124,7 +125,9 @@ def plan_chunk(
 @task(name="load-ledger", cache_policy=NO_CACHE)
 @masked_errors
 def load_ledger(warehouse_url: SecretStr, lease: Lease) -> tuple[pd.DataFrame, int]:
-    """Prefect task: turn sends left in doubt by a dead run into `unknown`, then read the ledger."""
+    """Prefect task: turn sends left in doubt by a dead run into `unknown`, settle those whose
+    status webhooks named them since (Cloud: the send's callback key), then read the ledger."""
     engine = warehouse(warehouse_url.get_secret_value())
     in_doubt = ledger.mark_in_doubt(engine, lease)
+    resolve_in_doubt(engine, lease.campaign_id)
     return ledger.load(engine, lease.campaign_id), in_doubt

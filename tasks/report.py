@@ -64,6 +64,19 @@ class Progress:
             logger.warning("progress artifact not updated: %s", type(exc).__name__)
 
 
+def _checks_line(report: RunReport) -> str:
+    """What the verify stage did: contact checks (v1), or numbers it suppressed (Cloud)."""
+    if report["api"] == "cloud":
+        return (
+            f"- reachability: {report['suppressed_undeliverable']:,} numbers left out as "
+            "undeliverable by an earlier send (131026)"
+        )
+    return (
+        f"- contact checks: {report['contacts_checked']:,} asked, "
+        f"{report['contacts_from_cache']:,} reused from the 7-day cache"
+    )
+
+
 def publish_report(report: RunReport) -> None:
     """The funnel as a table artifact and the run's story as a markdown artifact."""
     campaign_id = report["campaign_id"]
@@ -78,8 +91,8 @@ def publish_report(report: RunReport) -> None:
         f"- run: `{report['run_id']}`"
         + (" — **dry run**: nothing checked, nothing sent" if report["dry_run"] else ""),
         f"- template: `{report['template']}`",
-        f"- contact checks: {report['contacts_checked']:,} asked, "
-        f"{report['contacts_from_cache']:,} reused from the 7-day cache",
+        f"- senders: {report['senders'] or '-'}",
+        _checks_line(report),
         f"- sends: {report['messages_sent']:,} in {report['send_seconds']:.1f} s "
         f"({report['send_rate']:.1f}/s against a limit of {report['rate_limit']:g}/s)",
         "",

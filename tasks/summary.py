@@ -7,6 +7,7 @@ outcomes and (outcome, reason) pairs as they are, never as joined strings to spl
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, TypedDict
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from connectors.masking import mask_phone
 from connectors.vocabulary import OUTCOME, PHONE_E164, REASON, Outcome, Reason
+from connectors.whatsapp import PhoneFacts
 
 Pair = tuple[str, str | None]
 
@@ -127,6 +129,25 @@ def failure_examples(frames: list[pd.DataFrame], limit: int = 5) -> list[tuple[s
     return examples
 
 
+def describe_senders(facts: Mapping[str, PhoneFacts | None]) -> str:
+    """Each sender in a few words, with what the API said of it (Cloud), for logs and reports."""
+    return "; ".join(_describe(sender, fact) for sender, fact in facts.items())
+
+
+def _describe(sender: str, facts: PhoneFacts | None) -> str:
+    if facts is None:
+        return sender
+    limit = (
+        f"{facts.messaging_limit:,} unique recipients / 24 h"
+        if facts.messaging_limit is not None
+        else ("unlimited" if facts.limit_known else "messaging limit unknown")
+    )
+    return (
+        f"{sender} ({facts.display_phone_number or 'number not shown'}, quality "
+        f"{facts.quality_rating or '?'}, throughput {facts.throughput_level or '?'}, {limit})"
+    )
+
+
 class RunReport(TypedDict):
     """What one run did, for the CLI, the artifacts, the run's row and the flow's caller."""
 
@@ -137,8 +158,10 @@ class RunReport(TypedDict):
     dry_run: bool
     funnel: dict[str, int]
     counts: dict[str, int]
+    api: str
     contacts_checked: int
     contacts_from_cache: int
+    suppressed_undeliverable: int
     in_doubt_from_earlier_runs: int
     messages_sent: int
     send_seconds: float
@@ -147,6 +170,7 @@ class RunReport(TypedDict):
     top_failures: list[tuple[str, int]]
     failure_examples: list[tuple[str, str, str]]
     warehouse: str
+    senders: str
     run_counts: dict[str, int]
 
 
@@ -165,6 +189,9 @@ class RunFacts:
     contacts_from_cache: int = 0
     in_doubt_from_earlier_runs: int = 0
     send_seconds: float = 0.0
+    senders: str = ""  # each sender with its facts (Cloud), for the summary
+    api: str = "onprem"
+    suppressed: int = 0  # Cloud: numbers left out as recently undeliverable
 
 
 def build_report(
@@ -183,8 +210,10 @@ def build_report(
         dry_run=facts.dry_run,
         funnel=lines,
         counts=dict(counts.outcomes),
+        api=facts.api,
         contacts_checked=facts.contacts_checked,
         contacts_from_cache=facts.contacts_from_cache,
+        suppressed_undeliverable=facts.suppressed,
         in_doubt_from_earlier_runs=facts.in_doubt_from_earlier_runs,
         messages_sent=sent_now,
         send_seconds=seconds,
@@ -193,6 +222,7 @@ def build_report(
         top_failures=top_failures(counts),
         failure_examples=failure_examples(frames),
         warehouse=facts.warehouse,
+        senders=facts.senders,
         run_counts={
             **counts.outcomes,
             "customers": counts.customers,

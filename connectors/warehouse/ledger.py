@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Final
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, bindparam, func, literal, or_, select, update
+from sqlalchemy import Boolean, Connection, Engine, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -71,6 +71,10 @@ class Result:
     error_title: str | None = None
     retryable: bool = False
     campaign_level: bool = False  # the failure would hit every send (template, credentials)
+    stops_at_once: bool = False  # ... and so surely that the run stops at the first one
+    message_status: str | None = None  # Cloud: accepted / held_for_quality_assessment / paused
+    user_id: str | None = None  # Cloud: the recipient's business-scoped user id (BSUID)
+    detail: str | None = None  # the error's whole message (code and what to do), not stored
 
 
 def mark_in_doubt(engine: Engine, lease: Lease, *, now: datetime | None = None) -> int:
@@ -165,6 +169,8 @@ def _record(conn: Connection, lease: Lease, run_id: str, results: Sequence[Resul
             c.campaign_id == bindparam("b_campaign"),
             c.phone_e164 == bindparam("b_phone"),
             c.lease_token == bindparam("b_token"),
+            # A send in doubt never undoes what its status webhook already settled (Cloud).
+            or_(c.message_id.is_(None), bindparam("b_settles", type_=Boolean)),
         )
         .values(
             state=bindparam("b_state"),
@@ -176,6 +182,8 @@ def _record(conn: Connection, lease: Lease, run_id: str, results: Sequence[Resul
             last_attempt_at=bindparam("b_at", type_=c.last_attempt_at.type),
             sent_at=bindparam("b_sent_at", type_=c.sent_at.type),
             wa_id=func.coalesce(bindparam("b_wa_id", type_=c.wa_id.type), c.wa_id),
+            message_status=bindparam("b_message_status", type_=c.message_status.type),
+            user_id=func.coalesce(bindparam("b_user_id", type_=c.user_id.type), c.user_id),
         )
     )
     conn.execute(
@@ -194,6 +202,9 @@ def _record(conn: Connection, lease: Lease, run_id: str, results: Sequence[Resul
                 "b_at": r.at,
                 "b_sent_at": r.at if r.state == LedgerState.SENT else None,
                 "b_wa_id": r.wa_id,
+                "b_message_status": r.message_status,
+                "b_user_id": r.user_id,
+                "b_settles": r.state != LedgerState.UNKNOWN,
             }
             for r in results
         ],

@@ -82,12 +82,16 @@ def finish_run(
 def _keeps_webhook_outcome(new: Any) -> ColumnElement[bool]:
     # Inline constants: bound or expanding parameters do not mix with executemany upserts.
     current = or_(*(recipients.c.outcome == literal_column(f"'{o}'") for o in AFTER_SENT))
-    return and_(current, new.outcome == literal_column(f"'{Outcome.SENT}'"))
+    # `unknown` too: the statuses of a send in doubt prove it went out (events.in_doubt).
+    written = or_(
+        *(new.outcome == literal_column(f"'{o}'") for o in (Outcome.SENT, Outcome.UNKNOWN))
+    )
+    return and_(current, written)
 
 
 def write_recipients(engine: Engine, rows: list[dict[str, Any]]) -> None:
     """Upsert one chunk of customer outcomes in a single transaction; never moves a customer's
-    delivered/read/failed back to sent."""
+    delivered/read/failed back to sent (or to unknown, which its statuses disproved)."""
     keep = {
         column: (
             lambda new, column=column: case(

@@ -47,6 +47,8 @@ ID = String(128)
 PHONE = String(20)
 SHORT = String(32)
 SENDER = String(128)
+USER_ID = String(128)  # a business-scoped user id (BSUID), e.g. "US.13491208655302741918"
+CALLBACK = String(512)  # Cloud's limit for `biz_opaque_callback_data`
 
 metadata = MetaData()
 
@@ -107,6 +109,15 @@ deliveries = Table(
     # The campaign lease token of the run attempt that claimed the row last (a fencing token).
     Column("lease_token", BigInteger),
     Column("sender", SENDER),  # the v1 server or Cloud phone number id that sent it
+    # Cloud: the send answer's message_status (accepted / held_for_quality_assessment / paused),
+    Column("message_status", SHORT),
+    # the recipient's BSUID (send answer or status webhooks: maps a BSUID-only STOP to a number)
+    Column("user_id", USER_ID, index=True),
+    # and the status webhooks' `pricing` (what Meta charges for the delivered message).
+    Column("pricing_model", String(16)),
+    Column("pricing_category", SHORT),
+    Column("pricing_type", SHORT),
+    Column("billable", Boolean),
 )
 
 campaign_leases = Table(
@@ -142,6 +153,13 @@ status_events = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Column("raw", Text),
     Column("phone_number_id", String(64)),  # the Cloud API sender the status came for
+    Column("recipient_user_id", USER_ID),
+    # The echoed `biz_opaque_callback_data`: the ledger key (`connectors.warehouse.callback`).
+    Column("callback", CALLBACK, index=True),
+    Column("pricing_category", SHORT),
+    Column("pricing_type", SHORT),
+    Column("pricing_model", String(16)),
+    Column("billable", Boolean),
 )
 
 opt_outs = Table(
@@ -152,5 +170,18 @@ opt_outs = Table(
     Column("keyword", String(64), nullable=False),
     Column("message_id", String(128)),
     Column("opted_out_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+undeliverable = Table(
+    "wa_undeliverable",
+    metadata,
+    # Numbers a send showed undeliverable (Cloud 131026), with the latest failure: a later run
+    # suppresses them for a period (`undeliverable_since`).
+    Column("phone_e164", PHONE, primary_key=True),
+    Column("wa_id", PHONE),
+    Column("error_code", SHORT),
+    Column("message_id", String(128)),
+    Column("failed_at", UTCDateTime, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
 )

@@ -12,6 +12,16 @@ become U+FFFD, so the copy stays JSON that PostgreSQL's `jsonb` accepts too.
 
 A Cloud API change names the business number it is about (`value.metadata.phone_number_id`):
 each status and message it carries keeps it (None on v1, or when it is not a digit string).
+
+Cloud extras, each optional and dropped when it does not fit: a status's `recipient_user_id`
+(the recipient's business-scoped user id, BSUID, up to 128 characters), its
+`biz_opaque_callback_data` (up to 512) and its `pricing` (`pricing_model` up to 16 characters,
+`category` and `type` up to 32, `billable` a JSON boolean). An inbound message's sender is its
+`from` (digits) and, when present, its BSUID: the message's `from_user_id`, else the `user_id` of
+the `contacts[]` entry whose `wa_id` is the `from`, else (no `from`: a user with a username whose
+number Meta withholds) the `user_id` of the only `contacts[]` entry. A message needs `from` or a
+BSUID. `user_preferences` changes ("Stop promotions" / resume) are parsed into
+`Batch.preferences`; nothing stores them yet.
 """
 
 from __future__ import annotations
@@ -34,6 +44,9 @@ _MAX_PHONE = 20
 _MAX_CODE = 32
 _MAX_TITLE = 256
 _MAX_PHONE_NUMBER_ID = 64
+_MAX_USER_ID = 128
+_MAX_CALLBACK = 512
+_MAX_PRICING_MODEL = 16
 # MySQL's TEXT holds 64 KiB; a status object larger than this (UTF-8) is kept without its raw copy.
 _MAX_RAW_BYTES = 60_000
 _T = TypeVar("_T")
@@ -58,12 +71,27 @@ class InboundMessage:
     """One entry of a webhook's `messages`: a customer wrote to the business number."""
 
     message_id: str
-    wa_id: str
+    wa_id: str | None
+    """The sender's number (`from`); None when only a BSUID names the sender."""
     event_at: datetime | None = None
     type: str = "text"
     text: str | None = None
     phone_number_id: str | None = None
     """The Cloud API business number written to (`metadata.phone_number_id`); None on v1."""
+    user_id: str | None = None
+    """The sender's business-scoped user id (BSUID), when the webhook names one."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserPreference:
+    """One entry of a Cloud `user_preferences` change: the user stopped or resumed marketing."""
+
+    wa_id: str | None
+    user_id: str | None
+    category: str
+    value: str
+    event_at: datetime | None = None
+    phone_number_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +102,8 @@ class Batch:
     inbound: tuple[InboundMessage, ...] = ()
     dropped: tuple[str, ...] = ()
     """The field (`statuses.id`, `messages.from`, ...) of each item dropped as unstorable."""
+    preferences: tuple[UserPreference, ...] = ()
+    """Cloud `user_preferences` entries (not stored yet, so not counted in `len`)."""
 
     def __len__(self) -> int:
         return len(self.statuses) + len(self.inbound)
@@ -101,6 +131,7 @@ def parse_cloud(payload: Any) -> Batch:
     statuses: list[StatusEvent] = []
     inbound: list[InboundMessage] = []
     dropped: list[str] = []
+    preferences: list[UserPreference] = []
     for i, entry in enumerate(_list(payload, "entry", "payload", required=True)):
         if not isinstance(entry, dict):
             raise PayloadError(f"entry[{i}]: must be an object")
@@ -108,14 +139,16 @@ def parse_cloud(payload: Any) -> Batch:
             where = f"entry[{i}].changes[{j}]"
             if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
                 raise PayloadError(f"{where}: must be an object with a value object")
+            value = change["value"]
+            if change.get("field") == "user_preferences":
+                preferences += _preferences(value, _phone_number_id(value))
             if change.get("field") != "messages":
                 continue  # template, quality and account updates: not ours
-            value = change["value"]
             batch = _parse_value(value, f"{where}.value", _phone_number_id(value))
             statuses += batch.statuses
             inbound += batch.inbound
             dropped += batch.dropped
-    return Batch(tuple(statuses), tuple(inbound), tuple(dropped))
+    return Batch(tuple(statuses), tuple(inbound), tuple(dropped), tuple(preferences))
 
 
 def storable(text: str) -> bool:
@@ -126,8 +159,8 @@ def storable(text: str) -> bool:
 def _parse_value(value: Mapping[str, Any], where: str, phone_number_id: str | None = None) -> Batch:
     dropped: list[str] = []
     statuses = _items(value, "statuses", where, _status, phone_number_id, dropped)
-    inbound = _items(value, "messages", where, _message, phone_number_id, dropped)
-    _list(value, "contacts", where)
+    contacts = _Contacts.of(_list(value, "contacts", where))
+    inbound = _items(value, "messages", where, contacts.message, phone_number_id, dropped)
     return Batch(statuses, inbound, tuple(dropped))
 
 
@@ -179,6 +212,13 @@ def _optional(obj: Mapping[str, Any], key: str, limit: int) -> str | None:
         return None
     text = str(value)
     return text if 0 < len(text) <= limit and storable(text) else None
+
+
+def _string(value: Any, limit: int) -> str | None:
+    """A storable string of 1 to `limit` characters, else None (never cut: ids and keys)."""
+    if not isinstance(value, str) or not 0 < len(value) <= limit or not storable(value):
+        return None
+    return value
 
 
 def _optional_text(value: Any, limit: int | None = None) -> str | None:
@@ -251,20 +291,86 @@ def _status(obj: Any, where: str, phone_number_id: str | None) -> StatusEvent:
         error_title=title,
         raw=_raw(obj),
         phone_number_id=phone_number_id,
+        recipient_user_id=_string(obj.get("recipient_user_id"), _MAX_USER_ID),
+        callback=_string(obj.get("biz_opaque_callback_data"), _MAX_CALLBACK),
+        **_pricing(obj.get("pricing")),
     )
     return _keep(event, ("id", event.message_id), ("status", event.status))
 
 
-def _message(obj: Any, where: str, phone_number_id: str | None) -> InboundMessage:
-    if not isinstance(obj, dict):
-        raise PayloadError(f"{where}: must be an object")
-    body = obj.get("text")
-    message = InboundMessage(
-        message_id=_required(obj, "id", where, _MAX_ID),
-        wa_id=_required(obj, "from", where, _MAX_PHONE - 1),
-        event_at=_timestamp(obj),
-        type=_optional_text(obj.get("type")) or "unknown",
-        text=_optional_text(body.get("body")) if isinstance(body, dict) else None,
-        phone_number_id=phone_number_id,
-    )
-    return _keep(message, ("id", message.message_id), ("from", message.wa_id))
+def _pricing(pricing: Any) -> dict[str, Any]:
+    """A status's `pricing` as `StatusEvent` fields; what does not fit is None."""
+    if not isinstance(pricing, dict):
+        return {}
+    billable = pricing.get("billable")
+    return {
+        "pricing_model": _string(pricing.get("pricing_model"), _MAX_PRICING_MODEL),
+        "pricing_category": _string(pricing.get("category"), _MAX_STATUS),
+        "pricing_type": _string(pricing.get("type"), _MAX_STATUS),
+        "billable": billable if isinstance(billable, bool) else None,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Contacts:
+    """A change's `contacts[]`: the BSUID of each sender number, and of the only contact."""
+
+    by_wa_id: Mapping[str, str]
+    only: str | None
+
+    @classmethod
+    def of(cls, contacts: list[Any]) -> _Contacts:
+        found = [c for c in contacts if isinstance(c, dict)]
+        by_wa_id: dict[str, str] = {}
+        for contact in found:
+            wa_id, user_id = contact.get("wa_id"), _string(contact.get("user_id"), _MAX_USER_ID)
+            if isinstance(wa_id, str) and user_id is not None:
+                by_wa_id.setdefault(wa_id, user_id)
+        only = _string(found[0].get("user_id"), _MAX_USER_ID) if len(found) == 1 else None
+        return cls(by_wa_id, only)
+
+    def message(self, obj: Any, where: str, phone_number_id: str | None) -> InboundMessage:
+        """One entry of `messages`: its sender is `from`, a BSUID, or both."""
+        if not isinstance(obj, dict):
+            raise PayloadError(f"{where}: must be an object")
+        wa_id = None
+        if obj.get("from") is not None:
+            wa_id = _required(obj, "from", where, _MAX_PHONE - 1)
+        user_id = _string(obj.get("from_user_id"), _MAX_USER_ID)
+        if user_id is None:
+            user_id = self.only if wa_id is None else self.by_wa_id.get(wa_id)
+        if wa_id is None and user_id is None:
+            given = obj.get("from_user_id")
+            if isinstance(given, str) and not storable(given):
+                raise _Unstorable("from_user_id")
+            raise PayloadError(f"{where}: needs from or from_user_id (1 to {_MAX_USER_ID} chars)")
+        body = obj.get("text")
+        message = InboundMessage(
+            message_id=_required(obj, "id", where, _MAX_ID),
+            wa_id=wa_id,
+            event_at=_timestamp(obj),
+            type=_optional_text(obj.get("type")) or "unknown",
+            text=_optional_text(body.get("body")) if isinstance(body, dict) else None,
+            phone_number_id=phone_number_id,
+            user_id=user_id,
+        )
+        return _keep(message, ("id", message.message_id), ("from", wa_id or ""))
+
+
+def _preferences(value: Mapping[str, Any], phone_number_id: str | None) -> list[UserPreference]:
+    """A `user_preferences` change's usable entries (the others are skipped, never refused)."""
+    found = value.get("user_preferences")
+    preferences: list[UserPreference] = []
+    for obj in found if isinstance(found, list) else []:
+        if not isinstance(obj, dict):
+            continue
+        wa_id = _string(obj.get("wa_id"), _MAX_PHONE - 1)
+        user_id = _string(obj.get("user_id"), _MAX_USER_ID)
+        category = _string(obj.get("category"), _MAX_STATUS)
+        choice = _string(obj.get("value"), _MAX_STATUS)
+        if (wa_id or user_id) and category and choice:
+            at = _timestamp(obj)
+            preferences.append(
+                UserPreference(wa_id, user_id, category, choice, at, phone_number_id)
+            )
+    return preferences

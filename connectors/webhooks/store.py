@@ -1,8 +1,9 @@
 """The receiver's warehouse side: `record_events` and re-applies over long-lived connections.
 
 `record_events` decides which inbound messages are opt-outs (`opt_outs_in`: a text from a
-digits-only number whose body amounts to a keyword, see `keywords`) and has the warehouse store
-them with the batch's statuses in one transaction.
+digits-only number, or from a BSUID, whose body amounts to a keyword, see `keywords`) and has the
+warehouse store them with the batch's statuses in one transaction (a BSUID-only sender is mapped
+to its number through the deliveries that recorded the BSUID; one never seen is dropped).
 
 Each writer thread keeps its connection between batches instead of checking one out of the pool
 per batch: the pool's liveness ping and reset-on-return would add three or four round trips to
@@ -53,12 +54,13 @@ def opt_outs_in(
     """The inbound texts that amount to a keyword of `index` (from `keyword_index`)."""
     found: list[OptOut] = []
     for message in inbound:
-        if message.type != "text" or message.text is None or not message.wa_id.isdigit():
+        wa_id = message.wa_id if message.wa_id is not None and message.wa_id.isdigit() else None
+        if message.type != "text" or message.text is None or (wa_id or message.user_id) is None:
             continue
         keyword = matched_keyword(message.text, index)
         if keyword is not None:
             at = message.event_at or now
-            found.append(OptOut(message.wa_id, keyword, message.message_id, at))
+            found.append(OptOut(wa_id, keyword, message.message_id, at, user_id=message.user_id))
     return found
 
 

@@ -48,6 +48,12 @@ class WriterStats:
     transactions: int = 0
     failed_transactions: int = 0
     reapplied: int = 0
+    resolved: int = 0
+    """Ledger rows in doubt resolved by their statuses' callback key."""
+    callbacks_ignored: int = 0
+    """Messages whose callback names a ledger row that has another message id."""
+    unknown_user_ids: int = 0
+    """Opt-out replies from a BSUID no delivery knows (dropped)."""
 
 
 @dataclass(eq=False)
@@ -193,6 +199,13 @@ class GroupCommitWriter:
         _settle(items, None)
         if result.opt_outs:
             log.info("recorded %d opt-out replies", result.opt_outs)
+        self._note(result)
+        if result.unknown_user_ids:
+            self.stats.unknown_user_ids += result.unknown_user_ids
+            log.warning(
+                "dropped %d opt-out replies from business-scoped user ids no delivery recorded",
+                result.unknown_user_ids,
+            )
         log.debug(
             "committed %d requests: %d new statuses, %d duplicates, %d deliveries moved",
             len(items),
@@ -211,6 +224,19 @@ class GroupCommitWriter:
         while len(self._unmatched) > self.max_unmatched:
             # Oldest first (dicts keep insertion order); reconcile_campaign still catches them.
             del self._unmatched[next(iter(self._unmatched))]
+
+    def _note(self, result: RecordResult) -> None:
+        """Count and log the sends in doubt that statuses resolved, or named in vain."""
+        if result.resolved:
+            self.stats.resolved += result.resolved
+            log.info("%d sends in doubt resolved by their statuses' callback", result.resolved)
+        if result.callbacks_ignored:
+            self.stats.callbacks_ignored += result.callbacks_ignored
+            log.warning(
+                "ignored the statuses of %d messages whose callback names a ledger row that "
+                "has another message id or is settled",
+                result.callbacks_ignored,
+            )
 
     def _until_retry(self) -> float | None:
         if not self._unmatched:
@@ -233,6 +259,7 @@ class GroupCommitWriter:
             still = set(due)
         else:
             still = set(result.unmatched)
+            self._note(result)
         finally:
             self._reapplying = False
         for message_id in due:

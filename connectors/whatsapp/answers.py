@@ -1,5 +1,6 @@
 """What an unsuccessful API answer stands for: its code, title and details read from the body's
-shape (v1 `{"errors": [...]}` or Cloud `{"error": {...}}`), classed by that flavour's code table."""
+shape (v1 `{"errors": [...]}` or Cloud `{"error": {...}}`), classed by that flavour's code table;
+a Cloud code's message also says what to do."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Final
 import httpx
 
 from connectors.masking import mask_phones_in
+from connectors.whatsapp.cloud.codes import ADVICE as CLOUD_ADVICE
 from connectors.whatsapp.cloud.codes import CODES as CLOUD_CODES
 from connectors.whatsapp.errors import (
     AuthenticationError,
@@ -84,7 +86,10 @@ def error_from_response(
         summary += f", code {code}"
     if title:
         summary += f" ({title})"
-    if credentials and issubclass(cls, AuthenticationError):
+    advice = CLOUD_ADVICE.get(code) if code is not None else None
+    if advice:
+        summary += f"; {advice}"
+    elif credentials and issubclass(cls, AuthenticationError):
         summary += f"; check {credentials}"
     wait = retry_after_s(
         response.headers.get("Retry-After"), now=time.time() if now is None else now

@@ -13,6 +13,7 @@ from connectors.errors import OutcomeUnknownError, StopRunError, kind_of
 from connectors.masking import mask_phone
 from connectors.vocabulary import LedgerState
 from connectors.warehouse import ledger
+from connectors.warehouse.callback import callback_key
 from connectors.warehouse.lease import LeaseLostError
 from connectors.whatsapp import Sender, Template
 from connectors.whatsapp.errors import WhatsAppError
@@ -29,11 +30,15 @@ class CircuitOpenError(StopRunError):
     """Sends kept failing for a reason that is not the recipient's: the run stopped early."""
 
 
-async def _send_one(client: Sender, item: Outgoing, template: Template) -> ledger.Result:
-    """Send one message and turn whatever happened into a ledger result."""
+async def _send_one(
+    client: Sender, item: Outgoing, template: Template, campaign_id: str | None
+) -> ledger.Result:
+    """Send one message and turn whatever happened into a ledger result. With a campaign id, the
+    send carries its ledger key, which the API echoes in the message's status webhooks."""
+    key = callback_key(campaign_id, item.phone_e164) if campaign_id else None
     try:
-        message_id = await client.send_template(
-            item.wa_id, template, item.params, number=item.phone_e164
+        receipt = await client.send_template(
+            item.wa_id, template, item.params, number=item.phone_e164, callback=key
         )
     except OutcomeUnknownError:
         return ledger.Result(item.phone_e164, LedgerState.UNKNOWN, _now())
@@ -49,32 +54,50 @@ async def _send_one(client: Sender, item: Outgoing, template: Template) -> ledge
             error_title=exc.title,
             retryable=kind in ("stop_run", "transient"),
             campaign_level=kind == "stop_run",
+            stops_at_once=exc.stops_at_once,
+            detail=str(exc),
         )
     except Exception as exc:  # a bug or an answer nobody foresaw: the request may have gone out
         log.error("send ended in doubt: %s", type(exc).__name__)
         return ledger.Result(item.phone_e164, LedgerState.UNKNOWN, _now())
     return ledger.Result(
-        item.phone_e164, LedgerState.SENT, _now(), message_id=message_id, wa_id=item.wa_id
+        item.phone_e164,
+        LedgerState.SENT,
+        _now(),
+        message_id=receipt.message_id,
+        wa_id=receipt.wa_id or item.wa_id,
+        message_status=receipt.message_status,
+        user_id=receipt.user_id,
     )
 
 
 class _Breaker:
-    """Opens after `threshold` campaign-level failures in a row; any success closes it again."""
+    """Opens after `threshold` campaign-level failures in a row, or at once on one that stops a
+    run by itself (an expired token, a paused template, a blocked account); any success closes
+    it again."""
 
     def __init__(self, threshold: int) -> None:
         self.threshold = threshold
         self.streak = 0
         self.last: ledger.Result | None = None
+        self.at_once: ledger.Result | None = None
 
     def observe(self, result: ledger.Result) -> None:
         self.streak = self.streak + 1 if result.campaign_level else 0
         self.last = result if result.campaign_level else self.last
+        if result.stops_at_once and self.at_once is None:
+            self.at_once = result
 
     @property
     def open(self) -> bool:
-        return self.streak >= self.threshold
+        return self.at_once is not None or self.streak >= self.threshold
 
     def error(self) -> CircuitOpenError:
+        if self.at_once is not None:
+            return CircuitOpenError(
+                f"stopped at the first send that failed with {self.at_once.detail} (nothing "
+                "is sent twice; what was sent stays recorded, the rest is retried by the next run)"
+            )
         last = self.last
         code = f"{last.error_code} ({last.error_title})" if last else "?"
         return CircuitOpenError(
@@ -113,6 +136,7 @@ async def send_all(
     breaker_threshold: int = 10,
     progress: Callable[[int], None] | None = None,
     progress_every_s: float = 1.0,
+    campaign_id: str | None = None,
 ) -> dict[str, ledger.Result]:
     """Send every item at most once, never more than `concurrency` rows `sending` at any moment.
 
@@ -142,7 +166,7 @@ async def send_all(
             reporter.report(len(results))
         finished = []
         in_flight.update(
-            asyncio.create_task(_send_one(client, c, template))
+            asyncio.create_task(_send_one(client, c, template, campaign_id))
             for c in items_now
             if c.phone_e164 in won
         )

@@ -17,6 +17,7 @@ from connectors.vocabulary import (
     REASON,
     WA_ID,
     LedgerState,
+    MessageStatus,
     Outcome,
     Reason,
 )
@@ -85,12 +86,14 @@ def outgoing(frame: pd.DataFrame, param_columns: list[str], past: Past) -> Itera
 
 
 def apply_results(frame: pd.DataFrame, results: dict[str, ledger.Result]) -> pd.DataFrame:
-    """Write each send's outcome back to its customer (vectorised: chunks hold 50,000 rows)."""
+    """Write each send's outcome back to its customer (vectorised: chunks hold 50,000 rows). A
+    send the API holds or pauses (Cloud's `message_status`) is `sent`, with that status as its
+    reason: it may still be released or dropped, and its webhooks will say."""
     out = frame.copy()
     if not results:
         return out
     answers = pd.DataFrame(
-        [(r.phone_e164, r.state, r.error_code, r.message_id) for r in results.values()],
+        [(r.phone_e164, r.state, _detail(r), r.message_id) for r in results.values()],
         columns=["phone", "state", "error_code", "message_id"],
     ).set_index("phone")
     mask = in_running(out) & out[PHONE_E164].isin(answers.index)
@@ -103,6 +106,12 @@ def apply_results(frame: pd.DataFrame, results: dict[str, ledger.Result]) -> pd.
     )
     out.loc[mask, MESSAGE_ID] = phones.map(answers["message_id"])
     return out
+
+
+def _detail(result: ledger.Result) -> str | None:
+    """A result's reason: its error code, or a sent message's status when it is not plain."""
+    accepted = result.message_status in (None, MessageStatus.ACCEPTED)
+    return result.error_code if accepted else result.message_status
 
 
 def pending_sends(frame: pd.DataFrame) -> int:

@@ -73,6 +73,7 @@ def send(
                     concurrency=concurrency,
                     breaker_threshold=breaker_threshold,
                     progress=None if progress is None else _offset(progress, done),
+                    campaign_id=lease.campaign_id,
                 )
                 sent.append(apply_results(frame, results))
                 done += len(results)

@@ -46,7 +46,7 @@ def _send_with_a_fresh_login(sandbox: RunningSandbox, **extra: Any) -> str:
 
     async def go() -> str:
         async with OnPremSender(settings=sandbox_settings(sandbox, **extra)) as client:
-            return await client.send_template(WA_ID, WELCOME, [])
+            return (await client.send_template(WA_ID, WELCOME, [])).message_id
 
     return asyncio.run(go())
 
@@ -95,7 +95,7 @@ def test_short_lived_tokens_cost_a_handful_of_logins_not_one_per_send() -> None:
                 settings=sandbox_settings(sandbox), send_limits=limits
             ) as client:
                 calls = [client.send_template(WA_ID, WELCOME, []) for _ in range(sends)]
-                return list(await asyncio.gather(*calls))
+                return [r.message_id for r in await asyncio.gather(*calls)]
 
         ids = asyncio.run(go())
         duration = time.monotonic() - started
@@ -114,10 +114,10 @@ def test_a_revoked_token_costs_exactly_one_login_again_for_all_sends(
     async def go() -> list[str]:
         limits = SendLimits(rate_per_s=1000, concurrency=8)
         async with OnPremSender(settings=sandbox_settings(sandbox), send_limits=limits) as client:
-            first = await client.send_template(WA_ID, WELCOME, [])
+            first = (await client.send_template(WA_ID, WELCOME, [])).message_id
             assert sandbox.state.revoke_all_tokens() == 1
             calls = [client.send_template(WA_ID, WELCOME, []) for _ in range(20)]
-            return [first, *await asyncio.gather(*calls)]
+            return [first, *(r.message_id for r in await asyncio.gather(*calls))]
 
     ids = asyncio.run(go())
     assert len(set(ids)) == 21

@@ -58,7 +58,7 @@ async def check_then_send(client: OnPremSender, template: Template = WELCOME) ->
     checks = await client.check_contacts([USER])
     wa_id = checks[USER].wa_id
     assert wa_id is not None
-    return await client.send_template(wa_id, template, [], number=USER)
+    return (await client.send_template(wa_id, template, [], number=USER)).message_id
 
 
 def test_login_then_send_returns_the_message_id(sandbox: RunningSandbox) -> None:
@@ -111,7 +111,9 @@ def test_rate_limited_sends_honour_retry_after_and_succeed(clock: Clock) -> None
 
         async def body(client: OnPremSender) -> list[str]:
             await client.check_contacts([USER])
-            return [await client.send_template(USER[1:], WELCOME, []) for _ in range(2)]
+            return [
+                (await client.send_template(USER[1:], WELCOME, [])).message_id for _ in range(2)
+            ]
 
         ids = run(sandbox, body)
         statuses = [r.status for r in sandbox.state.requests_to("messages")]
@@ -183,7 +185,7 @@ def test_bad_templates_are_permanent_errors_with_their_code(
 ) -> None:
     async def body(client: OnPremSender) -> str:
         await client.check_contacts([USER])
-        return await client.send_template(USER[1:], template, params)
+        return (await client.send_template(USER[1:], template, params)).message_id
 
     with pytest.raises(error) as caught:
         run(sandbox, body)

@@ -1,4 +1,5 @@
-"""The preflight over real HTTP: the credentials of every auth mode proven before a run."""
+"""The preflight over real HTTP: the credentials of every auth mode proven before a run; on Cloud,
+the token and the phone number id, whose facts it returns."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from connectors.preflight import UnreachableError, check_api
-from connectors.whatsapp.errors import AuthenticationError
+from connectors.whatsapp import PhoneFacts
+from connectors.whatsapp.errors import AuthenticationError, TokenExpired, UnknownObject
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from connectors.whatsapp.settings import WhatsAppSettings
 
@@ -61,7 +65,7 @@ def test_the_preflight_proves_the_credentials_in_every_mode(
     sandbox: RunningSandbox, mode: str
 ) -> None:
     right, _, _, recorded = MODES[mode]
-    check_api(_settings(sandbox.url, right))
+    assert check_api(_settings(sandbox.url, right)) is None  # v1 has no facts to tell
     assert [(r.auth, r.status) for r in sandbox.state.requests_to("health")] == [(recorded, 200)]
 
 
@@ -121,3 +125,87 @@ def test_an_unreachable_api_is_named_with_its_password_masked() -> None:
         check_api(_settings(url, {"api_key": "k"}))
     assert "s3cret-in-url" not in str(caught.value)
     assert "http://etl:***@127.0.0.1:" in str(caught.value)
+
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "api"
+PHONE_ID = "106540352242922"
+CLOUD_TOKEN = "EAAG-preflight-token"
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[str]:
+    """A real HTTP server answering the phone number call as Graph does: 190 for another token,
+    100 for another id."""
+
+    class Graph(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            fields = parse_qs(url.query).get("fields", [""])[0]
+            if self.headers.get("Authorization") != f"Bearer {CLOUD_TOKEN}":
+                self._answer(401, "cloud_error_190")
+            elif url.path != f"/v23.0/{PHONE_ID}" or "quality_rating" not in fields:
+                self._answer(400, "cloud_error_100_unknown_id")
+            else:
+                self._answer(200, "cloud_phone_number")
+
+        def _answer(self, status: int, fixture: str) -> None:
+            body = (FIXTURES / f"{fixture}.json").read_bytes()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Graph)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def _cloud(url: str, **extra: str) -> WhatsAppSettings:
+    values = {
+        "api": "cloud",
+        "base_url": url,
+        "phone_number_id": PHONE_ID,
+        "waba_id": "102290129340398",
+        "token": CLOUD_TOKEN,
+        **extra,
+    }
+    return WhatsAppSettings.model_validate(values)
+
+
+def test_the_cloud_preflight_returns_the_numbers_facts_for_the_run_log(graph: str) -> None:
+    facts = check_api(_cloud(graph))
+    assert isinstance(facts, PhoneFacts)
+    assert (facts.display_phone_number, facts.quality_rating, facts.throughput_level) == (
+        "+1 555-078-3881",
+        "GREEN",
+        "STANDARD",
+    )
+    assert (facts.messaging_limit, facts.limit_known) == (2000, True)
+
+
+def test_the_cloud_preflight_refuses_an_expired_token_naming_the_variable(graph: str) -> None:
+    with pytest.raises(TokenExpired) as caught:
+        check_api(_cloud(graph, token="EAAG-expired-token"))
+    assert "WHATSAPP_TOKEN" in str(caught.value) and "190" in str(caught.value)
+    assert "EAAG-expired-token" not in str(caught.value) + repr(caught.value.args)
+
+
+def test_the_cloud_preflight_refuses_an_unknown_phone_number_id_naming_it(graph: str) -> None:
+    with pytest.raises(UnknownObject, match="WHATSAPP_PHONE_NUMBER_ID") as caught:
+        check_api(_cloud(graph, phone_number_id="999999999"))
+    assert caught.value.stops_at_once
+
+
+def test_an_unreachable_graph_api_is_named() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    settings = _cloud(url).model_copy(update={"max_attempts": 1})
+    with pytest.raises(UnreachableError, match="WhatsApp API unreachable"):
+        check_api(settings)

@@ -26,7 +26,7 @@ from tasks.report import Progress
 from tasks.send.loop import CircuitOpenError, send_all
 from tasks.send.messages import Outgoing
 from tasks.send.task import send
-from tasks.verify import verify
+from tasks.verify.contacts import verify
 from tests.helpers import sandbox_settings
 
 TEMPLATE = Template("acme_ns", "order_update", "en")

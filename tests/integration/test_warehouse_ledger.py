@@ -179,3 +179,19 @@ def test_releasing_a_lock_whose_session_the_database_killed_does_not_fail_the_ru
     # Reaching here without an exception is the point; the lock is free again.
     with campaign_lock(engine, "spring"):
         pass
+
+
+def test_a_send_in_doubt_never_undoes_what_its_status_webhook_settled(any_db_url: str) -> None:
+    engine = warehouse(any_db_url)
+    held = lease.acquire(engine, "spring", "run-a#1", TTL)
+    ledger.advance(engine, held, "run-a", results=[], claims=_claims(PHONES[:2]))
+    with engine.begin() as conn:  # the webhook, keyed by the send's callback, came first
+        conn.execute(
+            deliveries.update()
+            .where(deliveries.c.phone_e164 == PHONES[0])
+            .values(state="sent", message_id="wamid.first")
+        )
+    doubts = [ledger.Result(p, LedgerState.UNKNOWN, NOW) for p in PHONES[:2]]
+    ledger.advance(engine, held, "run-a", results=doubts, claims=[])
+    states = _states(engine)
+    assert states[PHONES[0]][0] == "sent" and states[PHONES[1]][0] == "unknown"

@@ -24,6 +24,7 @@ from connectors.warehouse.events import (
     StatusEvent,
     opted_out_numbers,
     reconcile_campaign,
+    undeliverable_since,
 )
 from connectors.warehouse.records import write_recipients
 from connectors.warehouse.schema import deliveries, opt_outs, recipients, status_events
@@ -294,7 +295,8 @@ async def _send_all(sandbox: RunningSandbox, numbers: Sequence[str]) -> dict[str
         sent = {}
         for number in numbers:
             wa_id = str(checks[number].wa_id)
-            sent[number] = await client.send_template(wa_id, template, ["Ana"], number=number)
+            receipt = await client.send_template(wa_id, template, ["Ana"], number=number)
+            sent[number] = receipt.message_id
         return sent
 
 
@@ -715,3 +717,100 @@ def test_opt_outs_need_a_keyword_reply_from_a_number(sqlite_url: str) -> None:
     with engine.connect() as conn:
         row = conn.execute(select(opt_outs)).one()
     assert (row.phone_e164, row.keyword, row.message_id) == ("+4915100000013", "STOP", "e")
+
+
+# Cloud: in-doubt sends, pricing, BSUIDs, 131026 -------------------------------------------------
+
+CLOUD_CAMPAIGN = "spring-sale:2026"
+
+
+def post_signed(http: httpx.Client, running: RunningReceiver, name: str) -> httpx.Response:
+    """POST a Cloud fixture body as Meta signs it."""
+    body = (FIXTURES / name).read_bytes()
+    signed = {"X-Hub-Signature-256": sign(body, SecretStr(SECRET))}
+    return http.post(running.cloud_url, content=body, headers=signed)
+
+
+def cloud_rows(engine: Engine) -> None:
+    """A run killed after sending to ...678 (unknown), and one that recorded its send to ...670."""
+    rows = [
+        ("1", "+4915112345678", LedgerState.UNKNOWN, None, "unknown"),
+        ("2", "+4915112345670", LedgerState.SENT, fixture_id("cloud_failed_131026.json"), "sent"),
+    ]
+    with engine.begin() as conn:
+        for customer_id, phone, state, message_id, outcome in rows:
+            conn.execute(
+                deliveries.insert(),
+                [
+                    {
+                        "campaign_id": CLOUD_CAMPAIGN,
+                        "phone_e164": phone,
+                        "customer_id": customer_id,
+                        "state": state,
+                        "retryable": False,
+                        "message_id": message_id,
+                        "attempts": 1,
+                        "run_id": RUN,
+                    }
+                ],
+            )
+            conn.execute(
+                recipients.insert(),
+                [
+                    {
+                        "campaign_id": CLOUD_CAMPAIGN,
+                        "customer_id": customer_id,
+                        "outcome": outcome,
+                        "phone_e164": phone,
+                        "run_id": RUN,
+                        "updated_at": T0,
+                    }
+                ],
+            )
+
+
+def fixture_id(name: str) -> str:
+    """The message id of a Cloud fixture's first status."""
+    return str(fixture(name)["entry"][0]["changes"][0]["value"]["statuses"][0]["id"])
+
+
+def test_cloud_statuses_resolve_a_send_in_doubt_and_bring_pricing_bsuid_and_suppression(
+    any_db_url: str, http: httpx.Client
+) -> None:
+    with start_receiver(settings_for(any_db_url)) as running:
+        engine = engine_of(running)
+        cloud_rows(engine)
+        for name in ("cloud_statuses_pricing_bsuid.json", "cloud_failed_131026.json"):
+            assert post_signed(http, running, name).status_code == 200
+        d = deliveries.c
+        with engine.connect() as conn:
+            resolved = conn.execute(select(deliveries).where(d.customer_id == "1")).one()
+        assert (resolved.state, resolved.delivery_status) == ("sent", "read")
+        assert resolved.message_id == fixture_id("cloud_statuses_pricing_bsuid.json")
+        assert resolved.user_id == "DE.13491208655302741918"
+        pricing = (resolved.pricing_model, resolved.pricing_category, resolved.pricing_type)
+        assert (pricing, resolved.billable) == (("PMP", "marketing", "regular"), True)
+        assert outcomes(engine) == {"1": ("read", None), "2": ("failed", "131026")}
+        numbers = ["+4915112345670", "+4915112345678"]
+        failed_at = datetime.fromtimestamp(1780000010, UTC)  # the failure's timestamp
+        assert undeliverable_since(engine, numbers, failed_at) == {"+4915112345670"}
+        assert undeliverable_since(engine, numbers, failed_at + timedelta(seconds=1)) == set()
+        assert running.stats.resolved == 1
+
+        # The customer, whose number Meta now withholds, replies STOP under their BSUID alone.
+        assert post_signed(http, running, "cloud_inbound_stop_bsuid.json").status_code == 200
+        assert opted_out_numbers(engine) == {"+4915112345678"}
+        # "Stop promotions" is parsed and answered, not stored yet.
+        assert post_signed(http, running, "cloud_user_preferences.json").status_code == 200
+
+
+def test_a_stop_from_a_bsuid_no_delivery_knows_is_dropped_counted_and_logged_without_it(
+    receiver: RunningReceiver, http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    assert post_signed(http, receiver, "cloud_inbound_stop_bsuid.json").status_code == 200
+    assert opted_out_numbers(engine_of(receiver)) == set()
+    assert receiver.stats.unknown_user_ids == 1
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("connectors"))
+    assert "dropped 1 opt-out replies from business-scoped user ids" in ours
+    assert "13491208655302741918" not in ours

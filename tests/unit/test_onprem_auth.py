@@ -63,7 +63,7 @@ def _send(api: Api, **extra: object) -> str:
     async def run() -> str:
         http = httpx.AsyncClient(transport=httpx.MockTransport(api))
         async with OnPremSender(settings=settings, http=http) as client:
-            return await client.send_template("16315551001", TEMPLATE, [])
+            return (await client.send_template("16315551001", TEMPLATE, [])).message_id
 
     return asyncio.run(run())
 
@@ -206,7 +206,7 @@ def test_a_401_after_login_logs_in_again_once_for_all_concurrent_calls() -> None
         http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
         async with OnPremSender(settings=settings, http=http) as client:
             calls = [client.send_template(str(n), TEMPLATE, []) for n in range(sends)]
-            return list(await asyncio.gather(*calls))
+            return [receipt.message_id for receipt in await asyncio.gather(*calls)]
 
     assert asyncio.run(run()) == [f"id-{n}" for n in range(sends)]
     assert logins == ["tok-1", "tok-2"]

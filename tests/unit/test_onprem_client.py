@@ -58,7 +58,7 @@ def test_transient_errors_are_retried_then_succeed() -> None:
 
     async def run() -> str:
         async with _client(handler) as client:
-            return await client.send_template("16315551001", TEMPLATE, ["Asha"])
+            return (await client.send_template("16315551001", TEMPLATE, ["Asha"])).message_id
 
     assert asyncio.run(run()) == "gBEGmsg"
 
@@ -112,7 +112,7 @@ def test_connect_error_is_retried_because_nothing_was_sent() -> None:
 
     async def run() -> str:
         async with _client(handler) as client:
-            return await client.send_template("16315551001", TEMPLATE, [])
+            return (await client.send_template("16315551001", TEMPLATE, [])).message_id
 
     assert asyncio.run(run()) == "gBEGmsg"
 
@@ -165,7 +165,7 @@ def test_unknown_contact_is_checked_once_and_resent_once_to_the_new_wa_id() -> N
 
     async def run() -> str:
         async with _client(handler) as client:
-            return await client.send_template("5599", TEMPLATE, [], number="+5599")
+            return (await client.send_template("5599", TEMPLATE, [], number="+5599")).message_id
 
     assert asyncio.run(run()) == "gBEGmsg"
     assert sent_to == ["5599", "5511"]

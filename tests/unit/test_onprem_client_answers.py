@@ -37,7 +37,7 @@ def _client(handler: Handler, **extra: Any) -> OnPremSender:
 def _send(handler: Handler) -> str:
     async def run() -> str:
         async with _client(handler) as client:
-            return await client.send_template("16315551001", TEMPLATE, ["Asha"])
+            return (await client.send_template("16315551001", TEMPLATE, ["Asha"])).message_id
 
     return asyncio.run(run())
 

@@ -97,9 +97,8 @@ def test_a_success_without_json_or_message_id_is_that_sends_unknown_and_the_rest
         httpx.Response(418, text="I'm a teapot"),
         httpx.Response(409, json=_body("error_99999.json")),
         httpx.Response(403, json={"errors": [{"title": "Forbidden"}]}),
-        httpx.Response(400, json=_body("cloud_error_131048.json")),
     ],
-    ids=["unknown-status", "unknown-code", "403-no-code", "cloud-spam-limit"],
+    ids=["unknown-status", "unknown-code", "403-no-code"],
 )
 def test_an_answer_nobody_foresaw_opens_the_breaker_and_stays_retryable(
     answer: httpx.Response,
@@ -124,3 +123,16 @@ def test_a_recipients_own_failure_is_permanent_and_does_not_open_the_breaker() -
     assert len(write.results) == 20
     assert all(not r.retryable and not r.campaign_level for r in write.results.values())
     assert {r.error_code for r in write.results.values()} == {"1013"}
+
+
+@pytest.mark.parametrize("code", [131048, 132015, 190])
+def test_an_error_that_stops_a_run_by_itself_stops_it_at_the_first_send(code: int) -> None:
+    answer = httpx.Response(400, json=_body(f"cloud_error_{code}.json"))
+    write = Ledger()
+
+    with pytest.raises(CircuitOpenError, match=rf"stopped at the first send .*{code}") as caught:
+        _run(lambda _request: answer, _items(40), write, threshold=10)
+
+    assert "what was sent stays recorded" in str(caught.value)
+    assert len(write.claimed) <= 4  # the first failure, plus what was already in flight
+    assert all(r.retryable and r.stops_at_once for r in write.results.values())

@@ -7,7 +7,9 @@ from collections.abc import Callable
 import pandas as pd
 
 from connectors.vocabulary import OUTCOME, REASON, WA_ID
-from tasks.verify import apply_checks, exclude_stopped, numbers_to_check
+from tasks.verify.common import exclude_stopped, numbers_to_check
+from tasks.verify.contacts import apply_checks
+from tasks.verify.reachability import apply_reachability
 
 ChunkOf = Callable[..., pd.DataFrame]  # the `chunk_of` fixture (tests/conftest.py)
 
@@ -55,3 +57,17 @@ def test_a_wa_id_that_replied_stop_is_excluded_after_the_check(
     )
     assert out[REASON].iloc[0] == "opted_out_via_whatsapp" and pd.isna(out[REASON].iloc[1])
     assert pd.isna(out[WA_ID].iloc[0]) and out[WA_ID].iloc[1] == "2"
+
+
+def test_reachability_suppresses_recently_undeliverable_numbers_and_addresses_the_rest(
+    chunk_of: ChunkOf,
+) -> None:
+    frame = chunk_of(["+4915112345670", "+4915112345671", "+4915112345672"])
+    frame.loc[2, OUTCOME] = "excluded_duplicate"
+    out = apply_reachability(frame, {"+4915112345670"})
+    assert (out[OUTCOME].iloc[0], out[REASON].iloc[0]) == (
+        "excluded_not_on_whatsapp",
+        "undeliverable",
+    )
+    assert out[WA_ID].iloc[1] == "4915112345671" and pd.isna(out[OUTCOME].iloc[1])
+    assert pd.isna(out[WA_ID].iloc[2])  # excluded earlier: left alone

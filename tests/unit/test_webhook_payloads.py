@@ -241,3 +241,104 @@ def test_a_phone_number_id_that_is_no_digit_string_up_to_64_is_dropped_alone(
     ]
     assert batch.dropped == ()
     assert all(s.raw is not None for s in batch.statuses)
+
+
+# Cloud extras: BSUIDs, callback keys, pricing, preferences ------------------------------------
+
+BSUID = "DE.13491208655302741918"
+KEY = "wa1:spring-sale:2026:+4915112345678"
+
+
+def test_cloud_statuses_keep_bsuid_callback_and_pricing() -> None:
+    sent, delivered, read, _ = parse_cloud(fixture("cloud_statuses_pricing_bsuid.json")).statuses
+    for status in (sent, delivered, read):
+        assert (status.recipient_user_id, status.callback) == (BSUID, KEY)
+    pricing = (sent.pricing_model, sent.pricing_category, sent.pricing_type, sent.billable)
+    assert pricing == ("PMP", "marketing", "regular", True)
+    assert (read.pricing_model, read.pricing_category, read.pricing_type, read.billable) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def test_cloud_extras_that_do_not_fit_are_dropped_alone() -> None:
+    *_, odd = parse_cloud(fixture("cloud_statuses_pricing_bsuid.json")).statuses
+    assert odd.status == "delivered" and odd.raw is not None
+    assert (odd.recipient_user_id, odd.callback) == (None, None)  # too long; not a string
+    # a model over 16 characters, a number for a category, a string for billable
+    assert (odd.pricing_model, odd.pricing_category, odd.billable) == (None, None, None)
+    assert odd.pricing_type == "free_customer_service"
+
+
+@pytest.mark.parametrize(
+    "pricing",
+    [None, "PMP", [], {"billable": 1}, {"billable": None}, {"category": "\x00"}],
+)
+def test_pricing_of_the_wrong_shape_is_dropped_not_refused(pricing: Any) -> None:
+    payload = fixture("cloud_statuses.json")
+    payload["entry"][0]["changes"][0]["value"]["statuses"][0]["pricing"] = pricing
+    delivered, _ = parse_cloud(payload).statuses
+    assert (delivered.pricing_category, delivered.billable) == (None, None)
+
+
+def test_a_131026_failure_keeps_its_code_and_callback() -> None:
+    (failed,) = parse_cloud(fixture("cloud_failed_131026.json")).statuses
+    assert (failed.status, failed.error_code) == ("failed", "131026")
+    assert failed.callback == "wa1:spring-sale:2026:+4915112345670"
+    assert failed.recipient_user_id is None
+
+
+def test_an_inbound_stop_with_only_a_bsuid_keeps_the_bsuid() -> None:
+    (message,) = parse_cloud(fixture("cloud_inbound_stop_bsuid.json")).inbound
+    assert (message.wa_id, message.user_id, message.text) == (None, BSUID, "STOP")
+
+
+def test_a_sender_bsuid_comes_from_contacts_when_the_message_has_none() -> None:
+    payload = fixture("cloud_inbound_stop_bsuid.json")
+    del payload["entry"][0]["changes"][0]["value"]["messages"][0]["from_user_id"]
+    (message,) = parse_cloud(payload).inbound
+    assert (message.wa_id, message.user_id) == (None, BSUID)
+
+    payload = fixture("cloud_inbound.json")  # a number: the contact with that wa_id names it
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["contacts"] = [
+        {"wa_id": "0000", "user_id": "US.1"},
+        {**value["contacts"][0], "user_id": BSUID},
+    ]
+    (message,) = parse_cloud(payload).inbound
+    assert (message.wa_id, message.user_id) == ("16505551234", BSUID)
+
+
+@pytest.mark.parametrize("bsuid", [None, 7, "", "US." + "1" * 126])
+def test_a_message_without_a_number_or_a_usable_bsuid_is_refused(bsuid: Any) -> None:
+    payload = fixture("cloud_inbound_stop_bsuid.json")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["messages"][0]["from_user_id"] = bsuid
+    value["contacts"] = []
+    with pytest.raises(PayloadError):
+        parse_cloud(payload)
+
+
+def test_a_bsuid_only_message_whose_bsuid_is_unstorable_is_dropped_and_counted() -> None:
+    payload = fixture("cloud_inbound_stop_bsuid.json")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["messages"][0]["from_user_id"] = "DE.1349\x00"
+    value["contacts"] = []
+    batch = parse_cloud(payload)
+    assert (batch.inbound, batch.dropped) == ((), ("messages.from_user_id",))
+
+
+def test_user_preferences_are_parsed_and_not_counted_as_events() -> None:
+    batch = parse_cloud(fixture("cloud_user_preferences.json"))
+    (stop,) = batch.preferences  # the entry naming no user is skipped
+    assert (stop.wa_id, stop.user_id, stop.category, stop.value) == (
+        "16505551234",
+        "US.13491208655302741918",
+        "marketing_messages",
+        "stop",
+    )
+    assert stop.event_at == datetime.fromtimestamp(1780000100, UTC)
+    assert stop.phone_number_id == PHONE_NUMBER_ID
+    assert len(batch) == 0 and batch.statuses == () and batch.inbound == ()

@@ -40,3 +40,18 @@ def test_every_opt_out_of_a_number_is_handed_on_for_the_warehouse_to_keep_the_ea
 def test_no_keywords_means_no_opt_outs() -> None:
     inbound = [InboundMessage("a", "4915100000011", NOW, "text", "STOP")]
     assert opt_outs_in(inbound, keyword_index([]), NOW) == []
+
+
+def test_a_keyword_text_from_a_bsuid_alone_is_an_opt_out_for_the_warehouse_to_map() -> None:
+    bsuid = "DE.13491208655302741918"
+    inbound = [
+        InboundMessage("a", None, NOW, "text", "STOP", user_id=bsuid),
+        InboundMessage("b", "4915100000013", NOW, "text", "stop", user_id=bsuid),
+        InboundMessage("c", None, NOW, "text", "hello", user_id=bsuid),
+        InboundMessage("d", "not-digits", NOW, "text", "STOP", user_id=bsuid),
+    ]
+    assert opt_outs_in(inbound, INDEX, NOW) == [
+        OptOut(None, "STOP", "a", NOW, user_id=bsuid),
+        OptOut("4915100000013", "STOP", "b", NOW, user_id=bsuid),
+        OptOut(None, "STOP", "d", NOW, user_id=bsuid),
+    ]

@@ -2,17 +2,21 @@
 
 `statuses` stores a receiver's batch in one transaction (`write_events`), `reconcile` raises
 deliveries and customers to their best stored status (also a campaign's, after its record
-stage), `opt_outs` keeps the earliest opt-out reply per number and answers who opted out.
+stage), `details` puts the statuses' pricing and BSUID on the delivery, `in_doubt` joins the
+statuses of messages the ledger never learnt back to their rows by callback key, `undeliverable`
+keeps the numbers a send showed undeliverable (131026), `opt_outs` keeps the earliest opt-out
+reply per number and answers who opted out.
 """
 
 from connectors.warehouse.events.opt_outs import OptOut, opted_out_numbers, opted_out_wa_ids
-from connectors.warehouse.events.reconcile import best_status, reconcile_campaign
+from connectors.warehouse.events.reconcile import best_status, reconcile_campaign, resolve_in_doubt
 from connectors.warehouse.events.statuses import (
     RecordResult,
     StatusEvent,
     apply_stored_statuses,
     write_events,
 )
+from connectors.warehouse.events.undeliverable import undeliverable_since
 
 __all__ = [
     "OptOut",
@@ -23,5 +27,7 @@ __all__ = [
     "opted_out_numbers",
     "opted_out_wa_ids",
     "reconcile_campaign",
+    "resolve_in_doubt",
+    "undeliverable_since",
     "write_events",
 ]

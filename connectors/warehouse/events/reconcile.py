@@ -8,7 +8,11 @@
   the status is `failed`. `deleted`, `warning` and unknown statuses move nothing.
 - The delivery's customer in `wa_recipients` follows: an outcome of `sent`, `failed`,
   `delivered` or `read` is raised to the delivery's status (reason: the error code on `failed`,
-  cleared when a later `delivered`/`read` overrules a failure); other outcomes are left alone.
+  cleared when a later `delivered`/`read` overrules a failure); so is `unknown` or `sending` once
+  the ledger row is `sent` (an in-doubt send its statuses resolved, see `in_doubt`); other
+  outcomes are left alone.
+- Whatever the rank, the statuses' pricing and BSUID fill the delivery (`details`), and a
+  131026 failure records the number as undeliverable (`undeliverable`).
 - A message whose delivery (the webhook can beat the ledger's write, which happens after the API
   answers) or customer row (written by the record stage) is not there yet is `unmatched`: apply
   it again later, or let `reconcile_campaign` catch it after the run's record stage.
@@ -16,11 +20,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     ColumnElement,
@@ -29,22 +33,26 @@ from sqlalchemy import (
     Integer,
     Table,
     Update,
-    and_,
     bindparam,
     case,
     cast,
     column,
     func,
-    select,
+    literal,
+    or_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from connectors.vocabulary import DELIVERY_RANK, DeliveryStatus, Outcome
-from connectors.warehouse.schema import deliveries, recipients, status_events
+from connectors.vocabulary import DELIVERY_RANK, DeliveryStatus, LedgerState, Outcome
+from connectors.warehouse.events.details import changed_details, fill_details
+from connectors.warehouse.events.in_doubt import attach_in_campaign
+from connectors.warehouse.events.loading import DETAILS, Delivery, chunks, load
+from connectors.warehouse.events.undeliverable import note_undeliverable
+from connectors.warehouse.schema import deliveries, recipients
 
-IN_CHUNK = 500
-"""Message ids per `IN (...)` list."""
+# Customer outcomes of a send in doubt: raised once the ledger knows the message was sent.
+_IN_DOUBT: Final = (Outcome.UNKNOWN, Outcome.SENDING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,10 @@ class Applied:
     recipients_updated: int = 0
     unmatched: tuple[str, ...] = ()
     """Message ids whose delivery or customer row is not written yet."""
+    missing: tuple[str, ...] = ()
+    """Of `unmatched`, the message ids no delivery row has."""
+    details_updated: int = 0
+    """Deliveries given pricing or a BSUID."""
 
 
 def best_status(current: str | None, statuses: Iterable[str]) -> str | None:
@@ -66,110 +78,70 @@ def best_status(current: str | None, statuses: Iterable[str]) -> str | None:
     return best
 
 
-def chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
-    """`items` in slices of at most `size`."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def apply_statuses(conn: Connection, message_ids: Sequence[str], now: datetime) -> Applied:
     """Raise the deliveries and customers of these messages to their stored statuses."""
-    found: list[_Delivery] = []
+    found: list[Delivery] = []
     for chunk in chunks(message_ids):
-        found += _load(conn, deliveries.c.message_id.in_(chunk))
-    moved, lifted = _raise(conn, found, now)
+        found += load(conn, deliveries.c.message_id.in_(chunk))
+    moved, lifted, filled = _apply_loaded(conn, found, now)
     # A delivery whose customer row is not written yet (the record stage comes after the sends)
     # stays unmatched too, so the receiver keeps retrying until the outcome can follow.
     settled = {f.message_id for f in found if f.has_customer}
-    return Applied(moved, lifted, tuple(m for m in message_ids if m not in settled))
+    known = {f.message_id for f in found}
+    return Applied(
+        moved,
+        lifted,
+        tuple(m for m in message_ids if m not in settled),
+        tuple(m for m in message_ids if m not in known),
+        filled,
+    )
 
 
 def reconcile_campaign(engine: Engine, campaign_id: str, *, now: datetime | None = None) -> int:
     """Apply every stored status to a campaign's deliveries and customers; returns rows changed.
 
     Call it after a run's record stage: statuses that came before the ledger had their message
-    ids get applied, and outcomes the record stage wrote back to `sent` are raised again.
+    ids get applied, outcomes the record stage wrote back to `sent` are raised again, and rows
+    left in doubt take the messages whose statuses name them (`in_doubt`).
     """
     d = deliveries.c
     with engine.begin() as conn:
-        found = _load(conn, d.campaign_id == campaign_id, d.message_id.is_not(None))
-        moved, lifted = _raise(conn, found, now or datetime.now(UTC))
-    return moved + lifted
+        attached = attach_in_campaign(conn, campaign_id)
+        found = load(conn, d.campaign_id == campaign_id, d.message_id.is_not(None))
+        moved, lifted, filled = _apply_loaded(conn, found, now or datetime.now(UTC))
+    return len(attached.message_ids) + moved + lifted + filled
 
 
-@dataclass(slots=True)
-class _Delivery:
-    """A ledger row with its customer's outcome and the statuses stored for its message."""
-
-    campaign_id: str
-    phone_e164: str
-    customer_id: str
-    message_id: str
-    status: str | None
-    error_code: str | None
-    has_customer: bool
-    outcome: str | None
-    reason: str | None
-    events: list[Any] = field(default_factory=list)
+def resolve_in_doubt(engine: Engine, campaign_id: str, *, now: datetime | None = None) -> int:
+    """Give the campaign's in-doubt rows (`sending`, `unknown`, retryable `send_failed`, no
+    message id) the messages whose stored statuses name them, then apply those statuses;
+    returns the rows resolved (now `sent`, never to be resent). Call it before planning."""
+    with engine.begin() as conn:
+        attached = attach_in_campaign(conn, campaign_id)
+        if attached.message_ids:
+            apply_statuses(conn, attached.message_ids, now or datetime.now(UTC))
+    return len(attached.message_ids)
 
 
-def _load(conn: Connection, *where: ColumnElement[bool]) -> list[_Delivery]:
-    """Deliveries matching `where`, each with its customer row and stored statuses: one query."""
-    d, r, e = deliveries.c, recipients.c, status_events.c
-    joined = deliveries.outerjoin(
-        recipients, and_(r.campaign_id == d.campaign_id, r.customer_id == d.customer_id)
-    ).outerjoin(
-        status_events, and_(e.message_id == d.message_id, e.status.in_(list(DELIVERY_RANK)))
-    )
-    stmt = (
-        select(
-            d.campaign_id,
-            d.phone_e164,
-            d.customer_id,
-            d.message_id,
-            d.delivery_status,
-            d.delivery_error_code,
-            r.customer_id.label("recipient"),
-            r.outcome,
-            r.reason,
-            e.status,
-            e.event_at,
-            e.received_at,
-            e.error_code,
-        )
-        .select_from(joined)
-        .where(*where)
-        .order_by(d.campaign_id, d.phone_e164)
-    )
-    if conn.dialect.name == "postgresql":
-        # Locked in key order before any update: concurrent writers queue instead of deadlocking.
-        stmt = stmt.with_for_update(of=deliveries)
-    found: dict[tuple[str, str], _Delivery] = {}
-    for row in conn.execute(stmt):
-        key = (row.campaign_id, row.phone_e164)
-        delivery = found.get(key)
-        if delivery is None:
-            delivery = found[key] = _Delivery(
-                row.campaign_id,
-                row.phone_e164,
-                row.customer_id,
-                row.message_id,
-                row.delivery_status,
-                row.delivery_error_code,
-                row.recipient is not None,
-                row.outcome,
-                row.reason,
-            )
-        if row.status is not None:
-            delivery.events.append(row)
-    return list(found.values())
+def _apply_loaded(
+    conn: Connection, found: Sequence[Delivery], now: datetime
+) -> tuple[int, int, int]:
+    """Statuses onto loaded deliveries: (moved, lifted, deliveries given details)."""
+    changes = [(f, changed_details(f)) for f in found]
+    moved, lifted = _raise(conn, changes, now)
+    fill_details(conn, [(f, c) for f, c in changes if (f.campaign_id, f.phone_e164) not in moved])
+    note_undeliverable(conn, found, now)
+    return len(moved), lifted, sum(1 for _, c in changes if c)
 
 
-def _raise(conn: Connection, found: Sequence[_Delivery], now: datetime) -> tuple[int, int]:
-    """Move deliveries and their customers up to their best stored status: (moved, lifted)."""
+def _raise(
+    conn: Connection, found: Sequence[tuple[Delivery, dict[str, Any]]], now: datetime
+) -> tuple[set[tuple[str, str]], int]:
+    """Move deliveries (with their changed details) and their customers up to their best
+    stored status: (the deliveries moved, the customers lifted)."""
     moves: list[dict[str, Any]] = []
     lifts: list[dict[str, Any]] = []
-    for f in found:
+    for f, changed in found:
         best = best_status(f.status, (ev.status for ev in f.events))
         if best is None:
             continue
@@ -186,9 +158,10 @@ def _raise(conn: Connection, found: Sequence[_Delivery], now: datetime) -> tuple
                     "delivery_status": best,
                     "delivery_error_code": code,
                     "delivery_updated_at": winner.event_at or winner.received_at,
+                    **(changed or dict.fromkeys(DETAILS)),
                 }
             )
-        if rank > DELIVERY_RANK.get(f.outcome or "", rank):  # other outcomes never move
+        if rank > _outcome_rank(f, rank):  # other outcomes never move
             lifts.append(
                 {
                     "campaign_id": f.campaign_id,
@@ -199,17 +172,24 @@ def _raise(conn: Connection, found: Sequence[_Delivery], now: datetime) -> tuple
                     "updated_at": now,
                 }
             )
-    _raise_rows(conn, deliveries, "delivery_status", moves, lowest=0)
-    _raise_rows(conn, recipients, "outcome", lifts, lowest=1)
-    return len(moves), len(lifts)
+    _raise_rows(conn, deliveries, "delivery_status", moves, lowest=0, keep=DETAILS)
+    _raise_rows(conn, recipients, "outcome", lifts, lowest=1, also=_IN_DOUBT)
+    return {(m["campaign_id"], m["phone_e164"]) for m in moves}, len(lifts)
 
 
-def _reason(delivery: _Delivery, best: str, code: str | None) -> str | None:
+def _outcome_rank(delivery: Delivery, otherwise: int) -> int:
+    """The customer's outcome's rank; `otherwise` for outcomes that statuses never move."""
+    if delivery.outcome in _IN_DOUBT and delivery.state == LedgerState.SENT:
+        return 0
+    return DELIVERY_RANK.get(delivery.outcome or "", otherwise)
+
+
+def _reason(delivery: Delivery, best: str, code: str | None) -> str | None:
     """The customer's reason once its outcome is raised to `best`."""
     if best == DeliveryStatus.FAILED:
         return code
-    if delivery.outcome == Outcome.FAILED:
-        return None  # the failure's code no longer describes a delivered message
+    if delivery.outcome == Outcome.FAILED or delivery.outcome in _IN_DOUBT:
+        return None  # the failure's code (or `send_in_doubt`) no longer describes the message
     return delivery.reason
 
 
@@ -218,32 +198,34 @@ def _rank_of(column: ColumnElement[Any]) -> ColumnElement[int]:
 
 
 def _raise_rows(
-    conn: Connection, table: Table, ranked: str, rows: Sequence[dict[str, Any]], *, lowest: int
+    conn: Connection,
+    table: Table,
+    ranked: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    lowest: int,
+    also: tuple[str, ...] = (),
+    keep: tuple[str, ...] = (),
 ) -> None:
     """Update rows (key columns, `rank`, new values) whose `ranked` column ranks below `rank`.
 
     The guard, re-checked by the database on the locked row, keeps the rule under concurrent
     writers: a row only moves up, and only from a rank of at least `lowest` (1 leaves the
-    outcomes outside the delivery chain alone).
+    outcomes outside the delivery chain alone) or from one of the values `also`. A None for a
+    column of `keep` leaves its value as it is.
     """
     if not rows:
         return
     keys = [c.name for c in table.primary_key.columns]
     names = [n for n in rows[0] if n != "rank"]
-    current = _rank_of(table.c[ranked])
     if conn.dialect.name == "postgresql":
         # One UPDATE ... FROM unnest(arrays) rather than a pipeline of a statement per row: the
         # round trips per batch are what bound a busy receiver; the text never changes, so it
         # is compiled once and prepared by the server.
-        stmt = _pg_update(table, ranked, tuple(names), lowest)
+        stmt = _pg_update(table, ranked, tuple(names), lowest, also, keep)
         conn.execute(stmt, {f"a_{n}": [r[n] for r in rows] for n in [*names, "rank"]})
         return
-    stmt = (
-        update(table)
-        .where(*(table.c[k] == bindparam(f"b_{k}") for k in keys), current >= lowest)
-        .where(current < bindparam("b_rank"))
-        .values({n: bindparam(f"b_{n}", type_=table.c[n].type) for n in names if n not in keys})
-    )
+    stmt = _update(table, ranked, tuple(names), lowest, also, keep)
     params = sorted(
         ({f"b_{n}": v for n, v in r.items()} for r in rows),
         key=lambda p: [p[f"b_{k}"] for k in keys],
@@ -251,8 +233,53 @@ def _raise_rows(
     conn.execute(stmt, params)
 
 
+def _movable(table: Table, ranked: str, lowest: int, also: tuple[str, ...]) -> ColumnElement[bool]:
+    """Rows whose `ranked` value may move: of a rank of at least `lowest`, or one of `also`."""
+    value = table.c[ranked]
+    # Literals, not an expanding IN: the statement also runs as an executemany.
+    return or_(_rank_of(value) >= lowest, *(value == literal(v) for v in also))
+
+
 @cache
-def _pg_update(table: Table, ranked: str, names: tuple[str, ...], lowest: int) -> Update:
+def _update(
+    table: Table,
+    ranked: str,
+    names: tuple[str, ...],
+    lowest: int,
+    also: tuple[str, ...],
+    keep: tuple[str, ...],
+) -> Update:
+    """`_raise_rows`' statement elsewhere, for an executemany: one `b_<name>` per column."""
+    keys = [c.name for c in table.primary_key.columns]
+    return (
+        update(table)
+        .where(*(table.c[k] == bindparam(f"b_{k}") for k in keys))
+        .where(_movable(table, ranked, lowest, also))
+        .where(_rank_of(table.c[ranked]) < bindparam("b_rank"))
+        .values(
+            {
+                n: _kept(table, n, bindparam(f"b_{n}", type_=table.c[n].type), keep)
+                for n in names
+                if n not in keys
+            }
+        )
+    )
+
+
+def _kept(table: Table, name: str, new: Any, keep: tuple[str, ...]) -> Any:
+    """`new`, or for a column of `keep` the column's own value where `new` is None."""
+    return func.coalesce(new, table.c[name]) if name in keep else new
+
+
+@cache
+def _pg_update(
+    table: Table,
+    ranked: str,
+    names: tuple[str, ...],
+    lowest: int,
+    also: tuple[str, ...],
+    keep: tuple[str, ...],
+) -> Update:
     """`_raise_rows`' statement for PostgreSQL: one array parameter `a_<name>` per column."""
     types: dict[str, Any] = {n: table.c[n].type for n in names} | {"rank": Integer()}
     arrays = [cast(bindparam(f"a_{n}"), ARRAY(t)) for n, t in types.items()]
@@ -262,10 +289,9 @@ def _pg_update(table: Table, ranked: str, names: tuple[str, ...], lowest: int) -
         .render_derived()
     )
     keys = [c.name for c in table.primary_key.columns]
-    current = _rank_of(table.c[ranked])
     return (
         update(table)
-        .where(*(table.c[k] == data.c[k] for k in keys), current >= lowest)
-        .where(current < data.c.rank)
-        .values({n: data.c[n] for n in names if n not in keys})
+        .where(*(table.c[k] == data.c[k] for k in keys), _movable(table, ranked, lowest, also))
+        .where(_rank_of(table.c[ranked]) < data.c.rank)
+        .values({n: _kept(table, n, data.c[n], keep) for n in names if n not in keys})
     )

@@ -2,21 +2,25 @@
 
 A redelivered status is ignored and not counted again; only new ones are applied (see
 `reconcile`). `write_events` stores a receiver's batch (statuses and opt-outs) in one transaction.
+A new status of a message the ledger does not know is joined back to its row by its callback
+key when that row is in doubt (`in_doubt`), then applied.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from connectors.warehouse.events.opt_outs import OptOut, store_opt_outs
-from connectors.warehouse.events.reconcile import Applied, apply_statuses, chunks
+from connectors.warehouse.events.in_doubt import attach_messages
+from connectors.warehouse.events.loading import chunks
+from connectors.warehouse.events.opt_outs import OptOut, numbered, store_opt_outs
+from connectors.warehouse.events.reconcile import Applied, apply_statuses
 from connectors.warehouse.schema import status_events
 
 
@@ -33,6 +37,14 @@ class StatusEvent:
     raw: str | None = None
     phone_number_id: str | None = None
     """The Cloud API sender the status came for (`metadata.phone_number_id`); None on v1."""
+    recipient_user_id: str | None = None
+    """The recipient's business-scoped user id (BSUID), Cloud only."""
+    callback: str | None = None
+    """The echoed `biz_opaque_callback_data` (our ledger key, `connectors.warehouse.callback`)."""
+    pricing_model: str | None = None
+    pricing_category: str | None = None
+    pricing_type: str | None = None
+    billable: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +61,12 @@ class RecordResult:
     """Message ids with new statuses whose delivery or customer row is not written yet."""
     opt_outs: int = 0
     """Numbers with an opt-out reply in the batch (kept unless an earlier opt-out is stored)."""
+    resolved: int = 0
+    """Ledger rows in doubt that took a message by its callback (now `sent`)."""
+    callbacks_ignored: int = 0
+    """Messages (new statuses) whose callback names a row with another message id, or settled."""
+    unknown_user_ids: int = 0
+    """Opt-out replies from a BSUID no delivery knows, dropped."""
 
 
 def write_events(
@@ -68,9 +86,16 @@ def write_events(
         unique.setdefault((event.message_id, event.status), event)
     with _transaction(bind) as conn:
         new = _insert_new(conn, list(unique.values()), now)
-        applied = apply_statuses(conn, sorted({e.message_id for e in new}), now)
-        opted = store_opt_outs(conn, found_opt_outs, now)
-    return _result(applied, stored=len(new), duplicates=len(statuses) - len(new), opt_outs=opted)
+        result = _apply(conn, sorted({e.message_id for e in new}), now)
+        found, unknown = numbered(conn, found_opt_outs)
+        opted = store_opt_outs(conn, found, now)
+    return replace(
+        result,
+        stored=len(new),
+        duplicates=len(statuses) - len(new),
+        opt_outs=opted,
+        unknown_user_ids=unknown,
+    )
 
 
 def apply_stored_statuses(
@@ -78,16 +103,32 @@ def apply_stored_statuses(
 ) -> RecordResult:
     """Apply the stored statuses of these messages (e.g. ones the ledger did not know before)."""
     with _transaction(bind) as conn:
-        applied = apply_statuses(conn, sorted(set(message_ids)), now or datetime.now(UTC))
-    return _result(applied)
+        return _apply(conn, sorted(set(message_ids)), now or datetime.now(UTC))
 
 
-def _result(applied: Applied, **counts: int) -> RecordResult:
+def _apply(conn: Connection, message_ids: Sequence[str], now: datetime) -> RecordResult:
+    """Apply the messages' statuses; those the ledger does not know first try their callback."""
+    applied = apply_statuses(conn, message_ids, now)
+    attached = attach_messages(conn, applied.missing) if applied.missing else None
+    if attached is None or not (attached.message_ids or attached.ignored):
+        return _result(applied)
+    again = apply_statuses(conn, attached.message_ids, now) if attached.message_ids else Applied()
+    # Ignored messages will never match a row: retrying them would only count them again.
+    done = set(attached.message_ids) | set(attached.ignored)
+    return RecordResult(
+        deliveries_updated=applied.deliveries_updated + again.deliveries_updated,
+        recipients_updated=applied.recipients_updated + again.recipients_updated,
+        unmatched=tuple(m for m in applied.unmatched if m not in done) + again.unmatched,
+        resolved=len(attached.message_ids),
+        callbacks_ignored=len(attached.ignored),
+    )
+
+
+def _result(applied: Applied) -> RecordResult:
     return RecordResult(
         deliveries_updated=applied.deliveries_updated,
         recipients_updated=applied.recipients_updated,
         unmatched=applied.unmatched,
-        **counts,
     )
 
 
@@ -113,6 +154,12 @@ def _event_row(event: StatusEvent, now: datetime) -> dict[str, Any]:
         "received_at": now,
         "raw": event.raw,
         "phone_number_id": event.phone_number_id,
+        "recipient_user_id": event.recipient_user_id,
+        "callback": event.callback,
+        "pricing_model": event.pricing_model,
+        "pricing_category": event.pricing_category,
+        "pricing_type": event.pricing_type,
+        "billable": event.billable,
     }
 
 

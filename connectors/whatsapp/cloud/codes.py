@@ -1,5 +1,5 @@
-"""The Cloud API's error codes (cloud-api.md), each mapped to its class; the code decides whatever
-the HTTP status (Cloud sends 130429 as 429 or 400)."""
+"""The Cloud API's error codes (cloud-api.md), each mapped to its class and to what to do; the code
+decides whatever the HTTP status (Cloud sends 130429 as 429 or 400)."""
 
 from __future__ import annotations
 
@@ -7,41 +7,75 @@ from collections.abc import Mapping
 from typing import Final
 
 from connectors.whatsapp.errors import (
+    AccountBlocked,
     AccountRestricted,
-    AuthenticationError,
     InvalidRequest,
+    MarketingLimited,
+    MarketingStopped,
     RateLimited,
     RecipientIncapable,
     ServerError,
     TemplateMismatch,
+    TemplateUnavailable,
+    TokenExpired,
     WhatsAppError,
 )
 
-CODES: Final[Mapping[int, type[WhatsAppError]]] = {
-    130429: RateLimited,
-    131056: RateLimited,
-    4: RateLimited,
-    80007: RateLimited,
-    1: ServerError,
-    2: ServerError,
-    131000: ServerError,
-    131057: ServerError,
-    100: InvalidRequest,
-    131008: InvalidRequest,
-    131009: InvalidRequest,
-    132005: InvalidRequest,
-    132012: InvalidRequest,
-    131026: RecipientIncapable,
-    190: AuthenticationError,
-    132000: TemplateMismatch,
-    132001: TemplateMismatch,
-    132015: TemplateMismatch,
-    132016: TemplateMismatch,
-    131048: AccountRestricted,
-    368: AccountRestricted,
-    131031: AccountRestricted,
-    130497: AccountRestricted,
-    131042: AccountRestricted,
-    131063: AccountRestricted,
-    131064: AccountRestricted,
+PAIR_RATE_LIMIT = 131056
+"""Too many messages to one recipient: only that recipient's send waits."""
+
+# code: (class, what it means and what to do; the error message carries it after the code)
+_TABLE: Final[Mapping[int, tuple[type[WhatsAppError], str]]] = {
+    130429: (RateLimited, "throughput of the number reached: slowing down and retrying"),
+    PAIR_RATE_LIMIT: (RateLimited, "pair rate limit: retrying this recipient a little later"),
+    4: (RateLimited, "app call rate limit: backing off"),
+    80007: (RateLimited, "WhatsApp Business Account rate limit: backing off"),
+    1: (ServerError, "unknown API error: retrying"),
+    2: (ServerError, "API service unavailable: retrying"),
+    131000: (ServerError, "something went wrong at Meta: retrying"),
+    131057: (ServerError, "account in maintenance mode: retrying"),
+    100: (InvalidRequest, "invalid parameter: check this customer's template parameters"),
+    131008: (InvalidRequest, "a required parameter is missing: check the body parameters"),
+    131009: (InvalidRequest, "a parameter value is invalid: check this customer's parameters"),
+    132005: (InvalidRequest, "the translated text is too long: shorten the parameters"),
+    132012: (InvalidRequest, "a parameter's format does not fit the template"),
+    131026: (RecipientIncapable, "undeliverable: not on WhatsApp or an old app; number suppressed"),
+    131049: (MarketingLimited, "Meta's per-user marketing limit: retry no sooner than 24 h later"),
+    131050: (MarketingStopped, "the user stopped marketing messages from this business"),
+    132000: (
+        TemplateMismatch,
+        "parameter count does not match the template: map body_params to its parameters",
+    ),
+    132001: (
+        TemplateUnavailable,
+        "template does not exist in this language: check the template's name and language",
+    ),
+    132015: (TemplateUnavailable, "template paused by Meta for low quality: pick another or wait"),
+    132016: (TemplateUnavailable, "template disabled by Meta: pick another template"),
+    131042: (
+        AccountBlocked,
+        "payment problem on the business account: fix its payment method, then run again",
+    ),
+    131048: (
+        AccountBlocked,
+        "spam rate limit: the number is in danger, stop sending and review the campaign",
+    ),
+    131063: (
+        AccountBlocked,
+        "marketing disabled on /messages: send MARKETING templates to /marketing_messages",
+    ),
+    131064: (
+        AccountBlocked,
+        "template category not allowed here: check the template's category and route",
+    ),
+    368: (AccountBlocked, "account restricted for a policy violation: see Business Manager"),
+    131031: (AccountBlocked, "account locked: see Business Manager before sending again"),
+    130497: (AccountRestricted, "the account may not message users in this country"),
+    190: (TokenExpired, "access token expired or revoked: renew WHATSAPP_TOKEN"),
 }
+
+CODES: Final[Mapping[int, type[WhatsAppError]]] = {code: cls for code, (cls, _) in _TABLE.items()}
+"""Code -> the class its error is raised as."""
+
+ADVICE: Final[Mapping[int, str]] = {code: advice for code, (_, advice) in _TABLE.items()}
+"""Code -> what it means and what to do, in the words the error message ends with."""

@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from connectors.whatsapp.errors import TemplateMismatch
 from connectors.whatsapp.protocol import Template
 
 
 def template_body(to: str, template: Template, params: Sequence[str]) -> dict[str, Any]:
-    """The `/v1/messages` body for one template message."""
+    """The `/v1/messages` body for one template message; a template without a namespace is
+    refused (`TemplateMismatch`, nothing sent): the v1 API needs one."""
+    if not template.namespace:
+        raise TemplateMismatch(
+            f"template {template.name} ({template.language}) has no template.namespace: the v1 "
+            "API needs the business's template namespace; set it in the campaign's template; "
+            "nothing was sent"
+        )
     body: dict[str, Any] = {
         "to": to,
         "type": "template",

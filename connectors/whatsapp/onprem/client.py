@@ -33,7 +33,7 @@ from connectors.whatsapp.errors import (
 from connectors.whatsapp.limits import Pause, SendLimiter, SendLimits
 from connectors.whatsapp.onprem.auth import auth_for
 from connectors.whatsapp.onprem.body import template_body
-from connectors.whatsapp.protocol import ContactCheck, Template
+from connectors.whatsapp.protocol import ContactCheck, SendReceipt, Template
 from connectors.whatsapp.settings import WhatsAppSettings
 from connectors.whatsapp.transport import ShardedTransport
 
@@ -284,22 +284,29 @@ class OnPremSender:
         return results
 
     async def send_template(
-        self, to: str, template: Template, params: Sequence[str], *, number: str | None = None
-    ) -> str:
-        """Send one template message to a `wa_id` and return the message id.
+        self,
+        to: str,
+        template: Template,
+        params: Sequence[str],
+        *,
+        number: str | None = None,
+        callback: str | None = None,
+    ) -> SendReceipt:
+        """Send one template message to a `wa_id` and return its receipt (the message id).
 
         On 404/1006 (contact unknown to this server) the contact is checked once with `number` and
-        the message resent once to the `wa_id` that check returns.
+        the message resent once to the `wa_id` that check returns. `callback` is ignored: the v1
+        API carries nothing back in its webhooks.
         """
         try:
-            return await self._send(to, template, params)
+            return SendReceipt(await self._send(to, template, params))
         except UnknownContact:
             if number is None:
                 raise
             check = (await self.check_contacts([number]))[number]
             if check.status != Contact.VALID or check.wa_id is None:
                 raise
-            return await self._send(check.wa_id, template, params)
+            return SendReceipt(await self._send(check.wa_id, template, params))
 
     async def _send(self, to: str, template: Template, params: Sequence[str]) -> str:
         answer = await self._post(

@@ -1,20 +1,16 @@
-"""Verify: which numbers are on WhatsApp, from the 7-day cache or one batched contacts call."""
+"""The v1 contact check: which numbers are on WhatsApp, from the 7-day cache or one batched
+`/v1/contacts` call; only numbers about to be messaged, never more than will be."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from pydantic import SecretStr
 
 from connectors.errors import StopRunError
-from connectors.masking import masked_errors
 from connectors.vocabulary import (
     CACHEABLE_CONTACT_STATUSES,
     OUTCOME,
@@ -30,29 +26,13 @@ from connectors.warehouse.events import opted_out_wa_ids
 from connectors.warehouse.records import fresh_checks, save_checks
 from connectors.whatsapp import ContactChecker, WhatsAppSettings, open_sender
 from tasks.frame import in_running
+from tasks.verify.common import VerifyStats, exclude_stopped, numbers_to_check
 
 CACHE_MAX_AGE = timedelta(days=7)
-# Statuses worth remembering: `failed` and `processing` must be asked again next time.
 
 
 class CheckPolicyError(StopRunError):
     """A run would check more numbers than it will message: refused before any call."""
-
-
-@dataclass(frozen=True)
-class VerifyStats:
-    """How many numbers were checked by the API and how many answers came from the cache."""
-
-    checked: int
-    from_cache: int
-
-
-def numbers_to_check(frames: list[pd.DataFrame]) -> list[str]:
-    """Distinct numbers still in the running: exactly those about to be messaged."""
-    phones = [f.loc[in_running(f), PHONE_E164].dropna() for f in frames]
-    if not phones:
-        return []
-    return list(dict.fromkeys(pd.concat(phones).tolist()))
 
 
 def answer_table(answers: Mapping[str, tuple[str, str | None]]) -> pd.DataFrame:
@@ -149,30 +129,3 @@ def verify(
         checked = [exclude_stopped(apply_checks(f, table), stopped) for f in frames]
         saving.result()
     return checked, stats
-
-
-def exclude_stopped(frame: pd.DataFrame, stopped_wa_ids: set[str]) -> pd.DataFrame:
-    """Exclude customers whose `wa_id` replied STOP (numbers whose wa_id differs from E.164)."""
-    out = frame.copy()
-    mask = in_running(out) & out[WA_ID].isin(list(stopped_wa_ids))
-    out.loc[mask, OUTCOME] = Outcome.EXCLUDED_NO_CONSENT
-    out.loc[mask, REASON] = Reason.OPTED_OUT_VIA_WHATSAPP
-    out.loc[mask, WA_ID] = pd.NA
-    return out
-
-
-@task(name="verify", cache_policy=NO_CACHE)
-@masked_errors
-def verify_chunks(
-    frames: list[pd.DataFrame],
-    whatsapp: WhatsAppSettings,
-    warehouse_url: SecretStr,
-    batch_size: int,
-) -> tuple[list[pd.DataFrame], VerifyStats]:
-    """Prefect task: one contact check pass over all chunks of the campaign."""
-    return verify(
-        frames,
-        whatsapp=whatsapp,
-        warehouse_url=warehouse_url.get_secret_value(),
-        batch_size=batch_size,
-    )

@@ -1,0 +1,115 @@
+"""Numbers a send showed undeliverable (Cloud 131026) in `wa_undeliverable`, for suppression.
+
+A message whose stored statuses end in `failed` with 131026 puts its number in the table with
+the failure's time; the latest failure of a number is kept, so a later campaign suppresses it for
+a period counted from then (`undeliverable_since`). A `delivered` or `read` of the same message
+(the phone got it after all) takes its row out again, so the table does not depend on the order
+the statuses arrived in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, Text, and_, any_, bindparam, case, delete, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from connectors.vocabulary import DELIVERY_RANK, UNDELIVERABLE_CODE, DeliveryStatus
+from connectors.warehouse.events.loading import Delivery
+from connectors.warehouse.schema import undeliverable
+
+# failed_at last: MySQL assigns left to right, so the others compare the old failed_at.
+_CHANGING: Final = ("wa_id", "error_code", "message_id", "received_at", "failed_at")
+_IN_CHUNK = 1000
+_SCAN_ABOVE = 20_000
+_ARRAY_CHUNK = 50_000
+
+
+def note_undeliverable(conn: Connection, found: Sequence[Delivery], now: datetime) -> int:
+    """Record the numbers of these messages that failed with 131026; returns rows written or
+    removed."""
+    latest: dict[str, dict[str, Any]] = {}
+    overruled: list[dict[str, str]] = []
+    for delivery in found:
+        failure = next(
+            (
+                e
+                for e in delivery.events
+                if e.status == DeliveryStatus.FAILED and e.error_code == UNDELIVERABLE_CODE
+            ),
+            None,
+        )
+        if failure is None:
+            continue
+        best = max(delivery.events, key=lambda e: DELIVERY_RANK.get(e.status, 0)).status
+        if best != DeliveryStatus.FAILED:
+            overruled.append({"b_phone": delivery.phone_e164, "b_message": delivery.message_id})
+            continue
+        row = {
+            "phone_e164": delivery.phone_e164,
+            "wa_id": delivery.wa_id or delivery.phone_e164.lstrip("+"),
+            "error_code": UNDELIVERABLE_CODE,
+            "message_id": delivery.message_id,
+            "failed_at": failure.event_at or failure.received_at,
+            "received_at": now,
+        }
+        kept = latest.get(delivery.phone_e164)
+        if kept is None or row["failed_at"] > kept["failed_at"]:
+            latest[delivery.phone_e164] = row  # one statement may not touch a key twice
+    if latest:
+        conn.execute(_upsert(conn), [latest[p] for p in sorted(latest)])
+    if overruled:
+        u = undeliverable.c
+        stmt = delete(undeliverable).where(
+            u.phone_e164 == bindparam("b_phone"), u.message_id == bindparam("b_message")
+        )
+        conn.execute(stmt, overruled)
+    return len(latest) + len(overruled)
+
+
+def undeliverable_since(engine: Engine, phones: Iterable[str], since: datetime) -> set[str]:
+    """Of these E.164 numbers, those a send showed undeliverable (131026) at `since` or later."""
+    wanted = list(phones)
+    u = undeliverable.c
+    recent = u.failed_at >= since
+    found: set[str] = set()
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":  # index lookups of an array: only the rows asked
+            asked = u.phone_e164 == any_(bindparam("phones", type_=ARRAY(Text)))
+            stmt = select(u.phone_e164).where(asked, recent)
+            for start in range(0, len(wanted), _ARRAY_CHUNK):
+                chunk = wanted[start : start + _ARRAY_CHUNK]
+                found.update(conn.execute(stmt, {"phones": chunk}).scalars())
+            return found
+        if len(wanted) > _SCAN_ABOVE:  # one scan beats hundreds of IN lists
+            every = set(conn.execute(select(u.phone_e164).where(recent)).scalars())
+            return every.intersection(wanted)
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            stmt = select(u.phone_e164).where(and_(u.phone_e164.in_(chunk), recent))
+            found.update(conn.execute(stmt).scalars())
+    return found
+
+
+def _upsert(conn: Connection) -> Any:
+    """INSERT, or on an existing number, overwrite it only with a later failure."""
+    u = undeliverable.c
+    dialect = conn.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        ins = module.insert(undeliverable)
+        return ins.on_conflict_do_update(
+            index_elements=["phone_e164"],
+            set_={c: ins.excluded[c] for c in _CHANGING},
+            where=ins.excluded.failed_at > u.failed_at,
+        )
+    if dialect in ("mysql", "mariadb"):
+        ins = mysql.insert(undeliverable)
+        later = ins.inserted.failed_at > u.failed_at
+        return ins.on_duplicate_key_update(
+            [(c, case((later, ins.inserted[c]), else_=u[c])) for c in _CHANGING]
+        )
+    raise NotImplementedError(f"undeliverable numbers on dialect {dialect!r}")
