@@ -47,6 +47,8 @@ TABLE: dict[int, tuple[int, type[errors.WhatsAppError], str, bool]] = {
     368: (403, errors.AccountBlocked, "stop_run", True),
     131031: (403, errors.AccountBlocked, "stop_run", True),
     190: (401, errors.TokenExpired, "stop_run", True),
+    # Free-form only: a template send never gets it, so one that does stops (not at once).
+    131047: (400, errors.UnexpectedError, "stop_run", False),
 }
 AT_ONCE = {132001, 132015, 132016, 131042, 131048, 131063, 131064, 368, 131031, 190}
 

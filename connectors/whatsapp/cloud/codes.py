@@ -18,6 +18,7 @@ from connectors.whatsapp.errors import (
     TemplateMismatch,
     TemplateUnavailable,
     TokenExpired,
+    UnexpectedError,
     WhatsAppError,
 )
 
@@ -72,6 +73,11 @@ _TABLE: Final[Mapping[int, tuple[type[WhatsAppError], str]]] = {
     131031: (AccountBlocked, "account locked: see Business Manager before sending again"),
     130497: (AccountRestricted, "the account may not message users in this country"),
     190: (TokenExpired, "access token expired or revoked: renew WHATSAPP_TOKEN"),
+    131047: (
+        UnexpectedError,
+        "24 h window closed for a free-form message; a template send should never get this: "
+        "stopping, check the message type the run sends",
+    ),
 }
 
 CODES: Final[Mapping[int, type[WhatsAppError]]] = {code: cls for code, (cls, _) in _TABLE.items()}
