@@ -1,0 +1,172 @@
+"""The broadcast flow on the Cloud API end to end (issue 15): a real Prefect API, the Cloud sandbox
+and the project's webhook receiver over HTTP, a SQLite CRM and a PostgreSQL warehouse.
+
+Cloud has no contact check: numbers the sandbox cannot reach (ending in 0) are sent, then fail by
+signed status webhook with 131026; the receiver keeps them in `wa_undeliverable` and the next
+campaign leaves them out as `excluded_not_on_whatsapp` / `undeliverable`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import create_engine, func, select
+
+from connectors.demo import DemoCustomer, demo_customers, seed_demo_crm
+from connectors.vocabulary import Outcome, Reason
+from connectors.warehouse.schema import deliveries, recipients, status_events, undeliverable
+from connectors.webhooks.server import RunningReceiver, start_receiver
+from connectors.webhooks.settings import ReceiverSettings
+from connectors.whatsapp.cloud.sandbox import (
+    CloudSandboxConfig,
+    RunningCloudSandbox,
+    bsuid_of,
+    start_cloud_sandbox,
+)
+from flows.broadcast import broadcast
+from tasks.campaign import Campaign
+from tests.helpers import wait_until
+
+DEMO_PARAMS = Path(__file__).parents[2] / "deployments" / "demo-campaign.json"
+CONFIG = CloudSandboxConfig(throughput_per_s=None, pair_interval_s=0)
+
+
+@pytest.fixture
+def cloud(
+    prefect_api: None,
+    postgres_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[RunningCloudSandbox, RunningReceiver, list[DemoCustomer], str]]:
+    """A seeded CRM, the Cloud sandbox pushing to the receiver, the env pointing at both."""
+    crm_url = f"sqlite:///{tmp_path}/crm.sqlite"
+    customers = demo_customers(400, seed=15)
+    engine = create_engine(crm_url)
+    seed_demo_crm(engine, customers)
+    engine.dispose()
+    settings = ReceiverSettings(
+        warehouse_url=SecretStr(postgres_url),
+        token=SecretStr("receiver-token"),
+        app_secret=SecretStr(CONFIG.app_secret),
+    )
+    with start_cloud_sandbox(CONFIG) as sandbox, start_receiver(settings) as receiver:
+        sandbox.state.webhook_url = receiver.cloud_url
+        env = {
+            "CRM_DATABASE_URL": crm_url,
+            "WAREHOUSE_DATABASE_URL": postgres_url,
+            "WHATSAPP_API": "cloud",
+            "WHATSAPP_API_URL": sandbox.url,
+            "WHATSAPP_PHONE_NUMBER_ID": CONFIG.phone_number_id,
+            "WHATSAPP_WABA_ID": CONFIG.waba_id,
+            "WHATSAPP_TOKEN": CONFIG.tokens[0],
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield sandbox, receiver, customers, postgres_url
+
+
+def _campaign(campaign_id: str) -> Campaign:
+    values = json.loads(DEMO_PARAMS.read_text())
+    values.update(campaign_id=campaign_id, rate_limit_per_s=500)
+    return Campaign.model_validate(values)
+
+
+def _settled(sandbox: RunningCloudSandbox, url: str) -> None:
+    """Wait until the sandbox has pushed every status it queued and the warehouse holds them."""
+    stats = sandbox.state.stats
+
+    def pushed() -> bool:
+        now = stats()
+        done = now.get("webhooks.delivered", 0) + now.get("webhooks.failed", 0)
+        return done >= now.get("webhooks.queued", 0)
+
+    wait_until(pushed, 20.0, "the sandbox's status pushes")
+    assert stats().get("webhooks.failed", 0) == 0, stats()
+    owed = len(sandbox.state.pushed())
+    wait_until(lambda: _count_events(url) >= owed, 20.0, "the statuses stored")
+
+
+def _count_events(url: str) -> int:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(status_events)).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
+def _rows(url: str, table: Any, **where: str) -> list[dict[str, Any]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        query = select(table).where(*(table.c[k] == v for k, v in where.items()))
+        rows = [row._asdict() for row in conn.execute(query)]
+    engine.dispose()
+    return rows
+
+
+def test_a_cloud_campaign_sends_once_learns_131026_and_the_next_leaves_those_numbers_out(
+    cloud: tuple[RunningCloudSandbox, RunningReceiver, list[DemoCustomer], str],
+) -> None:
+    sandbox, _, customers, url = cloud
+    reachable = [c for c in customers if c.expected_outcome == Outcome.SENT]
+    unreachable = [c for c in customers if c.expected_outcome == Outcome.EXCLUDED_NOT_ON_WHATSAPP]
+    assert reachable and unreachable
+
+    report = broadcast(_campaign("it-cloud-1"))
+    _settled(sandbox, url)
+
+    # Every number meant to be messaged got exactly one message, the unreachable ones too: Cloud
+    # has no check, so they are learnt from their failed statuses.
+    addressed = [*reachable, *unreachable]
+    sent_to = Counter(sandbox.state.sent_to())
+    assert set(sent_to.values()) == {1}
+    assert sorted(sent_to) == sorted(str(c.expected_e164).lstrip("+") for c in addressed)
+    assert report["funnel"]["sent in this run"] == len(addressed)
+    assert not sandbox.state.requests_to("contacts")
+
+    first = {r["customer_id"]: r for r in _rows(url, recipients, campaign_id="it-cloud-1")}
+    assert len(first) == len(customers)
+    wrong = [
+        (c.id, first[str(c.id)]["outcome"], first[str(c.id)]["reason"])
+        for c in unreachable
+        if (first[str(c.id)]["outcome"], first[str(c.id)]["reason"]) != (Outcome.FAILED, "131026")
+    ]
+    assert not wrong, wrong[:5]
+    assert {first[str(c.id)]["outcome"] for c in reachable} <= {Outcome.DELIVERED, Outcome.READ}
+
+    suppressed = {r["phone_e164"]: r for r in _rows(url, undeliverable)}
+    assert sorted(suppressed) == sorted(str(c.expected_e164) for c in unreachable)
+    assert {r["error_code"] for r in suppressed.values()} == {"131026"}
+
+    # What each delivered message cost and whom it reached, from the send and its statuses.
+    by_phone = {r["phone_e164"]: r for r in _rows(url, deliveries, campaign_id="it-cloud-1")}
+    for c in reachable:
+        row = by_phone[str(c.expected_e164)]
+        assert row["sender"] == f"cloud:{CONFIG.phone_number_id}"
+        assert row["message_status"] == "accepted"
+        assert row["user_id"] == bsuid_of(str(c.expected_e164), business=CONFIG.waba_id)
+        assert (row["pricing_model"], row["pricing_category"], row["billable"]) == (
+            "PMP",
+            "utility",
+            True,
+        )
+    for c in unreachable:
+        row = by_phone[str(c.expected_e164)]
+        assert (row["delivery_status"], row["delivery_error_code"]) == ("failed", "131026")
+        assert row["billable"] is not True
+
+    again = broadcast(_campaign("it-cloud-2"))
+
+    second = {r["customer_id"]: r for r in _rows(url, recipients, campaign_id="it-cloud-2")}
+    assert {(second[str(c.id)]["outcome"], second[str(c.id)]["reason"]) for c in unreachable} == {
+        (Outcome.EXCLUDED_NOT_ON_WHATSAPP, Reason.UNDELIVERABLE)
+    }
+    after = Counter(sandbox.state.sent_to())
+    assert all(after[str(c.expected_e164).lstrip("+")] == 1 for c in unreachable)
+    assert all(after[str(c.expected_e164).lstrip("+")] == 2 for c in reachable)
+    assert again["funnel"]["sent in this run"] == len(reachable)
