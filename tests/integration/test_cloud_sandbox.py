@@ -706,6 +706,21 @@ def test_hang_fault_outlasts_the_read_timeout_and_stop_releases_it() -> None:
     assert sandbox.state.requests[0].status is None
 
 
+def test_a_request_its_client_gave_up_on_stays_in_flight_until_the_sandbox_answers_it() -> None:
+    config = CloudSandboxConfig(hang_s=1.0, fault_script={"messages": ("hang",)})
+    with start_cloud_sandbox(config) as sandbox:
+        with httpx.Client(base_url=sandbox.url, headers=AUTH) as http:
+            with pytest.raises(httpx.ReadTimeout):
+                http.post(MESSAGES, json=positional(), timeout=0.2)
+            assert sandbox.state.in_flight() == 1
+            assert sandbox.state.requests == []
+            wait_until(lambda: sandbox.state.in_flight() == 0, 10.0, "the hang to end")
+            assert [r.fault for r in sandbox.state.requests] == ["hang"]
+            assert http.post(MESSAGES, json=positional()).status_code == 200
+        assert sandbox.state.in_flight() == 0
+        assert sandbox.state.stats()["started.messages"] == 2
+
+
 def test_random_faults_are_reproducible_and_steerable_over_http(client: httpx.Client) -> None:
     config = CloudSandboxConfig(fault_rates={"messages": {"500": 0.3, "reset": 0.2}}, fault_seed=7)
     plans = [config.fault_plan(), config.fault_plan()]

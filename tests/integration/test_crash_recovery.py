@@ -14,10 +14,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Connection, create_engine, select, text
 
 from connectors.demo import DemoCustomer, demo_customers, seed_demo_crm
+from connectors.vocabulary import LedgerState, Outcome
 from connectors.warehouse.schema import deliveries, recipients
+from connectors.webhooks.server import RunningReceiver, start_receiver
+from connectors.webhooks.settings import ReceiverSettings
+from connectors.whatsapp.cloud.sandbox import (
+    CloudSandboxConfig,
+    RunningCloudSandbox,
+    start_cloud_sandbox,
+)
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from flows.broadcast import broadcast
 from tasks.campaign import Campaign
@@ -35,15 +44,10 @@ def slow_sandbox() -> Iterator[RunningSandbox]:
         yield running
 
 
-def _setup(
-    tmp_path: Path,
-    warehouse_url: str,
-    sandbox: RunningSandbox,
-    n: int,
-    *,
-    seed: int = 21,
-    crm_url: str | None = None,
-) -> tuple[list[DemoCustomer], dict[str, str], Path]:
+def _seed(
+    tmp_path: Path, n: int, *, seed: int = 21, crm_url: str | None = None
+) -> tuple[list[DemoCustomer], str, Path]:
+    """The demo customers in a CRM, and the demo campaign as a params file for the crash tests."""
     crm_url = crm_url or f"sqlite:///{tmp_path}/crm.sqlite"
     customers = demo_customers(n, seed=seed)
     engine = create_engine(crm_url)
@@ -56,6 +60,19 @@ def _setup(
     )
     path = tmp_path / "campaign.json"
     path.write_text(json.dumps(params))
+    return customers, crm_url, path
+
+
+def _setup(
+    tmp_path: Path,
+    warehouse_url: str,
+    sandbox: RunningSandbox,
+    n: int,
+    *,
+    seed: int = 21,
+    crm_url: str | None = None,
+) -> tuple[list[DemoCustomer], dict[str, str], Path]:
+    customers, crm_url, path = _seed(tmp_path, n, seed=seed, crm_url=crm_url)
     env = {
         "CRM_DATABASE_URL": crm_url,
         "WAREHOUSE_DATABASE_URL": warehouse_url,
@@ -70,6 +87,22 @@ def _prefect_env() -> dict[str, str]:
     from prefect.settings import PREFECT_API_URL
 
     return {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
+
+
+def _kill_9_after(params: Path, env: dict[str, str], sent: Callable[[], int], count: int) -> None:
+    """Run the campaign in a child process and kill -9 it once `sent()` reaches `count`."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.broadcast", "--params", str(params)],
+        cwd=ROOT,
+        env={**os.environ, **env, **_prefect_env()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: sent() >= count, 120, f"{count} sends")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
 
 
 def _in_background(campaign: Campaign) -> tuple[threading.Thread, list[BaseException]]:
@@ -136,22 +169,7 @@ def test_kill_9_mid_send_then_rerun_sends_nobody_twice(
         seed=int(os.environ.get("CRASH_TEST_SEED", "21")),
         crm_url=crm_url,
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.broadcast", "--params", str(params)],
-        cwd=ROOT,
-        env={**os.environ, **env, **_prefect_env()},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(
-            lambda: len(slow_sandbox.state.messages_sent()) >= kill_after,
-            120,
-            f"{kill_after} sends",
-        )
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+    _kill_9_after(params, env, lambda: len(slow_sandbox.state.messages_sent()), kill_after)
     sent_before_kill = len(slow_sandbox.state.messages_sent())
     should_send = sum(c.expected_outcome == "sent" for c in customers)
     assert sent_before_kill < should_send, "the run finished before it could be killed"
@@ -163,6 +181,116 @@ def test_kill_9_mid_send_then_rerun_sends_nobody_twice(
     counts = _assert_nobody_twice_and_everyone_accounted(slow_sandbox, customers, warehouse_url)
     assert report["funnel"]["unknown (in doubt after a crash)"] == counts["unknown"]
     assert report["in_doubt_from_earlier_runs"] == counts["unknown"]
+
+
+@pytest.fixture
+def slow_cloud(postgres_url: str) -> Iterator[tuple[RunningCloudSandbox, RunningReceiver]]:
+    """A Cloud sandbox answering sends after 20 ms, pushing its statuses to the receiver."""
+    config = CloudSandboxConfig(latency_s=0.02, throughput_per_s=None, pair_interval_s=0)
+    settings = ReceiverSettings(
+        warehouse_url=SecretStr(postgres_url), app_secret=SecretStr(config.app_secret)
+    )
+    with start_cloud_sandbox(config) as sandbox, start_receiver(settings) as receiver:
+        sandbox.state.webhook_url = receiver.cloud_url
+        yield sandbox, receiver
+
+
+def _statuses_stored(sandbox: RunningCloudSandbox, url: str) -> None:
+    """Wait until the sandbox has answered every request, pushed every status and the warehouse
+    holds them all."""
+    state = sandbox.state
+    wait_until(lambda: state.in_flight() == 0, 30, "the sends in flight answered")
+
+    def pushed() -> bool:
+        stats = state.stats()
+        done = stats.get("webhooks.delivered", 0) + stats.get("webhooks.failed", 0)
+        return done >= stats.get("webhooks.queued", 0)
+
+    wait_until(pushed, 30, "the status pushes")
+    owed = {
+        (status["id"], status["status"])
+        for body in state.pushed()
+        for entry in body["entry"]
+        for change in entry["changes"]
+        for status in change["value"].get("statuses", [])
+    }
+    engine = create_engine(url)
+
+    def stored() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM wa_status_events")).scalar_one())
+
+    wait_until(lambda: stored() >= len(owed), 30, f"{len(owed)} statuses stored")
+    engine.dispose()
+
+
+def test_kill_9_mid_send_on_cloud_then_rerun_settles_the_sends_in_doubt_by_their_webhooks(
+    prefect_api: None,
+    slow_cloud: tuple[RunningCloudSandbox, RunningReceiver],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_url: str,
+) -> None:
+    """Sends the sandbox took while the killed run never recorded them carry their ledger key
+    (`biz_opaque_callback_data`) in their statuses: they settle by it, never resent nor unknown."""
+    sandbox, _ = slow_cloud
+    customers, crm_url, params = _seed(tmp_path, 800, seed=23)
+    env = {
+        "CRM_DATABASE_URL": crm_url,
+        "WAREHOUSE_DATABASE_URL": postgres_url,
+        "WHATSAPP_API": "cloud",
+        "WHATSAPP_API_URL": sandbox.url,
+        "WHATSAPP_PHONE_NUMBER_ID": sandbox.config.phone_number_id,
+        "WHATSAPP_WABA_ID": sandbox.config.waba_id,
+        "WHATSAPP_TOKEN": sandbox.config.tokens[0],
+    }
+    _kill_9_after(params, env, lambda: len(sandbox.state.messages_sent()), 150)
+    _statuses_stored(sandbox, postgres_url)
+    d = deliveries.c
+    engine = create_engine(postgres_url)
+    with engine.connect() as conn:
+        # A row the send loop settled has the answer's message_status; one its statuses settled
+        # by callback key has none.
+        by_callback = set(
+            conn.execute(
+                select(d.phone_e164).where(d.state == LedgerState.SENT, d.message_status.is_(None))
+            ).scalars()
+        )
+        in_doubt = set(
+            conn.execute(select(d.phone_e164).where(d.state == LedgerState.SENDING)).scalars()
+        )
+    received = Counter(m.to for m in sandbox.state.messages_sent())
+    addressed = {
+        str(c.expected_e164): str(c.id)
+        for c in customers
+        if c.expected_outcome in (Outcome.SENT, Outcome.EXCLUDED_NOT_ON_WHATSAPP)
+    }
+    assert len(received) < len(addressed), "the run finished before it could be killed"
+    assert by_callback, "no send was left unrecorded by the kill: nothing to settle by webhook"
+    assert {p.lstrip("+") for p in by_callback} <= set(received)
+    assert not {p.lstrip("+") for p in in_doubt} & set(received)
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    report = broadcast(Campaign.model_validate_json(params.read_text()))
+
+    received = Counter(m.to for m in sandbox.state.messages_sent())
+    assert max(received.values()) == 1, received.most_common(3)
+    assert set(received) == {p.lstrip("+") for p in set(addressed) - in_doubt}
+    outcomes = _outcomes(postgres_url)
+    assert len(outcomes) == len(customers)
+    settled = (Outcome.DELIVERED, Outcome.READ, Outcome.FAILED)
+    assert {outcomes[addressed[p]] for p in by_callback} <= set(settled)
+    unknown = {c for c, o in outcomes.items() if o == Outcome.UNKNOWN}
+    assert unknown == {addressed[p] for p in in_doubt}
+    assert len(unknown) <= CONCURRENCY
+    accounted = (Outcome.SENT, *settled, Outcome.UNKNOWN)
+    assert {c for c, o in outcomes.items() if o in accounted} == set(addressed.values())
+    assert report["funnel"]["unknown (in doubt after a crash)"] == len(unknown)
+    with engine.connect() as conn:
+        states = Counter(conn.execute(select(d.state)).scalars())
+    engine.dispose()
+    assert states[LedgerState.SENDING] + states[LedgerState.UNKNOWN] == len(unknown)
 
 
 def test_warehouse_connections_killed_mid_send_recover_or_fail_cleanly_then_rerun_completes(

@@ -106,6 +106,7 @@ class CloudSandboxApp:
                 raise HTTPException(404)
             started, wall = time.monotonic(), time.time()
             body = parse_body(await request.body())
+            state.begin(endpoint)
             fault = state.faults.next(endpoint)
             used: AuthUsed | None = None
             response: Response | None = None

@@ -92,6 +92,17 @@ class CloudSandboxState:
 
     # The record ------------------------------------------------------------------------------
 
+    def begin(self, endpoint: str) -> None:
+        """Count a request whose body was read; `record` ends it (`in_flight`)."""
+        self.count(f"started.{endpoint}")
+
+    def in_flight(self) -> int:
+        """Requests read but not yet answered: 0 once the sandbox has finished all it was sent,
+        e.g. after a client was killed mid-send."""
+        with self._lock:
+            started = sum(n for name, n in self._counters.items() if name.startswith("started."))
+            return started - len(self._requests)
+
     def record(self, entry: CloudRecordedRequest) -> None:
         """Append one request to the record."""
         with self._lock:
