@@ -48,3 +48,17 @@ def test_results_become_outcomes_with_codes_and_message_ids(
     assert out[OUTCOME].tolist() == ["sent", "send_failed", "unknown"]
     assert out[REASON].tolist()[1:] == ["1013", "send_in_doubt"]
     assert out[MESSAGE_ID].iloc[0] == "gBEG1"
+
+
+def test_a_held_or_paused_send_is_sent_with_that_status_as_its_reason(
+    chunk_of: ChunkOf,
+) -> None:
+    frame = chunk_of(["+1", "+2", "+3"])
+    results = {
+        p: ledger.Result(p, LedgerState.SENT, NOW, message_id=f"wamid.{p}", message_status=s)
+        for p, s in [("+1", "accepted"), ("+2", "held_for_quality_assessment"), ("+3", "paused")]
+    }
+    out = apply_results(frame, results)
+    assert out[OUTCOME].tolist() == ["sent", "sent", "sent"]
+    assert pd.isna(out[REASON].iloc[0])
+    assert out[REASON].tolist()[1:] == ["held_for_quality_assessment", "paused"]
