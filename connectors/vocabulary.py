@@ -21,6 +21,7 @@ OUTCOME: Final = "outcome"
 REASON: Final = "reason"
 DUPLICATE_OF: Final = "duplicate_of"
 MESSAGE_ID: Final = "message_id"
+NOT_BEFORE: Final = "not_before"  # a deferred customer's earliest send time (UTC), set by rules
 
 REQUIRED_COLUMNS: Final = (CUSTOMER_ID, PHONE_RAW)
 OPTIONAL_COLUMNS: Final = (COUNTRY, OPT_IN_AT, OPT_OUT_AT, OPT_IN, OPT_OUT)
@@ -37,6 +38,8 @@ class Outcome:
     EXCLUDED_INVALID_NUMBER: Final = "excluded_invalid_number"
     EXCLUDED_DUPLICATE: Final = "excluded_duplicate"
     EXCLUDED_NOT_ON_WHATSAPP: Final = "excluded_not_on_whatsapp"
+    EXCLUDED_POLICY: Final = "excluded_policy"  # a rule of Meta's forbids this send
+    DEFERRED: Final = "deferred"  # sent by a later run of the campaign once `not_before` passed
     CHECK_FAILED: Final = "check_failed"
     PLANNED: Final = "planned"
     SENDING: Final = "sending"
@@ -55,6 +58,8 @@ RUN_OUTCOMES: Final = (
     Outcome.EXCLUDED_INVALID_NUMBER,
     Outcome.EXCLUDED_DUPLICATE,
     Outcome.EXCLUDED_NOT_ON_WHATSAPP,
+    Outcome.EXCLUDED_POLICY,
+    Outcome.DEFERRED,
     Outcome.CHECK_FAILED,
     Outcome.PLANNED,
     Outcome.SENT,
@@ -90,6 +95,20 @@ class Reason:
     MISSING_PARAMETER: Final = "missing_parameter"
     INVALID_PARAMETER: Final = "invalid_parameter"
     UNDELIVERABLE: Final = "undeliverable"  # Cloud 131026 on an earlier send, still suppressed
+    STOPPED_MARKETING: Final = "stopped_marketing"  # 131050 or a user_preferences stop
+    MARKETING_PAUSED_IN_REGION: Final = "marketing_paused_in_region"
+    MARKETING_LIMITED: Final = "marketing_limited"  # 131049: Meta's per-user marketing limit
+    MESSAGING_LIMIT: Final = "messaging_limit"  # the portfolio's 24-hour unique-recipient limit
+    OUTSIDE_SEND_WINDOW: Final = "outside_send_window"  # the campaign's local quiet hours
+
+
+# Why a customer is deferred; `wa_campaign_runs` has a count column for each
+# (`deferred_<reason>`).
+DEFERRAL_REASONS: Final = (
+    Reason.MARKETING_LIMITED,
+    Reason.MESSAGING_LIMIT,
+    Reason.OUTSIDE_SEND_WINDOW,
+)
 
 
 # Why normalise rejects a number (`excluded_invalid_number`); `not_mobile` only with mobile_only.
@@ -150,6 +169,12 @@ DELIVERY_STATUSES: Final = (
 
 UNDELIVERABLE_CODE: Final = "131026"
 """The Cloud error a `failed` status carries for a number WhatsApp cannot deliver to."""
+MARKETING_LIMITED_CODE: Final = "131049"
+"""A `failed` status's code when Meta's per-user marketing limit held the message back."""
+MARKETING_STOPPED_CODE: Final = "131050"
+"""A `failed` status's code when the user stopped marketing messages from the business."""
+MARKETING: Final = "MARKETING"
+"""The template category the marketing rules apply to."""
 
 
 class MessageStatus:

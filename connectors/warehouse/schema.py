@@ -12,13 +12,14 @@ from sqlalchemy import (
     Dialect,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
     TypeDecorator,
 )
 
-from connectors.vocabulary import RUN_OUTCOMES
+from connectors.vocabulary import DEFERRAL_REASONS, RUN_OUTCOMES
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -71,6 +72,7 @@ campaign_runs = Table(
     Column("messages_sent", Integer, nullable=False, default=0),
     Column("error", Text),
     *(Column(name, Integer, nullable=False, default=0) for name in RUN_OUTCOMES),
+    *(Column(f"deferred_{r}", Integer, nullable=False, default=0) for r in DEFERRAL_REASONS),
 )
 
 recipients = Table(
@@ -84,6 +86,7 @@ recipients = Table(
     Column("duplicate_of", ID),
     Column("run_id", String(64), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("not_before", UTCDateTime),  # deferred: a later run sends it from then on
 )
 
 deliveries = Table(
@@ -118,6 +121,8 @@ deliveries = Table(
     Column("pricing_category", SHORT),
     Column("pricing_type", SHORT),
     Column("billable", Boolean),
+    # The rate card's market of the number (ISO region, e.g. BR), for the cost view.
+    Column("market", String(8)),
 )
 
 campaign_leases = Table(
@@ -184,4 +189,55 @@ undeliverable = Table(
     Column("message_id", String(128)),
     Column("failed_at", UTCDateTime, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
+)
+
+marketing_opt_outs = Table(
+    "wa_marketing_opt_outs",
+    metadata,
+    # A user's marketing preference for one business (WABA id; "" where unknown): `stop` from a
+    # 131050 failure or a user_preferences stop, `resume` lifts it; the latest event wins.
+    Column("business_id", String(64), primary_key=True),
+    Column("phone_e164", PHONE, primary_key=True),
+    Column("wa_id", PHONE),
+    Column("user_id", USER_ID),
+    Column("preference", SHORT, nullable=False),  # stop | resume
+    Column("source", SHORT, nullable=False),  # 131050 | user_preferences
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+marketing_limited = Table(
+    "wa_marketing_limited",
+    metadata,
+    # Numbers Meta's per-user marketing limit held back (131049), with the latest such failure:
+    # no marketing template goes to them for 24 hours after it.
+    Column("phone_e164", PHONE, primary_key=True),
+    Column("wa_id", PHONE),
+    Column("message_id", String(128)),
+    Column("limited_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+rate_card = Table(
+    "wa_rate_card",
+    metadata,
+    # The rate card the latest run priced with (WA_RATE_CARD or the shipped one).
+    Column("market", String(8), primary_key=True),  # ISO region, or "*" for the rest
+    Column("category", SHORT, primary_key=True),  # marketing | utility | authentication ...
+    Column("usd", Numeric(12, 6), nullable=False),  # per delivered (billable) message
+    Column("as_of", String(10), nullable=False),  # the card's date, YYYY-MM-DD
+)
+
+cost_estimates = Table(
+    "wa_cost_estimates",
+    metadata,
+    # What a run expected to spend when it planned (dry runs too), per category and market.
+    Column("run_id", String(64), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("category", SHORT, primary_key=True),
+    Column("market", String(8), primary_key=True),
+    Column("campaign_id", ID, nullable=False, index=True),
+    Column("messages", Integer, nullable=False),
+    Column("usd", Numeric(14, 6)),  # NULL: the card has no rate for this market and category
+    Column("estimated_at", UTCDateTime, nullable=False),
 )
