@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import time
 from typing import Literal
 
 import phonenumbers
@@ -27,10 +29,17 @@ class TemplateSpec(BaseModel):
         default_factory=list,
         description="Body parameters in order; each names a param_<name> column of the audience.",
     )
+    category: Literal["MARKETING", "UTILITY", "AUTHENTICATION"] | None = Field(
+        default=None,
+        description="v1 API: the template's category, for the marketing rules (Cloud reads it "
+        "from the WhatsApp Business Account and refuses a different one here).",
+    )
 
     def as_template(self) -> Template:
         """The client-side template address."""
-        return Template(namespace=self.namespace, name=self.name, language=self.language)
+        return Template(
+            namespace=self.namespace, name=self.name, language=self.language, category=self.category
+        )
 
     @property
     def address(self) -> str:
@@ -41,6 +50,42 @@ class TemplateSpec(BaseModel):
     def param_columns(self) -> list[str]:
         """The frame columns that hold the body parameters."""
         return [f"param_{p}" for p in self.body_params]
+
+
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class SendWindow(BaseModel):
+    """Local hours in which a recipient may be messaged (`start` inclusive, `end` exclusive);
+    a window whose end is before its start runs over midnight."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: str = Field(description="Local opening time, HH:MM (24 h).", examples=["09:00"])
+    end: str = Field(description="Local closing time, HH:MM (24 h).", examples=["20:00"])
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not _CLOCK.fullmatch(value):
+            raise ValueError(f'send_window time "{value}" is not HH:MM on a 24-hour clock')
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> SendWindow:
+        if self.start == self.end:
+            raise ValueError(f"send_window start and end are both {self.start}: it never opens")
+        return self
+
+    @property
+    def opens(self) -> time:
+        """The opening time of day."""
+        return time.fromisoformat(self.start)
+
+    @property
+    def closes(self) -> time:
+        """The closing time of day."""
+        return time.fromisoformat(self.end)
 
 
 class Campaign(BaseModel):
@@ -102,6 +147,22 @@ class Campaign(BaseModel):
         description="Cloud API: numbers a send showed undeliverable (131026) are not sent to for "
         "this many days, then tried again.",
     )
+    send_window: SendWindow | None = Field(
+        default=None,
+        description="Quiet hours: send only between these local times of the recipient (time "
+        "zones from the number); others are deferred until the window opens.",
+    )
+    marketing_paused_regions: list[str] = Field(
+        default_factory=lambda: ["US"],
+        description="Regions (from the number) where Meta does not deliver MARKETING templates; "
+        "such customers are excluded_policy.",
+    )
+    messaging_limit: int | None = Field(
+        default=None,
+        ge=0,
+        description="Unique recipients per moving 24 hours for the business portfolio; unset: "
+        "the Cloud number's own limit (v1: none).",
+    )
     chunk_size: int = Field(
         default=50_000, ge=100, le=1_000_000, description="Customers per task run."
     )
@@ -115,6 +176,17 @@ class Campaign(BaseModel):
                 f'default_region "{value}" is not an ISO 3166 region phonenumbers knows'
             )
         return region
+
+    @field_validator("marketing_paused_regions")
+    @classmethod
+    def _known_regions(cls, values: list[str]) -> list[str]:
+        regions = [v.upper() for v in values]
+        unknown = [v for v in regions if v not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(
+                f"marketing_paused_regions {unknown} are not ISO 3166 regions phonenumbers knows"
+            )
+        return regions
 
     @model_validator(mode="after")
     def _params_are_mapped(self) -> Campaign:

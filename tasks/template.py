@@ -38,6 +38,11 @@ def check_template(spec: TemplateSpec, info: TemplateInfo) -> Template:
             f"{where} is {info.status} in the business account; only APPROVED templates can be "
             "sent: pick another template or wait for Meta's review"
         )
+    if spec.category is not None and spec.category != info.category:
+        raise TemplateRefusedError(
+            f"{where} is {info.category} in the business account; template.category says "
+            f"{spec.category}: leave template.category out on the Cloud API, or correct it"
+        )
     wanted = list(spec.body_params)
     if info.parameter_format == "NAMED" and sorted(info.parameter_names) != sorted(wanted):
         raise TemplateRefusedError(
