@@ -56,6 +56,7 @@ class Claim:
     at: datetime
     from_state: str | None = None
     sender: str | None = None  # the sender that will send it (its `sender_id`)
+    market: str | None = None  # the number's ISO region, the rate card's market (None: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +241,7 @@ def _claim(conn: Connection, lease: Lease, run_id: str, claims: Sequence[Claim])
             "error_title": None,
             "lease_token": lease.token,
             "sender": c.sender,
+            "market": c.market,
         }
         for c in claims
     ]
@@ -332,4 +334,5 @@ _CLAIMED_COLUMNS: Final = (
     "error_title",
     "lease_token",
     "sender",
+    "market",
 )

@@ -197,6 +197,7 @@ def _claims(items: list[Outgoing], sender: str) -> list[ledger.Claim]:
             now,
             c.ledger_state,
             sender,
+            c.market,
         )
         for c in items
     ]

@@ -23,6 +23,7 @@ from connectors.vocabulary import (
 )
 from connectors.warehouse import ledger
 from tasks.frame import in_running
+from tasks.phones.regions import regions_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class Outgoing:
     attempts: int = 0
     first_attempt_at: datetime | None = None
     ledger_state: str | None = None  # the number's ledger row when planned (None: no row)
+    market: str | None = None  # the number's ISO region, for the rate card (None: it has none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +67,16 @@ class Past:
 
 def outgoing(frame: pd.DataFrame, param_columns: list[str], past: Past) -> Iterator[Outgoing]:
     """The messages a chunk still owes: verified rows still in the running, made one by one as
-    the sender asks for them (built all at once, they would hold up the first send)."""
+    the sender asks for them (built all at once, they would hold up the first send); each
+    number's market is read once per chunk, vectorised."""
     todo = frame.loc[in_running(frame) & frame[WA_ID].notna()]
     columns = [todo[c].astype("str").str.strip() for c in param_columns]
     params: Iterable[tuple[str, ...]] = (
         zip(*columns, strict=True) if columns else itertools.repeat((), len(todo))
     )
-    for phone, customer, wa_id, values in zip(
-        todo[PHONE_E164], todo[CUSTOMER_ID], todo[WA_ID], params, strict=True
+    markets = regions_of(todo[PHONE_E164])
+    for phone, customer, wa_id, values, market in zip(
+        todo[PHONE_E164], todo[CUSTOMER_ID], todo[WA_ID], params, markets, strict=True
     ):
         yield Outgoing(
             phone_e164=phone,
@@ -82,6 +86,7 @@ def outgoing(frame: pd.DataFrame, param_columns: list[str], past: Past) -> Itera
             attempts=past.attempts.get(phone, 0),
             first_attempt_at=past.first_attempt_at.get(phone),
             ledger_state=past.states.get(phone),
+            market=market if isinstance(market, str) else None,
         )
 
 
