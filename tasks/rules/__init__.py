@@ -1,0 +1,1 @@
+"""The rules a run applies before verifying and sending."""
