@@ -11,7 +11,9 @@ receiver logs and counts it); in an optional one the field becomes None; in the 
 become U+FFFD, so the copy stays JSON that PostgreSQL's `jsonb` accepts too.
 
 A Cloud API change names the business number it is about (`value.metadata.phone_number_id`):
-each status and message it carries keeps it (None on v1, or when it is not a digit string).
+each status and message it carries keeps it (None on v1, or when it is not a digit string). Each
+status and `user_preferences` entry also keeps its entry's business (the WABA id, `entry[].id`),
+which marketing opt-outs are per.
 
 Cloud extras, each optional and dropped when it does not fit: a status's `recipient_user_id`
 (the recipient's business-scoped user id, BSUID, up to 128 characters), its
@@ -21,7 +23,7 @@ Cloud extras, each optional and dropped when it does not fit: a status's `recipi
 the `contacts[]` entry whose `wa_id` is the `from`, else (no `from`: a user with a username whose
 number Meta withholds) the `user_id` of the only `contacts[]` entry. A message needs `from` or a
 BSUID. `user_preferences` changes ("Stop promotions" / resume) are parsed into
-`Batch.preferences`; nothing stores them yet.
+`Batch.preferences`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -44,6 +46,7 @@ _MAX_PHONE = 20
 _MAX_CODE = 32
 _MAX_TITLE = 256
 _MAX_PHONE_NUMBER_ID = 64
+_MAX_BUSINESS_ID = 64
 _MAX_USER_ID = 128
 _MAX_CALLBACK = 512
 _MAX_PRICING_MODEL = 16
@@ -92,6 +95,8 @@ class UserPreference:
     value: str
     event_at: datetime | None = None
     phone_number_id: str | None = None
+    business_id: str | None = None
+    """The WABA id of the webhook's entry (`entry[].id`) the choice holds for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +108,10 @@ class Batch:
     dropped: tuple[str, ...] = ()
     """The field (`statuses.id`, `messages.from`, ...) of each item dropped as unstorable."""
     preferences: tuple[UserPreference, ...] = ()
-    """Cloud `user_preferences` entries (not stored yet, so not counted in `len`)."""
+    """Cloud `user_preferences` entries."""
 
     def __len__(self) -> int:
-        return len(self.statuses) + len(self.inbound)
+        return len(self.statuses) + len(self.inbound) + len(self.preferences)
 
 
 def load_json(body: bytes) -> Any:
@@ -135,17 +140,18 @@ def parse_cloud(payload: Any) -> Batch:
     for i, entry in enumerate(_list(payload, "entry", "payload", required=True)):
         if not isinstance(entry, dict):
             raise PayloadError(f"entry[{i}]: must be an object")
+        business_id = _digits(entry.get("id"), _MAX_BUSINESS_ID)
         for j, change in enumerate(_list(entry, "changes", f"entry[{i}]")):
             where = f"entry[{i}].changes[{j}]"
             if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
                 raise PayloadError(f"{where}: must be an object with a value object")
             value = change["value"]
             if change.get("field") == "user_preferences":
-                preferences += _preferences(value, _phone_number_id(value))
+                preferences += _preferences(value, _phone_number_id(value), business_id)
             if change.get("field") != "messages":
                 continue  # template, quality and account updates: not ours
             batch = _parse_value(value, f"{where}.value", _phone_number_id(value))
-            statuses += batch.statuses
+            statuses += (replace(s, business_id=business_id) for s in batch.statuses)
             inbound += batch.inbound
             dropped += batch.dropped
     return Batch(tuple(statuses), tuple(inbound), tuple(dropped), tuple(preferences))
@@ -232,9 +238,14 @@ def _phone_number_id(value: Mapping[str, Any]) -> str | None:
     """A Cloud change's `metadata.phone_number_id` if a digit string that fits, else None."""
     metadata = value.get("metadata")
     found = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
-    if not isinstance(found, str) or not (found.isascii() and found.isdigit()):
+    return _digits(found, _MAX_PHONE_NUMBER_ID)
+
+
+def _digits(value: Any, limit: int) -> str | None:
+    """A Graph API id: a string of 1 to `limit` ASCII digits, else None."""
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()):
         return None
-    return found if len(found) <= _MAX_PHONE_NUMBER_ID else None
+    return value if len(value) <= limit else None
 
 
 def _timestamp(obj: Mapping[str, Any]) -> datetime | None:
@@ -357,7 +368,9 @@ class _Contacts:
         return _keep(message, ("id", message.message_id), ("from", wa_id or ""))
 
 
-def _preferences(value: Mapping[str, Any], phone_number_id: str | None) -> list[UserPreference]:
+def _preferences(
+    value: Mapping[str, Any], phone_number_id: str | None, business_id: str | None
+) -> list[UserPreference]:
     """A `user_preferences` change's usable entries (the others are skipped, never refused)."""
     found = value.get("user_preferences")
     preferences: list[UserPreference] = []
@@ -371,6 +384,6 @@ def _preferences(value: Mapping[str, Any], phone_number_id: str | None) -> list[
         if (wa_id or user_id) and category and choice:
             at = _timestamp(obj)
             preferences.append(
-                UserPreference(wa_id, user_id, category, choice, at, phone_number_id)
+                UserPreference(wa_id, user_id, category, choice, at, phone_number_id, business_id)
             )
     return preferences

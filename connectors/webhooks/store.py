@@ -1,7 +1,8 @@
 """The receiver's warehouse side: `record_events` and re-applies over long-lived connections.
 
 `record_events` decides which inbound messages are opt-outs (`opt_outs_in`: a text from a
-digits-only number, or from a BSUID, whose body amounts to a keyword, see `keywords`) and has the
+digits-only number, or from a BSUID, whose body amounts to a keyword, see `keywords`) and which
+`user_preferences` entries stop or resume marketing messages (`marketing_choices`), and has the
 warehouse store them with the batch's statuses in one transaction (a BSUID-only sender is mapped
 to its number through the deliveries that recorded the BSUID; one never seen is dropped).
 
@@ -17,35 +18,61 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Final
 
 from sqlalchemy import Connection, Engine
 
 from connectors.warehouse.events import (
+    MarketingPreference,
     OptOut,
     RecordResult,
     StatusEvent,
     apply_stored_statuses,
     write_events,
 )
+from connectors.warehouse.events.marketing import PREFERENCES
 from connectors.webhooks.keywords import keyword_index, matched_keyword
-from connectors.webhooks.payloads import InboundMessage
+from connectors.webhooks.payloads import InboundMessage, UserPreference
+
+MARKETING_CATEGORY: Final = "marketing_messages"
+"""The `user_preferences` category of marketing templates ("Stop promotions")."""
 
 
 def record_events(
     bind: Engine | Connection,
     statuses: Sequence[StatusEvent],
     inbound: Sequence[InboundMessage],
+    preferences: Sequence[UserPreference] = (),
     *,
     opt_out_keywords: Iterable[str],
     now: datetime | None = None,
 ) -> RecordResult:
-    """Store statuses and opt-out replies and apply the new statuses, in one transaction.
+    """Store statuses, opt-out replies and marketing preferences and apply the new statuses, in
+    one transaction.
 
     `bind` may also be a Connection outside a transaction (a long-lived writer's own).
     """
     now = now or datetime.now(UTC)
     found = opt_outs_in(inbound, keyword_index(opt_out_keywords), now)
-    return write_events(bind, statuses, found, now=now)
+    chosen = marketing_choices(preferences, now)
+    return write_events(bind, statuses, found, preferences=chosen, now=now)
+
+
+def marketing_choices(
+    preferences: Sequence[UserPreference], now: datetime
+) -> list[MarketingPreference]:
+    """The `user_preferences` entries that stop or resume marketing messages, from a digits-only
+    number or a BSUID (timed `now` when the entry has no timestamp)."""
+    found: list[MarketingPreference] = []
+    for entry in preferences:
+        wa_id = entry.wa_id if entry.wa_id is not None and entry.wa_id.isdigit() else None
+        if entry.category != MARKETING_CATEGORY or entry.value not in PREFERENCES:
+            continue
+        if (wa_id or entry.user_id) is None:
+            continue
+        at = entry.event_at or now
+        found.append(MarketingPreference(entry.business_id, entry.value, at, wa_id, entry.user_id))
+    return found
 
 
 def opt_outs_in(
@@ -74,11 +101,15 @@ class WarehouseStore:
         self._lock = threading.Lock()
 
     def record(
-        self, statuses: Sequence[StatusEvent], inbound: Sequence[InboundMessage]
+        self,
+        statuses: Sequence[StatusEvent],
+        inbound: Sequence[InboundMessage],
+        preferences: Sequence[UserPreference] = (),
     ) -> RecordResult:
         """Store and apply one batch in one transaction (see `record_events`)."""
         with self._connection() as conn:
-            return record_events(conn, statuses, inbound, opt_out_keywords=self._keywords)
+            keywords = self._keywords
+            return record_events(conn, statuses, inbound, preferences, opt_out_keywords=keywords)
 
     def reapply(self, message_ids: Sequence[str]) -> RecordResult:
         """Apply stored statuses of messages the ledger or record stage had not written yet."""

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 
 from connectors.errors import TransientError
 from connectors.warehouse.events import RecordResult, StatusEvent
-from connectors.webhooks.payloads import Batch, InboundMessage
+from connectors.webhooks.payloads import Batch, InboundMessage, UserPreference
 
-Record = Callable[[Sequence[StatusEvent], Sequence[InboundMessage]], RecordResult]
+Record = Callable[
+    [Sequence[StatusEvent], Sequence[InboundMessage], Sequence[UserPreference]], RecordResult
+]
 Reapply = Callable[[Sequence[str]], RecordResult]
 
 log = logging.getLogger(__name__)
@@ -178,8 +180,9 @@ class GroupCommitWriter:
     async def _commit(self, items: Sequence[_Waiting]) -> None:
         statuses = [s for item in items for s in item.batch.statuses]
         inbound = [m for item in items for m in item.batch.inbound]
+        preferences = [p for item in items for p in item.batch.preferences]
         try:
-            result = await asyncio.to_thread(self.record, statuses, inbound)
+            result = await asyncio.to_thread(self.record, statuses, inbound, preferences)
         except Exception as exc:
             self.stats.failed_transactions += 1
             if len(items) > 1:
@@ -195,10 +198,12 @@ class GroupCommitWriter:
             return
         self.stats.transactions += 1
         self.stats.requests += len(items)
-        self.stats.events += len(statuses) + len(inbound)
+        self.stats.events += len(statuses) + len(inbound) + len(preferences)
         _settle(items, None)
         if result.opt_outs:
             log.info("recorded %d opt-out replies", result.opt_outs)
+        if result.marketing_preferences:
+            log.info("recorded %d marketing preferences", result.marketing_preferences)
         self._note(result)
         if result.unknown_user_ids:
             self.stats.unknown_user_ids += result.unknown_user_ids

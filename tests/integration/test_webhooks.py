@@ -30,7 +30,7 @@ from connectors.warehouse.records import write_recipients
 from connectors.warehouse.schema import deliveries, opt_outs, recipients, status_events
 from connectors.webhooks.app import ReceiverApp
 from connectors.webhooks.keywords import DEFAULT_OPT_OUT_KEYWORDS
-from connectors.webhooks.payloads import InboundMessage
+from connectors.webhooks.payloads import InboundMessage, UserPreference
 from connectors.webhooks.security import sign
 from connectors.webhooks.server import RunningReceiver, start_receiver, uvicorn_config
 from connectors.webhooks.settings import ReceiverSettings
@@ -596,14 +596,19 @@ class FlakyRecorder:
         self.poison = poison
 
     def __call__(
-        self, statuses: Sequence[StatusEvent], inbound: Sequence[InboundMessage]
+        self,
+        statuses: Sequence[StatusEvent],
+        inbound: Sequence[InboundMessage],
+        preferences: Sequence[UserPreference],
     ) -> RecordResult:
         if self.failures > 0:
             self.failures -= 1
             raise RuntimeError("warehouse unavailable [parameters: '+4915100000011']")
         if any(s.message_id == self.poison for s in statuses):
             raise RuntimeError("poison")
-        return record_events(self.engine, statuses, inbound, opt_out_keywords=["STOP"])
+        return record_events(
+            self.engine, statuses, inbound, preferences, opt_out_keywords=["STOP"]
+        )
 
 
 @pytest.fixture

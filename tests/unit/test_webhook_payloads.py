@@ -330,7 +330,7 @@ def test_a_bsuid_only_message_whose_bsuid_is_unstorable_is_dropped_and_counted()
     assert (batch.inbound, batch.dropped) == ((), ("messages.from_user_id",))
 
 
-def test_user_preferences_are_parsed_and_not_counted_as_events() -> None:
+def test_user_preferences_are_parsed_with_their_business_and_counted_as_events() -> None:
     batch = parse_cloud(fixture("cloud_user_preferences.json"))
     (stop,) = batch.preferences  # the entry naming no user is skipped
     assert (stop.wa_id, stop.user_id, stop.category, stop.value) == (
@@ -340,5 +340,5 @@ def test_user_preferences_are_parsed_and_not_counted_as_events() -> None:
         "stop",
     )
     assert stop.event_at == datetime.fromtimestamp(1780000100, UTC)
-    assert stop.phone_number_id == PHONE_NUMBER_ID
-    assert len(batch) == 0 and batch.statuses == () and batch.inbound == ()
+    assert (stop.phone_number_id, stop.business_id) == (PHONE_NUMBER_ID, "102290129340398")
+    assert len(batch) == 1 and batch.statuses == () and batch.inbound == ()

@@ -51,7 +51,7 @@ def numbered(conn: Connection, found: Sequence[OptOut]) -> tuple[list[OptOut], i
     """`found` with BSUID-only opt-outs given their number; those no delivery knows are left
     out and counted: (opt-outs with a number, BSUID-only ones dropped)."""
     user_ids = sorted({o.user_id for o in found if o.number is None and o.user_id is not None})
-    known = _numbers_of(conn, user_ids) if user_ids else {}
+    known = numbers_of(conn, user_ids) if user_ids else {}
     kept: list[OptOut] = []
     for opt_out in found:
         if opt_out.number is not None:
@@ -62,7 +62,7 @@ def numbered(conn: Connection, found: Sequence[OptOut]) -> tuple[list[OptOut], i
     return kept, len(found) - len(kept)
 
 
-def _numbers_of(conn: Connection, user_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+def numbers_of(conn: Connection, user_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
     """BSUID -> (phone_e164, wa_id) of the most recent delivery that recorded it."""
     d = deliveries.c
     latest: dict[str, tuple[datetime, str, str | None]] = {}

@@ -13,6 +13,9 @@
   outcomes are left alone.
 - Whatever the rank, the statuses' pricing and BSUID fill the delivery (`details`), and a
   131026 failure records the number as undeliverable (`undeliverable`).
+- A message ending in a 131049 failure (Meta's per-user marketing limit) makes its ledger row
+  claimable again and defers its customer (`marketing`); raising statuses never moves a
+  deferred customer.
 - A message whose delivery (the webhook can beat the ledger's write, which happens after the API
   answers) or customer row (written by the record stage) is not there yet is `unmatched`: apply
   it again later, or let `reconcile_campaign` catch it after the run's record stage.
@@ -48,6 +51,7 @@ from connectors.vocabulary import DELIVERY_RANK, DeliveryStatus, LedgerState, Ou
 from connectors.warehouse.events.details import changed_details, fill_details
 from connectors.warehouse.events.in_doubt import attach_in_campaign
 from connectors.warehouse.events.loading import DETAILS, Delivery, chunks, load
+from connectors.warehouse.events.marketing import note_limited
 from connectors.warehouse.events.undeliverable import note_undeliverable
 from connectors.warehouse.schema import deliveries, recipients
 
@@ -131,6 +135,7 @@ def _apply_loaded(
     moved, lifted = _raise(conn, changes, now)
     fill_details(conn, [(f, c) for f, c in changes if (f.campaign_id, f.phone_e164) not in moved])
     note_undeliverable(conn, found, now)
+    note_limited(conn, found, now)  # after `_raise`: its deferral replaces the lifted failure
     return len(moved), lifted, sum(1 for _, c in changes if c)
 
 

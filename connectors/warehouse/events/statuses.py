@@ -1,7 +1,8 @@
 """Webhook statuses into `wa_status_events`, once per (message_id, status), then applied.
 
 A redelivered status is ignored and not counted again; only new ones are applied (see
-`reconcile`). `write_events` stores a receiver's batch (statuses and opt-outs) in one transaction.
+`reconcile`). `write_events` stores a receiver's batch (statuses, opt-outs and marketing
+preferences, a new 131050 failure among them, see `marketing`) in one transaction.
 A new status of a message the ledger does not know is joined back to its row by its callback
 key when that row is in doubt (`in_doubt`), then applied.
 """
@@ -19,6 +20,11 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from connectors.warehouse.events.in_doubt import attach_messages
 from connectors.warehouse.events.loading import chunks
+from connectors.warehouse.events.marketing import (
+    MarketingPreference,
+    note_stopped,
+    store_preferences,
+)
 from connectors.warehouse.events.opt_outs import OptOut, numbered, store_opt_outs
 from connectors.warehouse.events.reconcile import Applied, apply_statuses
 from connectors.warehouse.schema import status_events
@@ -45,6 +51,8 @@ class StatusEvent:
     pricing_category: str | None = None
     pricing_type: str | None = None
     billable: bool | None = None
+    business_id: str | None = None
+    """The Cloud webhook's WABA id (`entry[].id`), for a 131050 stop; None on v1. Not stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,10 @@ class RecordResult:
     """Messages (new statuses) whose callback names a row with another message id, or settled."""
     unknown_user_ids: int = 0
     """Opt-out replies from a BSUID no delivery knows, dropped."""
+    marketing_preferences: int = 0
+    """Marketing stops and resumes written (`user_preferences` and new 131050 failures)."""
+    unknown_preference_user_ids: int = 0
+    """Marketing preferences from a BSUID no delivery knows, dropped."""
 
 
 def write_events(
@@ -74,9 +86,11 @@ def write_events(
     statuses: Sequence[StatusEvent],
     found_opt_outs: Sequence[OptOut] = (),
     *,
+    preferences: Sequence[MarketingPreference] = (),
     now: datetime | None = None,
 ) -> RecordResult:
-    """Store statuses and opt-outs and apply the new statuses, in one transaction.
+    """Store statuses, opt-outs and marketing preferences and apply the new statuses, in one
+    transaction.
 
     `bind` may also be a Connection outside a transaction (a long-lived writer's own).
     """
@@ -89,12 +103,16 @@ def write_events(
         result = _apply(conn, sorted({e.message_id for e in new}), now)
         found, unknown = numbered(conn, found_opt_outs)
         opted = store_opt_outs(conn, found, now)
+        stopped = note_stopped(conn, new, now)
+        chosen, unknown_choices = store_preferences(conn, preferences, now)
     return replace(
         result,
         stored=len(new),
         duplicates=len(statuses) - len(new),
         opt_outs=opted,
         unknown_user_ids=unknown,
+        marketing_preferences=stopped + chosen,
+        unknown_preference_user_ids=unknown_choices,
     )
 
 
