@@ -22,6 +22,7 @@ from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import (
     RecordResult,
     StatusEvent,
+    marketing_stopped,
     opted_out_numbers,
     reconcile_campaign,
     undeliverable_since,
@@ -606,9 +607,7 @@ class FlakyRecorder:
             raise RuntimeError("warehouse unavailable [parameters: '+4915100000011']")
         if any(s.message_id == self.poison for s in statuses):
             raise RuntimeError("poison")
-        return record_events(
-            self.engine, statuses, inbound, preferences, opt_out_keywords=["STOP"]
-        )
+        return record_events(self.engine, statuses, inbound, preferences, opt_out_keywords=["STOP"])
 
 
 @pytest.fixture
@@ -729,6 +728,9 @@ def test_opt_outs_need_a_keyword_reply_from_a_number(sqlite_url: str) -> None:
 CLOUD_CAMPAIGN = "spring-sale:2026"
 
 
+BUSINESS = "102290129340398"  # the WABA id of the Cloud fixtures' entries
+
+
 def post_signed(http: httpx.Client, running: RunningReceiver, name: str) -> httpx.Response:
     """POST a Cloud fixture body as Meta signs it."""
     body = (FIXTURES / name).read_bytes()
@@ -805,8 +807,24 @@ def test_cloud_statuses_resolve_a_send_in_doubt_and_bring_pricing_bsuid_and_supp
         # The customer, whose number Meta now withholds, replies STOP under their BSUID alone.
         assert post_signed(http, running, "cloud_inbound_stop_bsuid.json").status_code == 200
         assert opted_out_numbers(engine) == {"+4915112345678"}
-        # "Stop promotions" is parsed and answered, not stored yet.
+        # "Stop promotions" holds for the business of the webhook's entry.
         assert post_signed(http, running, "cloud_user_preferences.json").status_code == 200
+        assert marketing_stopped(engine, ["+16505551234"], BUSINESS) == {"+16505551234"}
+
+
+def test_a_signed_stop_promotions_then_resume_stop_and_lift_marketing_for_the_business(
+    receiver: RunningReceiver, http: httpx.Client
+) -> None:
+    engine = engine_of(receiver)
+    number = "+16505551234"
+    assert post_signed(http, receiver, "cloud_user_preferences.json").status_code == 200
+    assert marketing_stopped(engine, [number], BUSINESS) == {number}
+    assert marketing_stopped(engine, [number], "998877665544") == set()
+    assert post_signed(http, receiver, "cloud_user_preferences_resume.json").status_code == 200
+    assert marketing_stopped(engine, [number], None) == set()
+    # Meta redelivers the older stop: the resume, later, still holds.
+    assert post_signed(http, receiver, "cloud_user_preferences.json").status_code == 200
+    assert marketing_stopped(engine, [number], BUSINESS) == set()
 
 
 def test_a_stop_from_a_bsuid_no_delivery_knows_is_dropped_counted_and_logged_without_it(
