@@ -212,7 +212,7 @@ def pipeline(
             consented.extend(c.loc[in_running(c), [PHONE_RAW, COUNTRY]] for c in chunks)
 
     run = PlainRunner(workers=MAP_WORKERS, after=keep_for_the_baseline)
-    chunks, _ = prepare(run, campaign, secret, secret, lease)
+    chunks = prepare(run, campaign, secret, secret, lease).chunks
     to_check = sum(int(in_running(chunk).sum()) for chunk in chunks)
     verified = run.once(verify_chunks, chunks, whatsapp, secret, args.contacts_batch_size)
     chunks, stats = run.done("verify", verified[0]), verified[1]

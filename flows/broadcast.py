@@ -20,10 +20,11 @@ from connectors.masking import masked_errors, safe_error, secrets_in
 from connectors.settings import Connections, SecretBlocks, mask_url
 from connectors.vocabulary import RunStatus
 from connectors.warehouse.lease import Lease
-from connectors.whatsapp import Template, WhatsAppSettings
+from connectors.whatsapp import PhoneFacts, Template, WhatsAppSettings
 from flows.connections import connections, exclusive, sender_facts, settle_webhooks
 from flows.stages import PrefectRunner, prepare
 from tasks.campaign import Campaign
+from tasks.costs import cost_report_task, estimate_task
 from tasks.record import (
     finish_run_task,
     reconcile_deliveries,
@@ -32,6 +33,7 @@ from tasks.record import (
     start_run_task,
 )
 from tasks.report import Progress, advance_progress, publish_report, start_progress
+from tasks.rules.task import Rules
 from tasks.send.messages import pending_sends
 from tasks.send.task import send_chunks
 from tasks.summary import (
@@ -107,10 +109,15 @@ def _run(
     assert conns.whatsapp is not None
     wh, run = conns.warehouse_url, PrefectRunner()
     sender = conns.whatsapp.model_copy(update={"marketing_route": campaign.marketing_route})
-    described = describe_senders(sender_facts())
+    facts_by_sender = sender_facts()
+    described = describe_senders(facts_by_sender)
     run.logger.info("senders: %s", described)
     template = run.once(resolve_template_task, campaign.template, sender)
-    chunks, in_doubt = prepare(run, campaign, conns.crm_url, wh, lease)
+    rules = campaign_rules(campaign, template, sender, facts_by_sender.get(sender.sender_id))
+    prepared = prepare(run, campaign, conns.crm_url, wh, lease, rules)
+    chunks, in_doubt = prepared.chunks, prepared.in_doubt
+    cost_key = (wh, run_id, attempt, campaign.campaign_id)
+    priced = run.once(estimate_task, chunks, template.category, *cost_key)
     checked = from_cache = suppressed = 0
     send_started = time.monotonic()
     if not campaign.dry_run:
@@ -124,6 +131,7 @@ def _run(
     run.each(record_chunk, chunks, campaign.campaign_id, run_id, wh)
     run.done("record", chunks)
     settle_webhooks()
+    costs = run.once(cost_report_task, priced, wh, campaign.campaign_id, campaign.dry_run)
     facts = RunFacts(
         run_id=run_id,
         attempt=attempt,
@@ -139,8 +147,27 @@ def _run(
         senders=described,
         api=sender.api,
         suppressed=suppressed,
+        limit=prepared.rules,
+        costs=tuple(costs),
     )
     return build_report(facts, chunks, reconcile_deliveries(wh, campaign.campaign_id))
+
+
+def campaign_rules(
+    campaign: Campaign, template: Template, sender: WhatsAppSettings, facts: PhoneFacts | None
+) -> Rules:
+    """The rules for this campaign: its settings, the template's category and the sender's
+    messaging limit (the campaign's `messaging_limit` overrides what the Cloud number says)."""
+    limit = campaign.messaging_limit
+    if limit is None and facts is not None:
+        limit = facts.messaging_limit
+    return Rules(
+        category=template.category,
+        paused_regions=tuple(campaign.marketing_paused_regions),
+        send_window=campaign.send_window,
+        messaging_limit=limit,
+        business_id=sender.waba_id if sender.api == "cloud" else None,
+    )
 
 
 def _send(
@@ -190,6 +217,16 @@ def print_report(report: RunReport) -> None:
             f"  contact checks: {report['contacts_checked']:,} asked, "
             f"{report['contacts_from_cache']:,} reused from the 7-day cache"
         )
+    if report["messaging_limit"] is not None:
+        deferred = lines["deferred: messaging limit (24 h)"]
+        print(
+            f"  messaging limit: {report['messaging_limit']:,} unique recipients / 24 h, "
+            f"{report['messaged_in_window']:,} messaged in the window, "
+            f"{deferred:,} {'would be ' if report['dry_run'] else ''}deferred"
+        )
+    if report["costs"]:
+        print("\nCost at the rate card (estimate before sending; billed by Meta so far):")
+        print("\n".join(f"  {line}" for line in report["costs"]))
     if not report["dry_run"] and lines["sent in this run"] == 0 and lines["sent by an earlier run"]:
         print(
             f"\nNothing new sent: {lines['sent by an earlier run']:,} customers were already "

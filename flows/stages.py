@@ -26,6 +26,8 @@ from tasks.consent import consent_chunk, load_opt_outs, opt_outs_chunk
 from tasks.extract import extract_audience
 from tasks.phones.task import dedupe_chunks, normalise_chunk
 from tasks.plan import load_ledger, plan_chunk
+from tasks.rules.budget import RuleStats
+from tasks.rules.task import Rules, rules_task
 from tasks.summary import stage_line
 
 T = TypeVar("T")
@@ -104,11 +106,24 @@ class PlainRunner:
         return chunks
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """The chunks ready to verify, the sends an earlier run left in doubt, what the rules did."""
+
+    chunks: Chunks
+    in_doubt: int
+    rules: RuleStats
+
+
 def prepare(
-    run: Runner, campaign: Campaign, crm_url: SecretStr, warehouse_url: SecretStr, lease: Lease
-) -> tuple[Chunks, int]:
-    """Extract, consent, normalise, opt-outs, dedupe and plan; with the sends an earlier run
-    left in doubt."""
+    run: Runner,
+    campaign: Campaign,
+    crm_url: SecretStr,
+    warehouse_url: SecretStr,
+    lease: Lease,
+    rules: Rules | None = None,
+) -> Prepared:
+    """Extract, consent, normalise, opt-outs, dedupe, plan and the rules (dry run: `planned`)."""
     chunks = run.done(
         "extract",
         run.once(
@@ -128,6 +143,8 @@ def prepare(
     chunks = run.done("opt-outs", run.each(opt_outs_chunk, chunks, opted_out))
     chunks = run.done("dedupe", run.once(dedupe_chunks, chunks))
     history, in_doubt = run.once(load_ledger, warehouse_url, lease)
-    plan = (history, campaign.template.param_columns, campaign.resend_unknown, campaign.dry_run)
+    plan = (history, campaign.template.param_columns, campaign.resend_unknown)
     chunks = run.done("plan", run.each(plan_chunk, chunks, *plan))
-    return chunks, in_doubt
+    ruled = rules or Rules(paused_regions=tuple(campaign.marketing_paused_regions))
+    chunks, stats = run.once(rules_task, chunks, ruled, warehouse_url, campaign.dry_run)
+    return Prepared(run.done("rules", chunks), in_doubt, stats)

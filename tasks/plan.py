@@ -114,12 +114,10 @@ def plan_chunk(
     ledger: pd.DataFrame,
     param_columns: list[str],
     resend_unknown: bool,
-    dry_run: bool,
 ) -> pd.DataFrame:
-    """Prefect task: parameters, ledger and (dry run) planned outcomes for one chunk."""
+    """Prefect task: parameters and what the ledger says is done, for one chunk."""
     settled = apply_ledger(frame, ledger, resend_unknown=resend_unknown)
-    planned = require_params(settled, param_columns)
-    return mark_planned(planned) if dry_run else planned
+    return require_params(settled, param_columns)
 
 
 @task(name="load-ledger", cache_policy=NO_CACHE)

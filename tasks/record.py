@@ -12,7 +12,14 @@ from pydantic import SecretStr
 
 from connectors.errors import StopRunError
 from connectors.masking import masked_errors
-from connectors.vocabulary import CUSTOMER_ID, DUPLICATE_OF, OUTCOME, PHONE_E164, REASON
+from connectors.vocabulary import (
+    CUSTOMER_ID,
+    DUPLICATE_OF,
+    NOT_BEFORE,
+    OUTCOME,
+    PHONE_E164,
+    REASON,
+)
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import reconcile_campaign
 from connectors.warehouse.lease import Lease
@@ -31,6 +38,14 @@ def _texts(values: pd.Series) -> list[str | None]:
     return texts.astype(object).where(texts.notna(), None).tolist()
 
 
+def _instants(frame: pd.DataFrame) -> list[datetime | None]:
+    """The deferred customers' `not_before` as aware datetimes, None elsewhere."""
+    if NOT_BEFORE not in frame.columns:
+        return [None] * len(frame)
+    values = pd.to_datetime(frame[NOT_BEFORE], utc=True)
+    return [None if pd.isna(v) else v.to_pydatetime() for v in values]
+
+
 def recipient_rows(
     frame: pd.DataFrame, *, campaign_id: str, run_id: str, now: datetime
 ) -> list[dict[str, Any]]:
@@ -44,6 +59,7 @@ def recipient_rows(
         "reason": _texts(frame[REASON]),
         "phone_e164": _texts(frame[PHONE_E164]),
         "duplicate_of": _texts(frame[DUPLICATE_OF]),
+        "not_before": _instants(frame),
     }
     constant = {"campaign_id": campaign_id, "run_id": run_id, "updated_at": now}
     names = list(columns)

@@ -100,6 +100,15 @@ def publish_report(report: RunReport) -> None:
         format_funnel(report["funnel"]),
         "```",
     ]
+    if report["messaging_limit"] is not None:
+        lines += [
+            "",
+            f"- messaging limit: {report['messaging_limit']:,} unique recipients / 24 h, "
+            f"{report['messaged_in_window']:,} messaged in the window",
+        ]
+    if report["costs"]:
+        lines += ["", "## Cost (USD at the rate card: estimate, and billed so far)", ""]
+        lines += report["costs"]
     if report["top_failures"]:
         lines += ["", "## Top failure reasons", "", "| outcome:reason | customers |", "|---|---:|"]
         lines += [f"| `{k}` | {v:,} |" for k, v in report["top_failures"]]

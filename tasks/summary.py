@@ -14,8 +14,16 @@ from typing import Final, TypedDict
 import pandas as pd
 
 from connectors.masking import mask_phone
-from connectors.vocabulary import OUTCOME, PHONE_E164, REASON, Outcome, Reason
+from connectors.vocabulary import (
+    DEFERRAL_REASONS,
+    OUTCOME,
+    PHONE_E164,
+    REASON,
+    Outcome,
+    Reason,
+)
 from connectors.whatsapp import PhoneFacts
+from tasks.rules.budget import RuleStats
 
 Pair = tuple[str, str | None]
 
@@ -57,14 +65,26 @@ def funnel(counts: Counts, delivery: dict[str, int] | None = None) -> dict[str, 
     """Ordered funnel lines, and the delivery statuses webhooks reported so far."""
     already = counts.outcome(Outcome.SENT, Reason.ALREADY_SENT)
     unsent = sum(counts.outcome(Outcome.SEND_FAILED, r) for r in _PARAMETER_REASONS)
+    stopped = counts.outcome(Outcome.EXCLUDED_NO_CONSENT, Reason.STOPPED_MARKETING)
     lines = {
         "customers read": counts.customers,
         "excluded: no customer id": counts.outcome(Outcome.EXCLUDED_INVALID_CUSTOMER_ID),
-        "excluded: no consent": counts.outcome(Outcome.EXCLUDED_NO_CONSENT),
+        "excluded: no consent": counts.outcome(Outcome.EXCLUDED_NO_CONSENT) - stopped,
+        "excluded: stopped marketing messages": stopped,
+        "excluded: marketing paused in the region": counts.outcome(Outcome.EXCLUDED_POLICY),
         "excluded: invalid number": counts.outcome(Outcome.EXCLUDED_INVALID_NUMBER),
         "excluded: duplicate number": counts.outcome(Outcome.EXCLUDED_DUPLICATE),
         "excluded: not on WhatsApp": counts.outcome(Outcome.EXCLUDED_NOT_ON_WHATSAPP),
         "contact check failed": counts.outcome(Outcome.CHECK_FAILED),
+        "deferred: messaging limit (24 h)": counts.outcome(
+            Outcome.DEFERRED, Reason.MESSAGING_LIMIT
+        ),
+        "deferred: outside the send window": counts.outcome(
+            Outcome.DEFERRED, Reason.OUTSIDE_SEND_WINDOW
+        ),
+        "deferred: Meta's per-user marketing limit": counts.outcome(
+            Outcome.DEFERRED, Reason.MARKETING_LIMITED
+        ),
         "planned (dry run)": counts.outcome(Outcome.PLANNED),
         "sent in this run": counts.outcome(Outcome.SENT) - already,
         "sent by an earlier run": already,
@@ -172,6 +192,9 @@ class RunReport(TypedDict):
     warehouse: str
     senders: str
     run_counts: dict[str, int]
+    messaging_limit: int | None
+    messaged_in_window: int
+    costs: list[str]
 
 
 @dataclass(frozen=True)
@@ -192,6 +215,8 @@ class RunFacts:
     senders: str = ""  # each sender with its facts (Cloud), for the summary
     api: str = "onprem"
     suppressed: int = 0  # Cloud: numbers left out as recently undeliverable
+    limit: RuleStats = field(default_factory=RuleStats)  # the 24-hour messaging limit
+    costs: tuple[str, ...] = ()  # the cost table's markdown lines (estimate beside billed)
 
 
 def build_report(
@@ -223,8 +248,12 @@ def build_report(
         failure_examples=failure_examples(frames),
         warehouse=facts.warehouse,
         senders=facts.senders,
+        messaging_limit=facts.limit.limit,
+        costs=list(facts.costs),
+        messaged_in_window=facts.limit.messaged_in_window,
         run_counts={
             **counts.outcomes,
+            **{f"deferred_{r}": counts.outcome(Outcome.DEFERRED, r) for r in DEFERRAL_REASONS},
             "customers": counts.customers,
             "contacts_checked": facts.contacts_checked,
             "contacts_from_cache": facts.contacts_from_cache,

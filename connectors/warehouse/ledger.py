@@ -242,6 +242,9 @@ def _claim(conn: Connection, lease: Lease, run_id: str, claims: Sequence[Claim])
             "lease_token": lease.token,
             "sender": c.sender,
             "market": c.market,
+            # A new attempt is a new message: nothing of the last one's answer or statuses
+            # (e.g. a 131049 `failed`) may rank against the new one's.
+            **dict.fromkeys(_LAST_MESSAGE_COLUMNS),
         }
         for c in claims
     ]
@@ -320,6 +323,18 @@ def _own_claims(conn: Connection, lease: Lease, expected: dict[str, int]) -> fro
     )
 
 
+_LAST_MESSAGE_COLUMNS: Final = (
+    "sent_at",
+    "delivery_status",
+    "delivery_error_code",
+    "delivery_updated_at",
+    "message_status",
+    "pricing_model",
+    "pricing_category",
+    "pricing_type",
+    "billable",
+)
+
 _CLAIMED_COLUMNS: Final = (
     "customer_id",
     "wa_id",
@@ -335,4 +350,5 @@ _CLAIMED_COLUMNS: Final = (
     "lease_token",
     "sender",
     "market",
+    *_LAST_MESSAGE_COLUMNS,
 )

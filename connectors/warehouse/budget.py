@@ -1,0 +1,39 @@
+"""The numbers this warehouse messaged in a moving window, for the portfolio's messaging limit.
+
+Meta limits the unique recipients of business-initiated messages in a moving 24 hours per
+business portfolio, across all its numbers, and answers no error when a sender goes over: the
+sender must budget it. Counted conservatively: every number a send was accepted for (`sent_at`),
+and every number whose send is in doubt (`sending`, `unknown`), in any campaign and by any sender.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, and_, func, or_, select
+
+from connectors.vocabulary import LedgerState
+from connectors.warehouse.schema import deliveries
+
+
+def messaged_since(engine: Engine, since: datetime) -> dict[str, datetime]:
+    """Each number messaged at `since` or later, with its earliest message in the window."""
+    d = deliveries.c
+    at = func.coalesce(d.sent_at, d.last_attempt_at)
+    accepted = d.sent_at >= since
+    in_doubt = and_(
+        d.state.in_([LedgerState.SENDING, LedgerState.UNKNOWN]), d.last_attempt_at >= since
+    )
+    query = (
+        select(d.phone_e164, func.min(at).label("first"))
+        .where(or_(accepted, in_doubt))
+        .group_by(d.phone_e164)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return {phone: _aware(first) for phone, first in rows}
+
+
+def _aware(value: datetime) -> datetime:
+    """MIN() of a UTC column comes back without the column's type on some dialects."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,76 @@
+"""The cost stage: what the run's sends should cost at the rate card, kept beside what Meta bills.
+
+Before sending, the numbers about to be messaged (dry run: the planned ones) are priced by market
+and the template's category; the card the run used goes to `wa_rate_card` and the estimate to
+`wa_cost_estimates`. What was billed so far comes from the view `wa_campaign_costs` (the status
+webhooks' `pricing` on each delivery, at the same card).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import SecretStr
+
+from connectors.masking import masked_errors
+from connectors.pricing.card import load_rate_card
+from connectors.pricing.estimate import ESTIMATE_COLUMNS, estimate
+from connectors.pricing.report import cost_lines
+from connectors.vocabulary import OUTCOME, PHONE_E164, Outcome
+from connectors.warehouse.connect import warehouse
+from connectors.warehouse.costs import campaign_costs, save_estimate, save_rate_card
+from tasks.frame import in_running
+
+
+def to_be_sent(frames: list[pd.DataFrame]) -> pd.Series:
+    """The numbers the run is about to message: still in the running, or planned (dry run)."""
+    picked = [
+        f.loc[in_running(f) | (f[OUTCOME] == Outcome.PLANNED), PHONE_E164].dropna() for f in frames
+    ]
+    return pd.concat(picked, ignore_index=True) if picked else pd.Series(dtype="str")
+
+
+@task(name="cost-estimate", cache_policy=NO_CACHE)
+@masked_errors
+def estimate_task(
+    frames: list[pd.DataFrame],
+    category: str | None,
+    warehouse_url: SecretStr,
+    run_id: str,
+    attempt: int,
+    campaign_id: str,
+) -> pd.DataFrame:
+    """Prefect task: price the sends at the rate card (`WA_RATE_CARD` or the shipped one) and
+    record card and estimate; no category (a v1 template without one): nothing to price."""
+    if category is None:
+        return pd.DataFrame(columns=list(ESTIMATE_COLUMNS))
+    card = load_rate_card()
+    priced = estimate(to_be_sent(frames), category, card)
+    engine = warehouse(warehouse_url.get_secret_value())
+    save_rate_card(engine, card)
+    save_estimate(
+        engine,
+        run_id=run_id,
+        attempt=attempt,
+        campaign_id=campaign_id,
+        frame=priced,
+        now=datetime.now(UTC),
+    )
+    return priced
+
+
+@task(name="costs", cache_policy=NO_CACHE)
+@masked_errors
+def cost_report_task(
+    priced: pd.DataFrame, warehouse_url: SecretStr, campaign_id: str, dry_run: bool
+) -> list[str]:
+    """Prefect task: the summary's cost table, estimate beside what is billed so far."""
+    actual = (
+        None
+        if dry_run
+        else campaign_costs(warehouse(warehouse_url.get_secret_value()), campaign_id)
+    )
+    return cost_lines(priced, actual)

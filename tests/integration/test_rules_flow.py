@@ -1,0 +1,237 @@
+"""The rules through whole runs on the Cloud API (issue 16): a real Prefect API, the Cloud sandbox
+and the receiver over HTTP, a SQLite CRM and a PostgreSQL warehouse.
+
+The clock of a rule measured in hours is moved by ageing what the warehouse remembers (a send's
+time, a 131049's time) by 25 hours, which is what a later run would see.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import Engine, create_engine, select, text
+
+from connectors.warehouse.schema import marketing_opt_outs, recipients
+from connectors.webhooks.server import start_receiver
+from connectors.webhooks.settings import ReceiverSettings
+from connectors.whatsapp.cloud.sandbox import (
+    CloudSandboxConfig,
+    RunningCloudSandbox,
+    start_cloud_sandbox,
+)
+from flows.broadcast import broadcast
+from tasks.campaign import Campaign
+from tests.helpers import wait_until
+
+AUDIENCE = (
+    "SELECT id AS customer_id, phone AS phone_raw, name AS param_first_name, "
+    "optin AS opt_in_at FROM customers"
+)
+
+
+def _crm(path: Path, phones: list[str]) -> str:
+    url = f"sqlite:///{path}/crm.sqlite"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE customers (id INTEGER, phone TEXT, name TEXT, optin TEXT)"))
+        conn.execute(
+            text("INSERT INTO customers VALUES (:id, :phone, 'Ada', '2026-01-05T10:00:00')"),
+            [{"id": n, "phone": p} for n, p in enumerate(phones, start=1)],
+        )
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def cloud_env(
+    prefect_api: None, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """Start a Cloud sandbox with the given config and point the run's env at it."""
+    started: list[Any] = []
+
+    def start(config: CloudSandboxConfig, crm_url: str) -> RunningCloudSandbox:
+        receiver = ReceiverSettings(
+            warehouse_url=SecretStr(postgres_url), app_secret=SecretStr(config.app_secret)
+        )
+        sandbox, rx = start_cloud_sandbox(config), start_receiver(receiver)
+        started.extend([rx, sandbox])
+        sandbox.state.webhook_url = rx.cloud_url
+        env = {
+            "CRM_DATABASE_URL": crm_url,
+            "WAREHOUSE_DATABASE_URL": postgres_url,
+            "WHATSAPP_API": "cloud",
+            "WHATSAPP_API_URL": sandbox.url,
+            "WHATSAPP_PHONE_NUMBER_ID": config.phone_number_id,
+            "WHATSAPP_WABA_ID": config.waba_id,
+            "WHATSAPP_TOKEN": config.tokens[0],
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return sandbox
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _campaign(campaign_id: str, template: str, **values: Any) -> Campaign:
+    params = {"name": template, "language": "en", "body_params": ["first_name"]}
+    return Campaign.model_validate(
+        {
+            "campaign_id": campaign_id,
+            "template": params,
+            "audience": {"query": AUDIENCE},
+            "default_region": "BR",
+            "rate_limit_per_s": 500,
+            "concurrency": 32,
+        }
+        | values
+    )
+
+
+def _settled(sandbox: RunningCloudSandbox, engine: Engine) -> None:
+    """Wait until every status the sandbox owes is pushed and stored."""
+    stats = sandbox.state.stats
+
+    def pushed() -> bool:
+        now = stats()
+        return now.get("webhooks.delivered", 0) + now.get("webhooks.failed", 0) >= now.get(
+            "webhooks.queued", 0
+        )
+
+    wait_until(pushed, 20.0, "the status pushes")
+    owed = sum(
+        len(change["value"].get("statuses", []))
+        for body in sandbox.state.pushed()
+        for entry in body["entry"]
+        for change in entry["changes"]
+    )
+
+    def stored() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM wa_status_events")).scalar_one())
+
+    wait_until(lambda: stored() >= owed, 20.0, "the statuses stored")
+
+
+def _outcomes(engine: Engine, campaign_id: str) -> dict[str, tuple[str, str | None]]:
+    r = recipients.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(r.phone_e164, r.outcome, r.reason).where(r.campaign_id == campaign_id)
+        ).all()
+    return {phone: (outcome, reason) for phone, outcome, reason in rows}
+
+
+def _age(engine: Engine, table: str, *columns: str) -> None:
+    """Move what the (PostgreSQL) warehouse remembers 25 hours back: a later run's view of it."""
+    moved = ", ".join(f"{c} = {c} - interval '25 hours'" for c in columns)
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE {table} SET {moved}"))
+
+
+def test_a_limit_of_250_sends_250_of_400_then_a_run_in_a_fresh_window_sends_the_150(
+    cloud_env: Any, postgres_url: str, tmp_path: Path
+) -> None:
+    phones = [f"+55119{n:07d}{1 + n % 6}" for n in range(400)]  # last digits 1-6: delivered
+    sandbox = cloud_env(
+        CloudSandboxConfig(messaging_limit="TIER_250", throughput_per_s=None, pair_interval_s=0),
+        _crm(tmp_path, phones),
+    )
+    engine = create_engine(postgres_url)
+
+    dry = broadcast(_campaign("limit-250", "order_update", dry_run=True))
+    assert dry["funnel"]["deferred: messaging limit (24 h)"] == 150
+    assert dry["funnel"]["planned (dry run)"] == 250 and not sandbox.state.messages_sent()
+
+    first = broadcast(_campaign("limit-250", "order_update"))
+
+    assert first["funnel"]["sent in this run"] == 250
+    assert first["funnel"]["deferred: messaging limit (24 h)"] == 150
+    assert first["run_counts"]["deferred_messaging_limit"] == 150
+    outcomes = _outcomes(engine, "limit-250")
+    deferred = {p for p, (o, r) in outcomes.items() if (o, r) == ("deferred", "messaging_limit")}
+    assert len(deferred) == 150
+    with engine.connect() as conn:
+        not_before = conn.execute(
+            select(recipients.c.not_before).where(recipients.c.outcome == "deferred").distinct()
+        ).scalar_one()
+    assert isinstance(not_before, datetime) and not_before.tzinfo is not None
+
+    again = broadcast(_campaign("limit-250", "order_update"))  # the same window: nobody new
+    assert again["funnel"]["sent in this run"] == 0
+    assert again["funnel"]["deferred: messaging limit (24 h)"] == 150
+
+    _age(engine, "wa_deliveries", "sent_at", "last_attempt_at", "first_attempt_at")
+    drained = broadcast(_campaign("limit-250", "order_update"))
+
+    assert drained["funnel"]["sent in this run"] == 150
+    assert drained["funnel"]["deferred: messaging limit (24 h)"] == 0
+    received = Counter(m.to for m in sandbox.state.messages_sent())
+    assert sorted(received) == sorted(p[1:] for p in phones)
+    assert set(received.values()) == {1}
+    with engine.connect() as conn:
+        runs = conn.execute(
+            text(
+                "SELECT deferred_messaging_limit FROM wa_campaign_runs "
+                "WHERE campaign_id = 'limit-250' AND NOT dry_run ORDER BY started_at"
+            )
+        ).scalars()
+        assert list(runs) == [150, 150, 0]
+    engine.dispose()
+
+
+def test_marketing_rules_across_campaigns_131049_131050_the_us_pause_and_utility_unaffected(
+    cloud_env: Any, postgres_url: str, tmp_path: Path
+) -> None:
+    limited, stopping, fine = "+5511987650009", "+5511987650018", "+5511987650021"
+    us, canada = "+14155550123", "+14165550121"
+    phones = [limited, stopping, fine, us, canada]
+    sandbox = cloud_env(
+        CloudSandboxConfig(throughput_per_s=None, pair_interval_s=0), _crm(tmp_path, phones)
+    )
+    engine = create_engine(postgres_url)
+
+    first = broadcast(_campaign("sale-1", "spring_sale"))
+    _settled(sandbox, engine)
+
+    assert first["funnel"]["excluded: marketing paused in the region"] == 1
+    outcomes = _outcomes(engine, "sale-1")
+    assert outcomes[us] == ("excluded_policy", "marketing_paused_in_region")
+    assert outcomes[limited] == ("deferred", "marketing_limited")
+    assert outcomes[stopping] == ("failed", "131050")
+    assert outcomes[fine][0] in ("delivered", "read") and outcomes[canada][0] in (
+        "delivered",
+        "read",
+    )
+    with engine.connect() as conn:
+        assert conn.execute(select(marketing_opt_outs.c.phone_e164)).scalars().all() == [stopping]
+
+    # An hour later, another marketing campaign: the stop holds, the limit still holds.
+    broadcast(_campaign("sale-2", "spring_sale"))
+    second = _outcomes(engine, "sale-2")
+    assert second[stopping] == ("excluded_no_consent", "stopped_marketing")
+    assert second[limited] == ("deferred", "marketing_limited")
+    assert second[us] == ("excluded_policy", "marketing_paused_in_region")
+    # A utility template is unaffected by all three.
+    broadcast(_campaign("notice", "order_update"))
+    notice = _outcomes(engine, "notice")
+    assert {p for p, (o, _) in notice.items() if o in ("sent", "delivered", "read")} == set(phones)
+
+    _settled(sandbox, engine)
+    _age(engine, "wa_marketing_limited", "limited_at")
+    retried = broadcast(_campaign("sale-1", "spring_sale"))  # a day later: sent again, once
+
+    assert retried["funnel"]["sent in this run"] == 1
+    sent = Counter((m.to, m.template) for m in sandbox.state.messages_sent())
+    assert sent[(limited[1:], "spring_sale")] == 2  # sale-1, and a day later; sale-2 never
+    assert sent[(stopping[1:], "spring_sale")] == 1
+    assert sent[(us[1:], "spring_sale")] == 0
+    assert all(sent[(p[1:], "order_update")] == 1 for p in phones)
+    engine.dispose()
