@@ -1,4 +1,4 @@
-"""The broadcast flow: CRM → consent → normalise + dedupe → plan → verify → send → warehouse."""
+"""The broadcast flow: CRM → consent → normalise + dedupe → plan → rules → verify → send → warehouse."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, select, text
 
+from connectors.warehouse.costs import campaign_costs
 from connectors.warehouse.schema import marketing_opt_outs, recipients
 from connectors.webhooks.server import start_receiver
 from connectors.webhooks.settings import ReceiverSettings
@@ -187,9 +189,19 @@ def test_a_limit_of_250_sends_250_of_400_then_a_run_in_a_fresh_window_sends_the_
     engine.dispose()
 
 
+CARD = """market,category,usd,as_of
+BR,marketing,0.1000,2026-01-01
+CA,marketing,0.0500,2026-01-01
+BR,utility,0.0100,2026-01-01
+"""
+
+
 def test_marketing_rules_across_campaigns_131049_131050_the_us_pause_and_utility_unaffected(
-    cloud_env: Any, postgres_url: str, tmp_path: Path
+    cloud_env: Any, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    card = tmp_path / "card.csv"
+    card.write_text(CARD)
+    monkeypatch.setenv("WA_RATE_CARD", str(card))
     limited, stopping, fine = "+5511987650009", "+5511987650018", "+5511987650021"
     us, canada = "+14155550123", "+14165550121"
     phones = [limited, stopping, fine, us, canada]
@@ -198,8 +210,17 @@ def test_marketing_rules_across_campaigns_131049_131050_the_us_pause_and_utility
     )
     engine = create_engine(postgres_url)
 
+    dry = broadcast(_campaign("sale-1", "spring_sale", dry_run=True))
+    # Three Brazilian numbers at 0.10 and one Canadian at 0.05; the US one is not sent.
+    assert "| marketing | BR | 3 | 0.3000 | – | – |" in dry["costs"]
+    assert "| marketing | CA | 1 | 0.0500 | – | – |" in dry["costs"]
+
     first = broadcast(_campaign("sale-1", "spring_sale"))
     _settled(sandbox, engine)
+    billed = campaign_costs(engine, "sale-1")
+    assert [
+        (r.category, r.market, r.billable_messages, r.cost_usd) for r in billed.itertuples()
+    ] == [("marketing", "BR", 1, Decimal("0.1")), ("marketing", "CA", 1, Decimal("0.05"))]
 
     assert first["funnel"]["excluded: marketing paused in the region"] == 1
     outcomes = _outcomes(engine, "sale-1")
@@ -213,7 +234,11 @@ def test_marketing_rules_across_campaigns_131049_131050_the_us_pause_and_utility
     with engine.connect() as conn:
         assert conn.execute(select(marketing_opt_outs.c.phone_e164)).scalars().all() == [stopping]
 
-    # An hour later, another marketing campaign: the stop holds, the limit still holds.
+    # The same campaign an hour later: the 131049 number waits.
+    soon = broadcast(_campaign("sale-1", "spring_sale"))
+    assert soon["funnel"]["sent in this run"] == 0
+    assert soon["funnel"]["deferred: Meta's per-user marketing limit"] == 1
+    # Another marketing campaign: the stop holds, the limit still holds.
     broadcast(_campaign("sale-2", "spring_sale"))
     second = _outcomes(engine, "sale-2")
     assert second[stopping] == ("excluded_no_consent", "stopped_marketing")
