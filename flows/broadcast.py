@@ -1,4 +1,4 @@
-"""The broadcast flow: CRM → consent → normalise + dedupe → plan → rules → verify → send → warehouse."""
+"""The broadcast flow: CRM → consent → normalise + dedupe → plan → rules → verify → send → store."""
 
 from __future__ import annotations
 
