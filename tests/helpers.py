@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
+from connectors.whatsapp.cloud.sandbox import RunningCloudSandbox
 from connectors.whatsapp.onprem.sandbox import RunningSandbox
 from connectors.whatsapp.settings import WhatsAppSettings
 
@@ -33,3 +35,49 @@ def sandbox_settings(sandbox: RunningSandbox, **extra: Any) -> WhatsAppSettings:
     }
     values.update(extra)
     return WhatsAppSettings.model_validate(values)
+
+
+def cloud_env(sandbox: RunningCloudSandbox, crm_url: str, warehouse_url: str) -> dict[str, str]:
+    """The environment of a run that sends through this Cloud sandbox."""
+    config = sandbox.config
+    return {
+        "CRM_DATABASE_URL": crm_url,
+        "WAREHOUSE_DATABASE_URL": warehouse_url,
+        "WHATSAPP_API": "cloud",
+        "WHATSAPP_API_URL": sandbox.url,
+        "WHATSAPP_PHONE_NUMBER_ID": config.phone_number_id,
+        "WHATSAPP_WABA_ID": config.waba_id,
+        "WHATSAPP_TOKEN": config.tokens[0],
+    }
+
+
+def statuses_stored(sandbox: RunningCloudSandbox, warehouse_url: str, timeout: float = 30) -> None:
+    """Wait until the Cloud sandbox has answered every request, pushed every status it queued
+    without a failed push, and the warehouse holds each distinct status it pushed."""
+    state = sandbox.state
+    wait_until(lambda: state.in_flight() == 0, timeout, "the requests in flight answered")
+
+    def pushed() -> bool:
+        stats = state.stats()
+        done = stats.get("webhooks.delivered", 0) + stats.get("webhooks.failed", 0)
+        return done >= stats.get("webhooks.queued", 0)
+
+    wait_until(pushed, timeout, "the status pushes")
+    assert state.stats().get("webhooks.failed", 0) == 0, state.stats()
+    owed = {
+        (status["id"], status["status"])
+        for body in state.pushed()
+        for entry in body["entry"]
+        for change in entry["changes"]
+        for status in change["value"].get("statuses", [])
+    }
+    engine = create_engine(warehouse_url)
+
+    def stored() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM wa_status_events")).scalar_one())
+
+    try:
+        wait_until(lambda: stored() >= len(owed), timeout, f"{len(owed)} statuses stored")
+    finally:
+        engine.dispose()

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Column, Connection, MetaData, Table, select
+from sqlalchemy import Column, Connection, MetaData, Table, case, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
@@ -150,3 +150,32 @@ def _copy_upsert(
     ins = postgresql.insert(table).from_select(list(columns), select(*staging.c))
     conn.execute(ins.on_conflict_do_update(index_elements=keys, set_=assignments(ins.excluded)))
     staging.drop(conn)
+
+
+Replaces = Callable[[Any, Any], ColumnElement[bool]]
+"""(incoming row, current row) -> whether the incoming one replaces the current one."""
+
+
+def upsert_when(
+    conn: Connection, table: Table, key: Sequence[str], changing: Sequence[str], replaces: Replaces
+) -> Insert:
+    """An INSERT that, on an existing key, overwrites `changing` only where `replaces` holds
+    (e.g. a later event than the one kept); run it with executemany rows, one per key. MySQL
+    assigns left to right: put the columns `replaces` reads last in `changing`."""
+    current = table.c
+    dialect = conn.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        ins = module.insert(table)
+        return ins.on_conflict_do_update(  # type: ignore[no-any-return]
+            index_elements=list(key),
+            set_={c: ins.excluded[c] for c in changing},
+            where=replaces(ins.excluded, current),
+        )
+    if dialect in ("mysql", "mariadb"):
+        ins = mysql.insert(table)
+        when = replaces(ins.inserted, current)
+        return ins.on_duplicate_key_update(
+            [(c, case((when, ins.inserted[c]), else_=current[c])) for c in changing]
+        )
+    raise NotImplementedError(f"upserts of {table.name} on dialect {dialect!r}")

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, select
 
 from connectors.demo import DemoCustomer, demo_customers, seed_demo_crm
 from connectors.vocabulary import Outcome, Reason
-from connectors.warehouse.schema import deliveries, recipients, status_events, undeliverable
+from connectors.warehouse.schema import deliveries, recipients, undeliverable
 from connectors.webhooks.server import RunningReceiver, start_receiver
 from connectors.webhooks.settings import ReceiverSettings
 from connectors.whatsapp.cloud.sandbox import (
@@ -31,7 +31,7 @@ from connectors.whatsapp.cloud.sandbox import (
 )
 from flows.broadcast import broadcast
 from tasks.campaign import Campaign
-from tests.helpers import wait_until
+from tests.helpers import cloud_env, statuses_stored
 
 DEMO_PARAMS = Path(__file__).parents[2] / "deployments" / "demo-campaign.json"
 CONFIG = CloudSandboxConfig(throughput_per_s=None, pair_interval_s=0)
@@ -57,16 +57,7 @@ def cloud(
     )
     with start_cloud_sandbox(CONFIG) as sandbox, start_receiver(settings) as receiver:
         sandbox.state.webhook_url = receiver.cloud_url
-        env = {
-            "CRM_DATABASE_URL": crm_url,
-            "WAREHOUSE_DATABASE_URL": postgres_url,
-            "WHATSAPP_API": "cloud",
-            "WHATSAPP_API_URL": sandbox.url,
-            "WHATSAPP_PHONE_NUMBER_ID": CONFIG.phone_number_id,
-            "WHATSAPP_WABA_ID": CONFIG.waba_id,
-            "WHATSAPP_TOKEN": CONFIG.tokens[0],
-        }
-        for name, value in env.items():
+        for name, value in cloud_env(sandbox, crm_url, postgres_url).items():
             monkeypatch.setenv(name, value)
         yield sandbox, receiver, customers, postgres_url
 
@@ -75,29 +66,6 @@ def _campaign(campaign_id: str) -> Campaign:
     values = json.loads(DEMO_PARAMS.read_text())
     values.update(campaign_id=campaign_id, rate_limit_per_s=500)
     return Campaign.model_validate(values)
-
-
-def _settled(sandbox: RunningCloudSandbox, url: str) -> None:
-    """Wait until the sandbox has pushed every status it queued and the warehouse holds them."""
-    stats = sandbox.state.stats
-
-    def pushed() -> bool:
-        now = stats()
-        done = now.get("webhooks.delivered", 0) + now.get("webhooks.failed", 0)
-        return done >= now.get("webhooks.queued", 0)
-
-    wait_until(pushed, 20.0, "the sandbox's status pushes")
-    assert stats().get("webhooks.failed", 0) == 0, stats()
-    owed = len(sandbox.state.pushed())
-    wait_until(lambda: _count_events(url) >= owed, 20.0, "the statuses stored")
-
-
-def _count_events(url: str) -> int:
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        count = conn.execute(select(func.count()).select_from(status_events)).scalar_one()
-    engine.dispose()
-    return int(count)
 
 
 def _rows(url: str, table: Any, **where: str) -> list[dict[str, Any]]:
@@ -118,7 +86,7 @@ def test_a_cloud_campaign_sends_once_learns_131026_and_the_next_leaves_those_num
     assert reachable and unreachable
 
     report = broadcast(_campaign("it-cloud-1"))
-    _settled(sandbox, url)
+    statuses_stored(sandbox, url)
 
     # Every number meant to be messaged got exactly one message, the unreachable ones too: Cloud
     # has no check, so they are learnt from their failed statuses.

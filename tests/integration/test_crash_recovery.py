@@ -30,7 +30,7 @@ from connectors.whatsapp.cloud.sandbox import (
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from flows.broadcast import broadcast
 from tasks.campaign import Campaign
-from tests.helpers import wait_until
+from tests.helpers import cloud_env, statuses_stored, wait_until
 
 ROOT = Path(__file__).parents[2]
 CONCURRENCY = 8
@@ -195,35 +195,6 @@ def slow_cloud(postgres_url: str) -> Iterator[tuple[RunningCloudSandbox, Running
         yield sandbox, receiver
 
 
-def _statuses_stored(sandbox: RunningCloudSandbox, url: str) -> None:
-    """Wait until the sandbox has answered every request, pushed every status and the warehouse
-    holds them all."""
-    state = sandbox.state
-    wait_until(lambda: state.in_flight() == 0, 30, "the sends in flight answered")
-
-    def pushed() -> bool:
-        stats = state.stats()
-        done = stats.get("webhooks.delivered", 0) + stats.get("webhooks.failed", 0)
-        return done >= stats.get("webhooks.queued", 0)
-
-    wait_until(pushed, 30, "the status pushes")
-    owed = {
-        (status["id"], status["status"])
-        for body in state.pushed()
-        for entry in body["entry"]
-        for change in entry["changes"]
-        for status in change["value"].get("statuses", [])
-    }
-    engine = create_engine(url)
-
-    def stored() -> int:
-        with engine.connect() as conn:
-            return int(conn.execute(text("SELECT count(*) FROM wa_status_events")).scalar_one())
-
-    wait_until(lambda: stored() >= len(owed), 30, f"{len(owed)} statuses stored")
-    engine.dispose()
-
-
 def test_kill_9_mid_send_on_cloud_then_rerun_settles_the_sends_in_doubt_by_their_webhooks(
     prefect_api: None,
     slow_cloud: tuple[RunningCloudSandbox, RunningReceiver],
@@ -235,17 +206,9 @@ def test_kill_9_mid_send_on_cloud_then_rerun_settles_the_sends_in_doubt_by_their
     (`biz_opaque_callback_data`) in their statuses: they settle by it, never resent nor unknown."""
     sandbox, _ = slow_cloud
     customers, crm_url, params = _seed(tmp_path, 800, seed=23)
-    env = {
-        "CRM_DATABASE_URL": crm_url,
-        "WAREHOUSE_DATABASE_URL": postgres_url,
-        "WHATSAPP_API": "cloud",
-        "WHATSAPP_API_URL": sandbox.url,
-        "WHATSAPP_PHONE_NUMBER_ID": sandbox.config.phone_number_id,
-        "WHATSAPP_WABA_ID": sandbox.config.waba_id,
-        "WHATSAPP_TOKEN": sandbox.config.tokens[0],
-    }
+    env = cloud_env(sandbox, crm_url, postgres_url)
     _kill_9_after(params, env, lambda: len(sandbox.state.messages_sent()), 150)
-    _statuses_stored(sandbox, postgres_url)
+    statuses_stored(sandbox, postgres_url)
     d = deliveries.c
     engine = create_engine(postgres_url)
     with engine.connect() as conn:

@@ -29,7 +29,7 @@ from connectors.whatsapp.cloud.sandbox import (
 )
 from flows.broadcast import broadcast
 from tasks.campaign import Campaign
-from tests.helpers import wait_until
+from tests.helpers import cloud_env, statuses_stored
 
 AUDIENCE = (
     "SELECT id AS customer_id, phone AS phone_raw, name AS param_first_name, "
@@ -51,7 +51,7 @@ def _crm(path: Path, phones: list[str]) -> str:
 
 
 @pytest.fixture
-def cloud_env(
+def cloud_run(
     prefect_api: None, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Any]:
     """Start a Cloud sandbox with the given config and point the run's env at it."""
@@ -64,16 +64,7 @@ def cloud_env(
         sandbox, rx = start_cloud_sandbox(config), start_receiver(receiver)
         started.extend([rx, sandbox])
         sandbox.state.webhook_url = rx.cloud_url
-        env = {
-            "CRM_DATABASE_URL": crm_url,
-            "WAREHOUSE_DATABASE_URL": postgres_url,
-            "WHATSAPP_API": "cloud",
-            "WHATSAPP_API_URL": sandbox.url,
-            "WHATSAPP_PHONE_NUMBER_ID": config.phone_number_id,
-            "WHATSAPP_WABA_ID": config.waba_id,
-            "WHATSAPP_TOKEN": config.tokens[0],
-        }
-        for name, value in env.items():
+        for name, value in cloud_env(sandbox, crm_url, postgres_url).items():
             monkeypatch.setenv(name, value)
         return sandbox
 
@@ -97,31 +88,6 @@ def _campaign(campaign_id: str, template: str, **values: Any) -> Campaign:
     )
 
 
-def _settled(sandbox: RunningCloudSandbox, engine: Engine) -> None:
-    """Wait until every status the sandbox owes is pushed and stored."""
-    stats = sandbox.state.stats
-
-    def pushed() -> bool:
-        now = stats()
-        return now.get("webhooks.delivered", 0) + now.get("webhooks.failed", 0) >= now.get(
-            "webhooks.queued", 0
-        )
-
-    wait_until(pushed, 20.0, "the status pushes")
-    owed = sum(
-        len(change["value"].get("statuses", []))
-        for body in sandbox.state.pushed()
-        for entry in body["entry"]
-        for change in entry["changes"]
-    )
-
-    def stored() -> int:
-        with engine.connect() as conn:
-            return int(conn.execute(text("SELECT count(*) FROM wa_status_events")).scalar_one())
-
-    wait_until(lambda: stored() >= owed, 20.0, "the statuses stored")
-
-
 def _outcomes(engine: Engine, campaign_id: str) -> dict[str, tuple[str, str | None]]:
     r = recipients.c
     with engine.connect() as conn:
@@ -139,10 +105,10 @@ def _age(engine: Engine, table: str, *columns: str) -> None:
 
 
 def test_a_limit_of_250_sends_250_of_400_then_a_run_in_a_fresh_window_sends_the_150(
-    cloud_env: Any, postgres_url: str, tmp_path: Path
+    cloud_run: Any, postgres_url: str, tmp_path: Path
 ) -> None:
     phones = [f"+55119{n:07d}{1 + n % 6}" for n in range(400)]  # last digits 1-6: delivered
-    sandbox = cloud_env(
+    sandbox = cloud_run(
         CloudSandboxConfig(messaging_limit="TIER_250", throughput_per_s=None, pair_interval_s=0),
         _crm(tmp_path, phones),
     )
@@ -197,7 +163,7 @@ BR,utility,0.0100,2026-01-01
 
 
 def test_marketing_rules_across_campaigns_131049_131050_the_us_pause_and_utility_unaffected(
-    cloud_env: Any, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cloud_run: Any, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     card = tmp_path / "card.csv"
     card.write_text(CARD)
@@ -205,7 +171,7 @@ def test_marketing_rules_across_campaigns_131049_131050_the_us_pause_and_utility
     limited, stopping, fine = "+5511987650009", "+5511987650018", "+5511987650021"
     us, canada = "+14155550123", "+14165550121"
     phones = [limited, stopping, fine, us, canada]
-    sandbox = cloud_env(
+    sandbox = cloud_run(
         CloudSandboxConfig(throughput_per_s=None, pair_interval_s=0), _crm(tmp_path, phones)
     )
     engine = create_engine(postgres_url)
@@ -216,7 +182,7 @@ def test_marketing_rules_across_campaigns_131049_131050_the_us_pause_and_utility
     assert "| marketing | CA | 1 | 0.0500 | – | – |" in dry["costs"]
 
     first = broadcast(_campaign("sale-1", "spring_sale"))
-    _settled(sandbox, engine)
+    statuses_stored(sandbox, postgres_url)
     billed = campaign_costs(engine, "sale-1")
     assert [
         (r.category, r.market, r.billable_messages, r.cost_usd) for r in billed.itertuples()
@@ -249,7 +215,7 @@ def test_marketing_rules_across_campaigns_131049_131050_the_us_pause_and_utility
     notice = _outcomes(engine, "notice")
     assert {p for p, (o, _) in notice.items() if o in ("sent", "delivered", "read")} == set(phones)
 
-    _settled(sandbox, engine)
+    statuses_stored(sandbox, postgres_url)
     _age(engine, "wa_marketing_limited", "limited_at")
     retried = broadcast(_campaign("sale-1", "spring_sale"))  # a day later: sent again, once
 

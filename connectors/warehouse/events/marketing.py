@@ -29,7 +29,6 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
-    case,
     delete,
     literal,
     literal_column,
@@ -37,7 +36,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from connectors.vocabulary import (
@@ -57,6 +55,7 @@ from connectors.warehouse.schema import (
     marketing_opt_outs,
     recipients,
 )
+from connectors.warehouse.upsert import upsert_when
 
 if TYPE_CHECKING:
     from connectors.warehouse.events.statuses import StatusEvent
@@ -390,55 +389,28 @@ def _rank(row: dict[str, Any]) -> tuple[datetime, bool]:
 
 
 def _preferences_upsert(conn: Connection) -> Any:
-    """INSERT, or on an existing (business, number), overwrite it only with a later choice."""
-    t = marketing_opt_outs.c
+    """INSERT, or on an existing (business, number), overwrite it only with a later choice
+    (`stop` on a tie, so arrival order never decides)."""
     # Inline constants: bound parameters do not mix with executemany upserts.
     stop: ColumnElement[str] = literal_column(f"'{STOP}'")
-    dialect = conn.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        ins = module.insert(marketing_opt_outs)
-        new = ins.excluded
-        later = or_(
-            new.changed_at > t.changed_at,
-            and_(new.changed_at == t.changed_at, new.preference == stop, t.preference != stop),
+
+    def later(new: Any, kept: Any) -> ColumnElement[bool]:
+        tie = and_(
+            new.changed_at == kept.changed_at, new.preference == stop, kept.preference != stop
         )
-        return ins.on_conflict_do_update(
-            index_elements=["business_id", "phone_e164"],
-            set_={c: new[c] for c in (*_PREFERENCE_CHANGING, "changed_at")},
-            where=later,
-        )
-    if dialect in ("mysql", "mariadb"):
-        ins = mysql.insert(marketing_opt_outs)
-        new = ins.inserted
-        later = or_(
-            new.changed_at > t.changed_at,
-            and_(new.changed_at == t.changed_at, new.preference == stop, t.preference != stop),
-        )
-        # changed_at last: on a tie the preference assigned just before already reads "stop",
-        # and the kept changed_at equals the new one anyway.
-        return ins.on_duplicate_key_update(
-            [(c, case((later, new[c]), else_=t[c])) for c in (*_PREFERENCE_CHANGING, "changed_at")]
-        )
-    raise NotImplementedError(f"marketing preferences on dialect {dialect!r}")
+        return or_(new.changed_at > kept.changed_at, tie)
+
+    # changed_at last: MySQL assigns left to right, so the others compare the old one.
+    changing = (*_PREFERENCE_CHANGING, "changed_at")
+    return upsert_when(conn, marketing_opt_outs, ["business_id", "phone_e164"], changing, later)
 
 
 def _limited_upsert(conn: Connection) -> Any:
     """INSERT, or on an existing number, overwrite it only with a later 131049 failure."""
-    t = marketing_limited.c
-    dialect = conn.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        ins = module.insert(marketing_limited)
-        return ins.on_conflict_do_update(
-            index_elements=["phone_e164"],
-            set_={c: ins.excluded[c] for c in _LIMITED_CHANGING},
-            where=ins.excluded.limited_at > t.limited_at,
-        )
-    if dialect in ("mysql", "mariadb"):
-        ins = mysql.insert(marketing_limited)
-        later = ins.inserted.limited_at > t.limited_at
-        return ins.on_duplicate_key_update(
-            [(c, case((later, ins.inserted[c]), else_=t[c])) for c in _LIMITED_CHANGING]
-        )
-    raise NotImplementedError(f"marketing limited numbers on dialect {dialect!r}")
+    return upsert_when(
+        conn,
+        marketing_limited,
+        ["phone_e164"],
+        _LIMITED_CHANGING,
+        lambda new, kept: new.limited_at > kept.limited_at,
+    )

@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, select
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy import Connection, Engine, func, select
 
 from connectors.warehouse.events.loading import chunks
 from connectors.warehouse.schema import deliveries, opt_outs
+from connectors.warehouse.upsert import upsert_when
 
 _CHANGING = ("wa_id", "keyword", "message_id", "received_at", "opted_out_at")
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -83,25 +83,14 @@ def store_opt_outs(conn: Connection, found: Sequence[OptOut], now: datetime) -> 
     rows = _earliest_rows([o for o in found if o.number is not None], now)
     if not rows:
         return 0
-    o = opt_outs.c
-    dialect = conn.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        ins = module.insert(opt_outs)
-        stmt = ins.on_conflict_do_update(
-            index_elements=["phone_e164"],
-            set_={c: ins.excluded[c] for c in _CHANGING},
-            where=ins.excluded.opted_out_at < o.opted_out_at,
-        )
-    elif dialect in ("mysql", "mariadb"):
-        ins = mysql.insert(opt_outs)
-        earlier = ins.inserted.opted_out_at < o.opted_out_at
-        # MySQL assigns left to right: opted_out_at last, so the others compare the old value.
-        stmt = ins.on_duplicate_key_update(
-            [(c, case((earlier, ins.inserted[c]), else_=o[c])) for c in _CHANGING]
-        )
-    else:
-        raise NotImplementedError(f"opt-outs on dialect {dialect!r}")
+    # opted_out_at last in _CHANGING: MySQL assigns left to right.
+    stmt = upsert_when(
+        conn,
+        opt_outs,
+        ["phone_e164"],
+        _CHANGING,
+        lambda new, kept: new.opted_out_at < kept.opted_out_at,
+    )
     conn.execute(stmt, rows)
     return len(rows)
 

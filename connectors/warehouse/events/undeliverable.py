@@ -13,13 +13,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Text, and_, any_, bindparam, case, delete, select
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy import Connection, Engine, Text, and_, any_, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from connectors.vocabulary import DELIVERY_RANK, UNDELIVERABLE_CODE, DeliveryStatus
 from connectors.warehouse.events.loading import Delivery
 from connectors.warehouse.schema import undeliverable
+from connectors.warehouse.upsert import upsert_when
 
 # failed_at last: MySQL assigns left to right, so the others compare the old failed_at.
 _CHANGING: Final = ("wa_id", "error_code", "message_id", "received_at", "failed_at")
@@ -96,20 +96,10 @@ def undeliverable_since(engine: Engine, phones: Iterable[str], since: datetime) 
 
 def _upsert(conn: Connection) -> Any:
     """INSERT, or on an existing number, overwrite it only with a later failure."""
-    u = undeliverable.c
-    dialect = conn.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        ins = module.insert(undeliverable)
-        return ins.on_conflict_do_update(
-            index_elements=["phone_e164"],
-            set_={c: ins.excluded[c] for c in _CHANGING},
-            where=ins.excluded.failed_at > u.failed_at,
-        )
-    if dialect in ("mysql", "mariadb"):
-        ins = mysql.insert(undeliverable)
-        later = ins.inserted.failed_at > u.failed_at
-        return ins.on_duplicate_key_update(
-            [(c, case((later, ins.inserted[c]), else_=u[c])) for c in _CHANGING]
-        )
-    raise NotImplementedError(f"undeliverable numbers on dialect {dialect!r}")
+    return upsert_when(
+        conn,
+        undeliverable,
+        ["phone_e164"],
+        _CHANGING,
+        lambda new, kept: new.failed_at > kept.failed_at,
+    )
