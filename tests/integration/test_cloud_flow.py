@@ -46,7 +46,7 @@ def cloud(
 ) -> Iterator[tuple[RunningCloudSandbox, RunningReceiver, list[DemoCustomer], str]]:
     """A seeded CRM, the Cloud sandbox pushing to the receiver, the env pointing at both."""
     crm_url = f"sqlite:///{tmp_path}/crm.sqlite"
-    customers = demo_customers(400, seed=15)
+    customers = demo_customers(250, seed=15)
     engine = create_engine(crm_url)
     seed_demo_crm(engine, customers)
     engine.dispose()

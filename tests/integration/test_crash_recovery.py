@@ -165,7 +165,7 @@ def test_kill_9_mid_send_then_rerun_sends_nobody_twice(
         tmp_path,
         warehouse_url,
         slow_sandbox,
-        int(os.environ.get("CRASH_TEST_CUSTOMERS", "2500")),
+        int(os.environ.get("CRASH_TEST_CUSTOMERS", "1500")),
         seed=int(os.environ.get("CRASH_TEST_SEED", "21")),
         crm_url=crm_url,
     )
@@ -205,7 +205,7 @@ def test_kill_9_mid_send_on_cloud_then_rerun_settles_the_sends_in_doubt_by_their
     """Sends the sandbox took while the killed run never recorded them carry their ledger key
     (`biz_opaque_callback_data`) in their statuses: they settle by it, never resent nor unknown."""
     sandbox, _ = slow_cloud
-    customers, crm_url, params = _seed(tmp_path, 800, seed=23)
+    customers, crm_url, params = _seed(tmp_path, 600, seed=23)
     env = cloud_env(sandbox, crm_url, postgres_url)
     _kill_9_after(params, env, lambda: len(sandbox.state.messages_sent()), 150)
     statuses_stored(sandbox, postgres_url)
