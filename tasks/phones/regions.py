@@ -8,11 +8,13 @@ a shared one (+1, +7, +44…) is decided by the digits right after it, so each p
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from typing import Final
 
 import pandas as pd
 import phonenumbers
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 
 _PREFIX_DIGITS: Final = 6
 """National digits that decide the region within a shared calling code (Jersey: 77003…)."""
@@ -39,8 +41,31 @@ def region_of(e164: str) -> str | None:
     if len(regions) == 1:
         region = regions[0]
         return None if region == "001" else region
-    national = _NANP_DIGITS if code == 1 else _PREFIX_DIGITS
-    return _shared(e164[: 1 + len(str(code)) + national], e164)
+    if code != 1:
+        main, others, decisive = _shared_plan(code)
+        national = e164[1 + len(str(code)) :]
+        if decisive and not any(p.match(national) for p in others):
+            return main
+    national_digits = _NANP_DIGITS if code == 1 else _PREFIX_DIGITS
+    return _shared(e164[: 1 + len(str(code)) + national_digits], e164)
+
+
+@cache
+def _shared_plan(code: int) -> tuple[str, tuple[re.Pattern[str], ...], bool]:
+    """A shared calling code's main region, the leading-digit patterns of the others, and whether
+    those patterns decide alone: then a valid number none of them matches is the main region's,
+    as phonenumbers reads it (it tries the main region first, by validity)."""
+    main, *rest = COUNTRY_CODE_TO_REGION_CODE[code]
+    first = PhoneMetadata.metadata_for_region(main)
+    others = [PhoneMetadata.metadata_for_region(r) for r in rest]
+    patterns = tuple(re.compile(m.leading_digits) for m in others if m and m.leading_digits)
+    decisive = (
+        main != "001"
+        and first is not None
+        and first.leading_digits is None
+        and len(patterns) == len(rest)
+    )
+    return main, patterns, decisive
 
 
 _BY_PREFIX: dict[str, str | None] = {}
@@ -51,18 +76,38 @@ def _shared(prefix: str, e164: str) -> str | None:
     between threads computes one prefix twice, with the same answer)."""
     if prefix in _BY_PREFIX:
         return _BY_PREFIX[prefix]
-    try:
-        found = phonenumbers.region_code_for_number(phonenumbers.parse(e164))
-    except phonenumbers.NumberParseException:
-        found = None
+    found = phonenumbers.region_code_for_number(_number(e164))
     region = found if found and found != "001" else None
-    _BY_PREFIX[prefix] = region
+    if region is not None:  # an invalid number's None says nothing of its prefix's others
+        _BY_PREFIX[prefix] = region
     return region
 
 
+def _number(e164: str) -> phonenumbers.PhoneNumber:
+    """The number of an E.164 string built directly (no parse: it is already normalised)."""
+    code = calling_code(e164) or 0
+    national = e164[1 + len(str(code)) :]
+    zeros = len(national) - len(national.lstrip("0"))
+    return phonenumbers.PhoneNumber(
+        country_code=code,
+        national_number=int(national or 0),
+        italian_leading_zero=zeros > 0 or None,
+        number_of_leading_zeros=zeros if zeros > 1 else None,
+    )
+
+
 def regions_of(phones: pd.Series) -> pd.Series:
-    """The ISO region of each number of a column (null where the number is null or has none)."""
-    present = phones.dropna()
-    unique = pd.unique(present.astype(str))
-    found = {number: region_of(number) for number in unique}
-    return phones.map(found).astype("str")
+    """The ISO region of each number of a column (null where the number is null or has none).
+    +1 numbers are read by area code, vectorised; the others once per distinct number."""
+    present = phones.dropna().astype("str")
+    nanp = present.str.startswith("+1")
+    keys = present[nanp].str.slice(0, 2 + _NANP_DIGITS)
+    first = present[nanp].groupby(keys.to_numpy()).first()
+    by_area = {key: region_of(number) for key, number in first.items()}
+    found = pd.Series(pd.NA, index=present.index, dtype="str")
+    found[nanp] = keys.map(by_area).astype("str")
+    # An area code whose first number was invalid: read each of its numbers.
+    unsure = nanp & found.isna()
+    rest = present[~nanp | unsure]
+    found[~nanp | unsure] = rest.map({n: region_of(n) for n in pd.unique(rest)}).astype("str")
+    return found.reindex(phones.index).astype("str")

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 import pandas as pd
+import phonenumbers
 
 from connectors.vocabulary import MARKETING, PHONE_E164, Outcome, Reason
 from tasks.frame import in_running
@@ -34,7 +35,11 @@ def is_marketing(category: str | None) -> bool:
 def exclude_paused_markets(frame: pd.DataFrame, paused_regions: Collection[str]) -> pd.DataFrame:
     """Exclude numbers whose region (from the number itself) is a paused marketing market."""
     out = with_not_before(frame)
+    codes = tuple(f"+{phonenumbers.country_code_for_region(r)}" for r in paused_regions)
+    # Only numbers under a paused region's calling code need their region read.
     running = in_running(out) & out[PHONE_E164].notna()
+    if codes:
+        running &= out[PHONE_E164].str.startswith(codes).fillna(False).astype(bool)
     if not paused_regions or not running.any():
         return out
     regions = regions_of(out.loc[running, PHONE_E164])
