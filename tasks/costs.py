@@ -43,14 +43,15 @@ def estimate_task(
     attempt: int,
     campaign_id: str,
 ) -> pd.DataFrame:
-    """Prefect task: price the sends at the rate card (`WA_RATE_CARD` or the shipped one) and
-    record card and estimate; no category (a v1 template without one): nothing to price."""
-    if category is None:
-        return pd.DataFrame(columns=list(ESTIMATE_COLUMNS))
+    """Prefect task: record the rate card (`WA_RATE_CARD` or the shipped one), which prices what
+    Meta bills, and the sends' estimate at it; no category (a v1 template without
+    `template.category`): nothing to estimate."""
     card = load_rate_card()
-    priced = estimate(to_be_sent(frames), category, card)
     engine = warehouse(warehouse_url.get_secret_value())
     save_rate_card(engine, card)
+    if category is None:
+        return pd.DataFrame(columns=list(ESTIMATE_COLUMNS))
+    priced = estimate(to_be_sent(frames), category, card)
     save_estimate(
         engine,
         run_id=run_id,

@@ -148,3 +148,22 @@ def test_a_claim_records_the_market_of_its_number(any_db_url: str) -> None:
     with engine.connect() as conn:
         found = dict(conn.execute(select(deliveries.c.phone_e164, deliveries.c.market)).all())
     assert found == {"+5511987654321": "BR", "+80012345678": None}
+
+
+def test_a_run_without_a_template_category_still_records_the_card_that_prices_its_bill(
+    sqlite_url: str,
+) -> None:
+    from pydantic import SecretStr
+    from sqlalchemy import func
+
+    from connectors.warehouse.schema import cost_estimates
+    from tasks.costs import estimate_task
+
+    frame = pd.DataFrame({"phone_e164": ["+5511987654321"], "outcome": [None]})
+    priced = estimate_task.fn([frame], None, SecretStr(sqlite_url), "run-1", 1, "c")
+
+    assert priced.empty
+    engine = warehouse(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(rate_card)).scalar_one() > 0
+        assert conn.execute(select(func.count()).select_from(cost_estimates)).scalar_one() == 0
