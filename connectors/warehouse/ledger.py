@@ -124,14 +124,32 @@ class ClaimRefusedError(StopRunError):
     """The ledger refused claims: their rows changed since this run planned (another run)."""
 
 
-def _connection_lost(exc: BaseException) -> bool:
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+# Transactions the database rolled back for another's sake: MySQL/MariaDB deadlock and lock wait
+# timeout, PostgreSQL serialization failure and deadlock.
+_MYSQL_CONFLICTS: Final = frozenset({1213, 1205})
+_PG_CONFLICTS: Final = frozenset({"40001", "40P01"})
 
 
-# A dropped warehouse connection is retried on a fresh one: recording results is idempotent, and
-# a claim that committed before the connection dropped is recognised as this run's own.
+def write_conflict(exc: BaseException) -> bool:
+    """Whether a warehouse error is a lost race between transactions: retry the transaction."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    code = orig.args[0] if orig is not None and orig.args else None
+    return code in _MYSQL_CONFLICTS or getattr(orig, "sqlstate", None) in _PG_CONFLICTS
+
+
+def _retried(exc: BaseException) -> bool:
+    lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    return lost or write_conflict(exc)
+
+
+# A dropped warehouse connection is retried on a fresh one, and a transaction the database rolled
+# back in a conflict (two runs writing one campaign's rows) is run again: recording results is
+# idempotent, and a claim that committed before the connection dropped is recognised as this
+# run's own; a retry under a lease another run took raises LeaseLostError.
 @retry(
-    retry=retry_if_exception(_connection_lost),
+    retry=retry_if_exception(_retried),
     stop=stop_after_attempt(5),
     wait=wait_random_exponential(multiplier=0.2, max=5),
     reraise=True,
