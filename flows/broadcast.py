@@ -235,7 +235,8 @@ def print_report(report: RunReport) -> None:
     print(
         f"\nResults: {report['warehouse']}\n"
         "  tables wa_recipients (one row per customer), wa_deliveries (the send ledger), "
-        "wa_campaign_runs, wa_contact_checks; view wa_campaign_funnel\n"
+        "wa_campaign_runs, wa_contact_checks, wa_cost_estimates; views wa_campaign_funnel, "
+        "wa_campaign_costs\n"
         f"  e.g. SELECT outcome, reason, COUNT(*) FROM wa_recipients "
         f"WHERE campaign_id = '{report['campaign_id']}' GROUP BY outcome, reason;"
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, select
 
-from connectors.vocabulary import DELIVERY_RANK
+from connectors.vocabulary import DELIVERY_RANK, DeliveryStatus
 from connectors.warehouse.schema import deliveries, recipients, status_events
 
 IN_CHUNK = 500
@@ -49,6 +49,17 @@ class Delivery:
     events: list[Any] = field(default_factory=list)
     """Stored statuses (rows with `status`, `event_at`, `received_at`, `error_code`, the
     `recipient_user_id` and the pricing columns)."""
+
+    def failure(self, code: str) -> Any | None:
+        """The stored `failed` status with this error code, if there is one."""
+        return next(
+            (e for e in self.events if e.status == DeliveryStatus.FAILED and e.error_code == code),
+            None,
+        )
+
+    def furthest(self) -> str:
+        """The highest-ranked stored status (a `delivered` after a `failed` overrules it)."""
+        return str(max(self.events, key=lambda e: DELIVERY_RANK.get(e.status, 0)).status)
 
 
 @cache

@@ -39,7 +39,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from connectors.vocabulary import (
-    DELIVERY_RANK,
     MARKETING_LIMITED_CODE,
     MARKETING_STOPPED_CODE,
     DeliveryStatus,
@@ -175,17 +174,10 @@ def note_limited(conn: Connection, found: Sequence[Delivery], now: datetime) -> 
     held: list[tuple[Delivery, datetime]] = []
     overruled: list[tuple[Delivery, str]] = []
     for delivery in found:
-        failure = next(
-            (
-                e
-                for e in delivery.events
-                if e.status == DeliveryStatus.FAILED and e.error_code == MARKETING_LIMITED_CODE
-            ),
-            None,
-        )
+        failure = delivery.failure(MARKETING_LIMITED_CODE)
         if failure is None:
             continue
-        best = max(delivery.events, key=lambda e: DELIVERY_RANK.get(e.status, 0)).status
+        best = delivery.furthest()
         if best != DeliveryStatus.FAILED:
             overruled.append((delivery, best))
             continue

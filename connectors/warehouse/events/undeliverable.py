@@ -16,7 +16,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, Engine, Text, and_, any_, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from connectors.vocabulary import DELIVERY_RANK, UNDELIVERABLE_CODE, DeliveryStatus
+from connectors.vocabulary import UNDELIVERABLE_CODE, DeliveryStatus
 from connectors.warehouse.events.loading import Delivery
 from connectors.warehouse.schema import undeliverable
 from connectors.warehouse.upsert import upsert_when
@@ -34,18 +34,10 @@ def note_undeliverable(conn: Connection, found: Sequence[Delivery], now: datetim
     latest: dict[str, dict[str, Any]] = {}
     overruled: list[dict[str, str]] = []
     for delivery in found:
-        failure = next(
-            (
-                e
-                for e in delivery.events
-                if e.status == DeliveryStatus.FAILED and e.error_code == UNDELIVERABLE_CODE
-            ),
-            None,
-        )
+        failure = delivery.failure(UNDELIVERABLE_CODE)
         if failure is None:
             continue
-        best = max(delivery.events, key=lambda e: DELIVERY_RANK.get(e.status, 0)).status
-        if best != DeliveryStatus.FAILED:
+        if delivery.furthest() != DeliveryStatus.FAILED:
             overruled.append({"b_phone": delivery.phone_e164, "b_message": delivery.message_id})
             continue
         row = {
