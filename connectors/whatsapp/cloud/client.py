@@ -14,29 +14,23 @@ from typing import Any, TypeVar
 import httpx
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
 )
 
 from connectors.masking import mask_url
 from connectors.whatsapp.answers import error_from_response
+from connectors.whatsapp.calls import api_client, retry_policy
 from connectors.whatsapp.cloud import answers, templates
 from connectors.whatsapp.cloud.body import endpoint, template_body
 from connectors.whatsapp.errors import (
     MalformedAnswer,
     NetworkError,
     OutcomeUnknown,
-    RateLimited,
-    TransientError,
     UnknownObject,
     WhatsAppError,
 )
 from connectors.whatsapp.limits import Pause, SendLimiter, SendLimits
 from connectors.whatsapp.protocol import PhoneFacts, SendReceipt, Template, TemplateInfo
 from connectors.whatsapp.settings import WhatsAppSettings
-from connectors.whatsapp.transport import ShardedTransport
 
 # Errors raised before the request was written: the server cannot have acted on it.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -84,18 +78,8 @@ class CloudSender:
         self._pause = (
             self._send_limiter.pause if self._send_limiter else Pause(clock=monotonic, sleep=sleep)
         )
-        if send_limits:
-            max_connections = max(max_connections, send_limits.concurrency + 2)
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout_s,
-                read=settings.read_timeout_s,
-                write=settings.write_timeout_s,
-                pool=settings.pool_timeout_s,
-            ),
-            transport=ShardedTransport(max_connections=max_connections, verify=settings.verify_tls),
-        )
+        self._http = http or api_client(settings, max_connections, send_limits)
         self._headers = {"Authorization": f"Bearer {settings.token.get_secret_value()}"}
         self._root = f"{settings.base_url.rstrip('/')}/{settings.graph_version}"
 
@@ -124,29 +108,7 @@ class CloudSender:
             await self._http.aclose()
 
     def _retrying(self, pause: Pause | None) -> AsyncRetrying:
-        backoff = wait_random_exponential(
-            multiplier=self._settings.backoff_initial_s, max=self._settings.backoff_max_s
-        )
-        cap = self._settings.retry_after_max_s
-
-        def wait(state: RetryCallState) -> float:
-            delay = backoff(state)
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, WhatsAppError) and exc.retry_after_s is not None:
-                delay = max(delay, min(exc.retry_after_s, cap))
-            if isinstance(exc, RateLimited) and not exc.sender_wide:
-                delay = max(delay, self._pair_interval_s)  # this recipient only waits
-            elif pause is not None and isinstance(exc, RateLimited):
-                pause.extend(delay)  # before this call's own retry: every send slows down
-            return delay
-
-        return AsyncRetrying(
-            stop=stop_after_attempt(self._settings.max_attempts),
-            wait=wait,
-            retry=retry_if_exception_type(TransientError),
-            sleep=self._sleep,
-            reraise=True,
-        )
+        return retry_policy(self._settings, self._sleep, pause, self._pair_interval_s)
 
     def _error(self, response: httpx.Response, operation: str) -> WhatsAppError:
         return error_from_response(

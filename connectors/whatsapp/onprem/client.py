@@ -12,21 +12,16 @@ import httpx
 from aiolimiter import AsyncLimiter
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
 )
 
 from connectors.masking import mask_url
 from connectors.vocabulary import CONTACT_STATUSES, Contact
 from connectors.whatsapp.answers import error_from_response
+from connectors.whatsapp.calls import api_client, retry_policy
 from connectors.whatsapp.errors import (
     MalformedAnswer,
     NetworkError,
     OutcomeUnknown,
-    RateLimited,
-    TransientError,
     UnknownContact,
     WhatsAppError,
 )
@@ -35,7 +30,6 @@ from connectors.whatsapp.onprem.auth import auth_for
 from connectors.whatsapp.onprem.body import template_body
 from connectors.whatsapp.protocol import ContactCheck, SendReceipt, Template
 from connectors.whatsapp.settings import WhatsAppSettings
-from connectors.whatsapp.transport import ShardedTransport
 
 # Errors raised before the request was written: the server cannot have acted on it.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -84,18 +78,8 @@ class OnPremSender:
             CONTACTS_PATH: Pause(clock=monotonic, sleep=sleep),
         }
         self._contacts_rate = AsyncLimiter(CONTACTS_CALLS_PER_S, 1.0)
-        if send_limits:
-            max_connections = max(max_connections, send_limits.concurrency + 2)
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout_s,
-                read=settings.read_timeout_s,
-                write=settings.write_timeout_s,
-                pool=settings.pool_timeout_s,
-            ),
-            transport=ShardedTransport(max_connections=max_connections, verify=settings.verify_tls),
-        )
+        self._http = http or api_client(settings, max_connections, send_limits)
         self._base = settings.base_url.rstrip("/")
 
     def __repr__(self) -> str:
@@ -123,27 +107,7 @@ class OnPremSender:
             await self._http.aclose()
 
     def _retrying(self, pause: Pause | None) -> AsyncRetrying:
-        backoff = wait_random_exponential(
-            multiplier=self._settings.backoff_initial_s, max=self._settings.backoff_max_s
-        )
-        cap = self._settings.retry_after_max_s
-
-        def wait(state: RetryCallState) -> float:
-            delay = backoff(state)
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, WhatsAppError) and exc.retry_after_s is not None:
-                delay = max(delay, min(exc.retry_after_s, cap))
-            if pause is not None and isinstance(exc, RateLimited) and exc.sender_wide:
-                pause.extend(delay)  # before this call's own retry: every call slows down
-            return delay
-
-        return AsyncRetrying(
-            stop=stop_after_attempt(self._settings.max_attempts),
-            wait=wait,
-            retry=retry_if_exception_type(TransientError),
-            sleep=self._sleep,
-            reraise=True,
-        )
+        return retry_policy(self._settings, self._sleep, pause)
 
     async def _authorised(self, method: str, path: str, body: Any) -> httpx.Response:
         """One API call with credentials; after a 401, renewed credentials and one repeat.
