@@ -23,7 +23,8 @@ WhatsAppError (PipelineError)     carries the HTTP status, API code, title, deta
 │   ├── TemplateMismatch              2000-2099, Cloud 132000 (parameters do not fit the template)
 │   │   └── TemplateUnavailable   [!]     Cloud 132001, 132015, 132016 (unknown, paused, disabled)
 │   ├── AccountRestricted             Cloud 130497 (may not message that country)
-│   │   └── AccountBlocked        [!]     Cloud 131048, 368, 131031, 131042, 131063, 131064
+│   │   └── AccountBlocked        [!]     Cloud 368, 131031, 131042, 131063, 131064
+│   │       └── NumberBlocked     [!] (s) Cloud 131048: this number's spam rate limit
 │   ├── UnknownObject             [!]     Cloud 100 on a look-up: an id of the settings unknown
 │   └── UnexpectedError               a code or HTTP status this client does not know
 └── OutcomeUnknownError kind      may have been applied (timeout or reset after writing, a 200
@@ -67,6 +68,7 @@ __all__ = [
     "MarketingLimited",
     "MarketingStopped",
     "NetworkError",
+    "NumberBlocked",
     "OutcomeUnknown",
     "OutcomeUnknownError",
     "Overloaded",
@@ -93,6 +95,8 @@ class WhatsAppError(PipelineError):
 
     stops_at_once: ClassVar[bool] = False
     """True on the StopRunError-kind classes whose first occurrence stops the run (see above)."""
+    about_sender: ClassVar[bool] = False
+    """True where the cause is the sender's own (its number or credentials), not the campaign's."""
 
     def __init__(
         self,
@@ -169,6 +173,8 @@ class MarketingStopped(WhatsAppError, RecipientError):
 class AuthenticationError(WhatsAppError, StopRunError):
     """The credentials were refused: no call will succeed, stop the run."""
 
+    about_sender = True
+
 
 class AccessDenied(AuthenticationError):
     """The account may not do this (403 / 1005): stop the run."""
@@ -199,6 +205,12 @@ class AccountBlocked(AccountRestricted):
     disabled or category misuse: Cloud 131048, 368, 131031, 131042, 131063, 131064)."""
 
     stops_at_once = True
+
+
+class NumberBlocked(AccountBlocked):
+    """This number hit its spam rate limit (Cloud 131048): stop it, the other numbers go on."""
+
+    about_sender = True
 
 
 class UnknownObject(WhatsAppError, StopRunError):

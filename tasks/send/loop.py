@@ -6,7 +6,8 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.errors import OutcomeUnknownError, StopRunError, kind_of
@@ -29,10 +30,27 @@ def _now() -> datetime:
 class CircuitOpenError(StopRunError):
     """Sends kept failing for a reason that is not the recipient's: the run stopped early."""
 
+    def __init__(self, message: str, *, sender_id: str | None = None) -> None:
+        super().__init__(message)
+        self.sender_id = sender_id
+
+
+class SenderStoppedError(CircuitOpenError):
+    """One sender stopped for a cause of its own (its number's spam limit, its credentials): its
+    recipients wait for the next run while the campaign's other senders go on."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """A finished send: its ledger result, and whether a failure is about the sender itself."""
+
+    result: ledger.Result
+    about_sender: bool = False
+
 
 async def _send_one(
     client: Sender, item: Outgoing, template: Template, campaign_id: str | None
-) -> ledger.Result:
+) -> _Done:
     """Send one message and turn whatever happened into a ledger result. With a campaign id, the
     send carries its ledger key, which the API echoes in the message's status webhooks."""
     key = callback_key(campaign_id, item.phone_e164) if campaign_id else None
@@ -41,12 +59,12 @@ async def _send_one(
             item.wa_id, template, item.params, number=item.phone_e164, callback=key
         )
     except OutcomeUnknownError:
-        return ledger.Result(item.phone_e164, LedgerState.UNKNOWN, _now())
+        return _Done(ledger.Result(item.phone_e164, LedgerState.UNKNOWN, _now()))
     except WhatsAppError as exc:
         # A failure that says nothing about the recipient would hit every send: it opens the
         # breaker, and like a transient one it is retried by the next run.
         kind = kind_of(exc)
-        return ledger.Result(
+        failed = ledger.Result(
             item.phone_e164,
             LedgerState.SEND_FAILED,
             _now(),
@@ -57,53 +75,69 @@ async def _send_one(
             stops_at_once=exc.stops_at_once,
             detail=str(exc),
         )
+        return _Done(failed, about_sender=kind == "stop_run" and exc.about_sender)
     except Exception as exc:  # a bug or an answer nobody foresaw: the request may have gone out
         log.error("send ended in doubt: %s", type(exc).__name__)
-        return ledger.Result(item.phone_e164, LedgerState.UNKNOWN, _now())
-    return ledger.Result(
-        item.phone_e164,
-        LedgerState.SENT,
-        _now(),
-        message_id=receipt.message_id,
-        wa_id=receipt.wa_id or item.wa_id,
-        message_status=receipt.message_status,
-        user_id=receipt.user_id,
+        return _Done(ledger.Result(item.phone_e164, LedgerState.UNKNOWN, _now()))
+    return _Done(
+        ledger.Result(
+            item.phone_e164,
+            LedgerState.SENT,
+            _now(),
+            message_id=receipt.message_id,
+            wa_id=receipt.wa_id or item.wa_id,
+            message_status=receipt.message_status,
+            user_id=receipt.user_id,
+        )
     )
 
 
 class _Breaker:
     """Opens after `threshold` campaign-level failures in a row, or at once on one that stops a
-    run by itself (an expired token, a paused template, a blocked account); any success closes
-    it again."""
+    run by itself (an expired token, a paused template, a blocked number); any success closes
+    it again. It remembers whether the failure that opened it is about the sender alone."""
 
-    def __init__(self, threshold: int) -> None:
+    def __init__(self, threshold: int, sender_id: str) -> None:
         self.threshold = threshold
+        self.sender_id = sender_id
         self.streak = 0
-        self.last: ledger.Result | None = None
-        self.at_once: ledger.Result | None = None
+        self.last: _Done | None = None
+        self.at_once: _Done | None = None
 
-    def observe(self, result: ledger.Result) -> None:
+    def observe(self, done: _Done) -> None:
+        result = done.result
         self.streak = self.streak + 1 if result.campaign_level else 0
-        self.last = result if result.campaign_level else self.last
+        self.last = done if result.campaign_level else self.last
         if result.stops_at_once and self.at_once is None:
-            self.at_once = result
+            self.at_once = done
 
     @property
     def open(self) -> bool:
         return self.at_once is not None or self.streak >= self.threshold
 
+    @property
+    def about_sender(self) -> bool:
+        """True when what opened the breaker is the sender's own (its number, its token)."""
+        cause = self.at_once or self.last
+        return cause is not None and cause.about_sender
+
     def error(self) -> CircuitOpenError:
+        scope = SenderStoppedError if self.about_sender else CircuitOpenError
+        whose = f"sender {self.sender_id} " if self.about_sender else ""
         if self.at_once is not None:
-            return CircuitOpenError(
-                f"stopped at the first send that failed with {self.at_once.detail} (nothing "
-                "is sent twice; what was sent stays recorded, the rest is retried by the next run)"
+            return scope(
+                f"{whose}stopped at the first send that failed with {self.at_once.result.detail} "
+                "(nothing is sent twice; what was sent stays recorded, the rest is retried by "
+                "the next run)",
+                sender_id=self.sender_id,
             )
-        last = self.last
+        last = self.last.result if self.last else None
         code = f"{last.error_code} ({last.error_title})" if last else "?"
-        return CircuitOpenError(
-            f"stopped after {self.streak} sends in a row failed with {code}: every send would "
-            "fail the same way; fix its cause (template, credentials, account) and run again "
-            "(nothing is sent twice; these sends are retried)"
+        return scope(
+            f"{whose}stopped after {self.streak} sends in a row failed with {code}: every send "
+            "would fail the same way; fix its cause (template, credentials, account) and run "
+            "again (nothing is sent twice; these sends are retried)",
+            sender_id=self.sender_id,
         )
 
 
@@ -126,6 +160,37 @@ class Pending:
         return taken
 
 
+class _InFlight:
+    """The sends under way; each puts itself on a queue when done, so waiting for the next one
+    costs the same however many are in flight."""
+
+    def __init__(self) -> None:
+        self._done: asyncio.Queue[_Done] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references
+        self._unread = 0
+
+    def __len__(self) -> int:
+        """Sends started whose result was not taken yet."""
+        return self._unread
+
+    def start(self, send: Coroutine[None, None, _Done]) -> None:
+        task = asyncio.create_task(self._finish(send))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._unread += 1
+
+    async def _finish(self, send: Coroutine[None, None, _Done]) -> None:
+        self._done.put_nowait(await send)
+
+    async def next_done(self) -> list[_Done]:
+        """Wait for at least one send to finish; all that have finished by then."""
+        finished = [await self._done.get()]
+        while not self._done.empty():
+            finished.append(self._done.get_nowait())
+        self._unread -= len(finished)
+        return finished
+
+
 async def send_all(
     client: Sender,
     items: Iterable[Outgoing],
@@ -137,6 +202,7 @@ async def send_all(
     progress: Callable[[int], None] | None = None,
     progress_every_s: float = 1.0,
     campaign_id: str | None = None,
+    halt: asyncio.Event | None = None,
 ) -> dict[str, ledger.Result]:
     """Send every item at most once, never more than `concurrency` rows `sending` at any moment.
 
@@ -144,38 +210,44 @@ async def send_all(
     are free slots, so a crash leaves at most `concurrency` rows in doubt. The client paces the
     requests (its send limits); this loop only keeps the ledger ahead of them. `items` is read
     as the slots free up, so a lazy iterable costs no pause before the first send.
+
+    `halt` is shared by the senders of one campaign: a failure about the campaign sets it and
+    every loop stops claiming; this loop then returns what it sent. A failure about this sender
+    alone (its number, its token) raises `SenderStoppedError` and leaves the others going.
     """
+    halt = halt or asyncio.Event()
     queue = Pending(items)
-    in_flight: set[asyncio.Task[ledger.Result]] = set()
-    finished: list[ledger.Result] = []
+    in_flight = _InFlight()
+    finished: list[_Done] = []
     results: dict[str, ledger.Result] = {}
-    breaker = _Breaker(breaker_threshold)
+    breaker = _Breaker(breaker_threshold, client.sender_id)
     reporter = _Reporter(progress, progress_every_s)
     stopped: Exception | None = None
     while queue or in_flight or finished:
-        items_now = queue.take(0 if breaker.open or stopped else concurrency - len(in_flight))
+        if breaker.open and not breaker.about_sender:
+            halt.set()
+        closed = breaker.open or stopped or halt.is_set()
+        items_now = queue.take(0 if closed else concurrency - len(in_flight))
+        done = [d.result for d in finished]
         try:
-            won = await asyncio.to_thread(write, finished, _claims(items_now, client.sender_id))
+            won = await asyncio.to_thread(write, done, _claims(items_now, client.sender_id))
         except LeaseLostError as exc:  # the results were recorded; no new claim is ours
             stopped, won = stopped or exc, frozenset()
         refused = [c.phone_e164 for c in items_now if c.phone_e164 not in won]
         if refused and not stopped:
             stopped = _refused(refused)
-        results.update((r.phone_e164, r) for r in finished)
+        results.update((r.phone_e164, r) for r in done)
         if finished:
             reporter.report(len(results))
         finished = []
-        in_flight.update(
-            asyncio.create_task(_send_one(client, c, template, campaign_id))
-            for c in items_now
-            if c.phone_e164 in won
-        )
+        for c in items_now:
+            if c.phone_e164 in won:
+                in_flight.start(_send_one(client, c, template, campaign_id))
         if not in_flight:
             break
-        done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-        for finished_task in done:
-            finished.append(finished_task.result())
-            breaker.observe(finished[-1])
+        finished = await in_flight.next_done()
+        for d in finished:
+            breaker.observe(d)
     await reporter.finish()
     if stopped is not None:
         raise stopped

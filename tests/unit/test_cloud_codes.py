@@ -41,7 +41,7 @@ TABLE: dict[int, tuple[int, type[errors.WhatsAppError], str, bool]] = {
     132015: (400, errors.TemplateUnavailable, "stop_run", True),
     132016: (400, errors.TemplateUnavailable, "stop_run", True),
     131042: (400, errors.AccountBlocked, "stop_run", True),
-    131048: (400, errors.AccountBlocked, "stop_run", True),
+    131048: (400, errors.NumberBlocked, "stop_run", True),
     131063: (400, errors.AccountBlocked, "stop_run", True),
     131064: (400, errors.AccountBlocked, "stop_run", True),
     368: (403, errors.AccountBlocked, "stop_run", True),
@@ -121,9 +121,28 @@ def test_stop_at_once_is_only_ever_set_on_stop_run_classes() -> None:
         errors.TokenExpired,
         errors.TemplateUnavailable,
         errors.AccountBlocked,
+        errors.NumberBlocked,
         errors.UnknownObject,
     }
     assert all(issubclass(cls, errors.StopRunError) for cls in at_once)
+
+
+def test_only_a_numbers_own_causes_stop_one_sender_alone() -> None:
+    classes = [
+        cls
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.WhatsAppError)
+    ]
+    own = {cls for cls in classes if cls.about_sender}
+    assert own == {
+        errors.AuthenticationError,
+        errors.AccessDenied,
+        errors.TokenExpired,
+        errors.NumberBlocked,
+    }
+    assert errors.class_for(400, 131048, CODES) is errors.NumberBlocked
+    # payment, policy, lock, route and template are the campaign's: they stop every sender
+    assert not any(errors.class_for(400, c, CODES).about_sender for c in (131042, 368, 132015))
 
 
 @pytest.mark.parametrize(

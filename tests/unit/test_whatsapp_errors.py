@@ -36,7 +36,7 @@ def _error(status: int, body: Any = None, **headers: str) -> errors.WhatsAppErro
         ("cloud_error_131000.json", 500, errors.ServerError),
         ("cloud_error_131026.json", 400, errors.RecipientIncapable),
         ("cloud_error_190.json", 401, errors.TokenExpired),
-        ("cloud_error_131048.json", 400, errors.AccountBlocked),
+        ("cloud_error_131048.json", 400, errors.NumberBlocked),
         ("cloud_error_131063.json", 400, errors.AccountBlocked),
         ("cloud_error_368.json", 403, errors.AccountBlocked),
         ("cloud_error_132000.json", 400, errors.TemplateMismatch),

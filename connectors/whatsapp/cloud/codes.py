@@ -12,6 +12,7 @@ from connectors.whatsapp.errors import (
     InvalidRequest,
     MarketingLimited,
     MarketingStopped,
+    NumberBlocked,
     RateLimited,
     RecipientIncapable,
     ServerError,
@@ -58,8 +59,8 @@ _TABLE: Final[Mapping[int, tuple[type[WhatsAppError], str]]] = {
         "payment problem on the business account: fix its payment method, then run again",
     ),
     131048: (
-        AccountBlocked,
-        "spam rate limit: the number is in danger, stop sending and review the campaign",
+        NumberBlocked,
+        "spam rate limit: the number is in danger, stop sending from it and review the campaign",
     ),
     131063: (
         AccountBlocked,
