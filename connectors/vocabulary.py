@@ -100,6 +100,7 @@ class Reason:
     MARKETING_LIMITED: Final = "marketing_limited"  # 131049: Meta's per-user marketing limit
     MESSAGING_LIMIT: Final = "messaging_limit"  # the portfolio's 24-hour unique-recipient limit
     OUTSIDE_SEND_WINDOW: Final = "outside_send_window"  # the campaign's local quiet hours
+    SENDER_STOPPED: Final = "sender_stopped"  # its sender stopped (spam limit, RED, credentials)
 
 
 # Why a customer is deferred; `wa_campaign_runs` has a count column for each
@@ -108,6 +109,7 @@ DEFERRAL_REASONS: Final = (
     Reason.MARKETING_LIMITED,
     Reason.MESSAGING_LIMIT,
     Reason.OUTSIDE_SEND_WINDOW,
+    Reason.SENDER_STOPPED,
 )
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger, runtime
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import SecretStr, ValidationError
 
+from connectors.errors import StopRunError
 from connectors.masking import masked_errors, safe_error, secrets_in
 from connectors.settings import Connections, SecretBlocks, mask_url
 from connectors.vocabulary import RunStatus
@@ -35,7 +36,8 @@ from tasks.record import (
 from tasks.report import Progress, advance_progress, publish_report, start_progress
 from tasks.rules.task import Rules
 from tasks.send.messages import pending_sends
-from tasks.send.task import send_chunks
+from tasks.send.senders import SenderPlan, plan_senders
+from tasks.send.task import Sent, send_chunks
 from tasks.summary import (
     RunFacts,
     RunReport,
@@ -47,6 +49,20 @@ from tasks.template import resolve_template_task
 from tasks.verify.task import verify_chunks
 
 T = TypeVar("T")
+
+
+class SendersStoppedError(StopRunError):
+    """Some of the campaign's senders stopped for causes of their own; the others finished and
+    every outcome was recorded: the run ends failed so that someone looks at those numbers."""
+
+    def __init__(self, stopped: dict[str, str], senders: int, report: RunReport) -> None:
+        whys = "; ".join(stopped.values())
+        deferred = report["funnel"]["deferred: their sender stopped"]
+        super().__init__(
+            f"{len(stopped)} of {senders} senders stopped ({whys}); the others finished, "
+            f"{deferred:,} customers of the stopped ones are deferred to the next run"
+        )
+        self.report = report
 
 
 def current_run_id() -> str:
@@ -85,6 +101,12 @@ def _broadcast(campaign: Campaign, secrets: SecretBlocks | None) -> RunReport:
         )
         try:
             report = _run(campaign, conns, run_id, attempt, lease)
+        except SendersStoppedError as exc:
+            error = safe_error(exc, secrets_in([conns]))[:2000]
+            counts = exc.report["run_counts"]
+            finish_run_task(wh, run_id, attempt, RunStatus.FAILED, counts, error)
+            publish_report(exc.report)
+            raise
         except BaseException as exc:
             _record_failure(wh, run_id, attempt, lease, safe_error(exc, secrets_in([conns])))
             raise
@@ -106,27 +128,37 @@ def _run(
     campaign: Campaign, conns: Connections, run_id: str, attempt: int, lease: Lease
 ) -> RunReport:
     """The stages, in the order of the diagram."""
-    assert conns.whatsapp is not None
     wh, run = conns.warehouse_url, PrefectRunner()
-    sender = conns.whatsapp.model_copy(update={"marketing_route": campaign.marketing_route})
+    route = {"marketing_route": campaign.marketing_route}
+    senders = [s.model_copy(update=route) for s in conns.senders]
+    sender = senders[0]  # the account's: template look-ups, rules, reachability
     facts_by_sender = sender_facts()
     described = describe_senders(facts_by_sender)
     run.logger.info("senders: %s", described)
+    plans = plan_senders(
+        senders,
+        facts_by_sender,
+        rate_per_s=campaign.rate_limit_per_s,
+        concurrency=campaign.concurrency,
+    )
     template = run.once(resolve_template_task, campaign.template, sender)
-    rules = campaign_rules(campaign, template, sender, facts_by_sender.get(sender.sender_id))
+    rules = campaign_rules(campaign, template, sender, facts_by_sender.values())
     prepared = prepare(run, campaign, conns.crm_url, wh, lease, rules)
     chunks, in_doubt = prepared.chunks, prepared.in_doubt
     cost_key = (wh, run_id, attempt, campaign.campaign_id)
     priced = run.once(estimate_task, chunks, template.category, *cost_key)
     checked = from_cache = suppressed = 0
+    stopped: dict[str, str] = {}
     send_started = time.monotonic()
     if not campaign.dry_run:
         batch, days = campaign.contacts_batch_size, campaign.undeliverable_suppress_days
-        chunks, stats = run.once(verify_chunks, chunks, sender, wh, batch, days)
+        going = [p.settings for p in plans if not p.stopped]
+        chunks, stats = run.once(verify_chunks, chunks, going, wh, batch, days)
         checked, from_cache, suppressed = stats.checked, stats.from_cache, stats.suppressed
         chunks = run.done("verify" if sender.api == "onprem" else "reachability", chunks)
         send_started = time.monotonic()
-        chunks = run.done("send", _send(campaign, sender, template, run_id, lease, chunks, wh))
+        sent = _send(campaign, plans, template, run_id, lease, chunks, wh)
+        chunks, stopped = run.done("send", sent.frames), sent.stopped
     send_seconds = time.monotonic() - send_started
     run.each(record_chunk, chunks, campaign.campaign_id, run_id, wh)
     run.done("record", chunks)
@@ -138,7 +170,7 @@ def _run(
         campaign_id=campaign.campaign_id,
         template=campaign.template.address,
         dry_run=campaign.dry_run,
-        rate_limit=campaign.rate_limit_per_s,
+        rate_limit=sum(p.rate_per_s for p in plans if not p.stopped),
         warehouse=mask_url(wh.get_secret_value()),
         contacts_checked=checked,
         contacts_from_cache=from_cache,
@@ -150,17 +182,24 @@ def _run(
         limit=prepared.rules,
         costs=tuple(costs),
     )
-    return build_report(facts, chunks, reconcile_deliveries(wh, campaign.campaign_id))
+    report = build_report(facts, chunks, reconcile_deliveries(wh, campaign.campaign_id))
+    if stopped:
+        raise SendersStoppedError(stopped, len(plans), report)
+    return report
 
 
 def campaign_rules(
-    campaign: Campaign, template: Template, sender: WhatsAppSettings, facts: PhoneFacts | None
+    campaign: Campaign,
+    template: Template,
+    sender: WhatsAppSettings,
+    facts: Iterable[PhoneFacts | None],
 ) -> Rules:
-    """The rules for this campaign: its settings, the template's category and the sender's
-    messaging limit (the campaign's `messaging_limit` overrides what the Cloud number says)."""
+    """The rules for this campaign: its settings, the template's category and the portfolio's
+    messaging limit, one budget for all its numbers (the campaign's `messaging_limit` overrides
+    what the Cloud numbers say; where they differ, the lowest holds)."""
     limit = campaign.messaging_limit
-    if limit is None and facts is not None:
-        limit = facts.messaging_limit
+    if limit is None:
+        limit = min((f.messaging_limit for f in facts if f and f.messaging_limit), default=None)
     return Rules(
         category=template.category,
         paused_regions=tuple(campaign.marketing_paused_regions),
@@ -172,14 +211,14 @@ def campaign_rules(
 
 def _send(
     campaign: Campaign,
-    sender: WhatsAppSettings,
+    plans: list[SenderPlan],
     template: Template,
     run_id: str,
     lease: Lease,
     chunks: list[pd.DataFrame],
     wh: SecretStr,
-) -> list[pd.DataFrame]:
-    """Send chunk after chunk (one sender, one rate), with a progress artifact over all of them."""
+) -> Sent:
+    """Send chunk after chunk, every sender at its own rate, with a progress artifact over all."""
     total = sum(pending_sends(chunk) for chunk in chunks)
     artifact = start_progress(campaign.campaign_id, total)
     sent = send_chunks(
@@ -188,10 +227,8 @@ def _send(
         run_id,
         template,
         campaign.template.param_columns,
-        sender,
+        plans,
         wh,
-        campaign.rate_limit_per_s,
-        campaign.concurrency,
         campaign.circuit_breaker,
         Progress(artifact, total=total),
     )

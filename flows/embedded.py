@@ -27,7 +27,7 @@ from connectors.whatsapp.settings import WhatsAppSettings
 
 # The demo sandboxes allow more than the demo campaign's rate, so a default run sees no 429.
 DEMO_SANDBOX = SandboxConfig(rate_limit_messages=(500.0, 500))
-DEMO_CLOUD = CloudSandboxConfig(throughput_per_s=500.0)
+DEMO_CLOUD = CloudSandboxConfig(throughput_per_s=1000.0)  # HIGH: the campaign sets the pace
 
 Settle = Callable[[], None]
 Demo = tuple[Connections, Settle, PhoneFacts | None]

@@ -112,13 +112,21 @@ class Campaign(BaseModel):
     resend_unknown: bool = Field(
         default=False, description="Resend numbers whose earlier send ended in doubt (crash)."
     )
-    rate_limit_per_s: float = Field(
-        default=50,
+    rate_limit_per_s: float | None = Field(
+        default=None,
         ge=0.1,
         le=1000,
-        description="Messages per second (0.1 to 1,000); below 0.1/s a campaign never ends.",
+        description="Messages per second per sender (0.1 to 1,000); below 0.1/s a campaign "
+        "never ends. Unset: a Cloud number's throughput (80/s STANDARD, 1,000/s HIGH), 50/s on "
+        "v1; set, it also caps a Cloud number's throughput.",
     )
-    concurrency: int = Field(default=16, ge=1, le=256, description="Sends in flight at most.")
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="Sends in flight at most per sender; unset: enough for answers of up to "
+        "0.2 s at the sender's rate (at least 16).",
+    )
     contacts_batch_size: int = Field(
         default=1000, ge=1, le=100_000, description="Numbers per /v1/contacts call."
     )

@@ -85,6 +85,7 @@ def funnel(counts: Counts, delivery: dict[str, int] | None = None) -> dict[str, 
         "deferred: Meta's per-user marketing limit": counts.outcome(
             Outcome.DEFERRED, Reason.MARKETING_LIMITED
         ),
+        "deferred: their sender stopped": counts.outcome(Outcome.DEFERRED, Reason.SENDER_STOPPED),
         "planned (dry run)": counts.outcome(Outcome.PLANNED),
         "sent in this run": counts.outcome(Outcome.SENT) - already,
         "sent by an earlier run": already,

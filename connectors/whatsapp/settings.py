@@ -3,7 +3,7 @@
 | variable | meaning |
 |---|---|
 | `WHATSAPP_API` | `onprem` (the v1 API, default) or `cloud`; anything else is refused |
-| `WHATSAPP_API_URL` | the v1 server, or the Graph API base (e.g. `https://graph.facebook.com`) |
+| `WHATSAPP_API_URL` | the v1 server (`url1,url2`: a sender per server), or the Graph API base |
 | `WHATSAPP_USERNAME` + `WHATSAPP_PASSWORD` | v1 login mode: Basic -> bearer token, refreshed |
 | `WHATSAPP_API_KEY` | v1: a `D360-API-KEY` header (360dialog style) |
 | `WHATSAPP_TOKEN` | a static bearer token (v1), the system-user access token (Cloud, required) |
@@ -11,7 +11,8 @@
 | `WHATSAPP_PHONE_NUMBER_ID` | Cloud, required: the phone number id; `id1,id2`: a sender per id |
 | `WHATSAPP_WABA_ID` | Cloud, required: the WhatsApp Business Account id (template look-ups) |
 
-Several Cloud phone number ids share the token and the account. `WHATSAPP_APP_SECRET` (Cloud
+Several v1 servers share the credentials; several Cloud phone number ids share the token and
+the account (the Graph API base is e.g. `https://graph.facebook.com`). `WHATSAPP_APP_SECRET` (Cloud
 webhook signatures) belongs to the receiver, not to a sender.
 """
 
@@ -246,20 +247,37 @@ def phone_number_ids(value: str) -> tuple[str, ...]:
 def senders_from_env(
     env: Mapping[str, str] | None = None, **overrides: object
 ) -> tuple[WhatsAppSettings, ...]:
-    """Every sender the `WHATSAPP_*` variables describe: one (v1), or one per Cloud phone number
-    id, all sharing the token; `overrides` fill what the environment leaves unset."""
+    """Every sender the `WHATSAPP_*` variables describe: one per v1 server of `WHATSAPP_API_URL`
+    (sharing the credentials), or one per Cloud phone number id (sharing the token); `overrides`
+    fill what the environment leaves unset."""
     env = os.environ if env is None else env
     api = api_from_env(env)
     values: dict[str, object] = {**overrides, "api": api}
     for field, var in _VARIABLES[api]:
         if env.get(var):
             values[field] = env[var]
-    if api == "onprem" or not env.get("WHATSAPP_PHONE_NUMBER_ID"):
+    if api == "onprem":
+        urls = [u.strip() for u in str(values.get("base_url") or "").split(",") if u.strip()]
+        if len(urls) > 1:
+            return _distinct(
+                tuple(WhatsAppSettings.model_validate({**values, "base_url": u}) for u in urls)
+            )
+        return (WhatsAppSettings.model_validate(values),)
+    if not env.get("WHATSAPP_PHONE_NUMBER_ID"):
         return (WhatsAppSettings.model_validate(values),)
     ids = phone_number_ids(env["WHATSAPP_PHONE_NUMBER_ID"])
     if not ids:
         raise ValueError("WHATSAPP_PHONE_NUMBER_ID names no phone number id")
     return tuple(WhatsAppSettings.model_validate({**values, "phone_number_id": i}) for i in ids)
+
+
+def _distinct(senders: tuple[WhatsAppSettings, ...]) -> tuple[WhatsAppSettings, ...]:
+    """The senders, refused when two are one server (the same sender id)."""
+    ids = [s.sender_id for s in senders]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ValueError(f"WHATSAPP_API_URL lists the server {twice[0]} twice")
+    return senders
 
 
 SenderSettings: TypeAlias = WhatsAppSettings

@@ -203,6 +203,7 @@ async def send_all(
     progress_every_s: float = 1.0,
     campaign_id: str | None = None,
     halt: asyncio.Event | None = None,
+    into: dict[str, ledger.Result] | None = None,
 ) -> dict[str, ledger.Result]:
     """Send every item at most once, never more than `concurrency` rows `sending` at any moment.
 
@@ -214,12 +215,14 @@ async def send_all(
     `halt` is shared by the senders of one campaign: a failure about the campaign sets it and
     every loop stops claiming; this loop then returns what it sent. A failure about this sender
     alone (its number, its token) raises `SenderStoppedError` and leaves the others going.
+    Results go into `into` as they are recorded (kept when the loop raises), and are returned.
     """
     halt = halt or asyncio.Event()
     queue = Pending(items)
     in_flight = _InFlight()
     finished: list[_Done] = []
-    results: dict[str, ledger.Result] = {}
+    results: dict[str, ledger.Result] = {} if into is None else into
+    recorded = 0
     breaker = _Breaker(breaker_threshold, client.sender_id)
     reporter = _Reporter(progress, progress_every_s)
     stopped: Exception | None = None
@@ -237,8 +240,9 @@ async def send_all(
         if refused and not stopped:
             stopped = _refused(refused)
         results.update((r.phone_e164, r) for r in done)
+        recorded += len(done)
         if finished:
-            reporter.report(len(results))
+            reporter.report(recorded)
         finished = []
         for c in items_now:
             if c.phone_e164 in won:

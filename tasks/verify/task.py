@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
 from connectors.masking import masked_errors
+from connectors.vocabulary import PHONE_E164
 from connectors.whatsapp import WhatsAppSettings
+from tasks.send.senders import assign_senders
 from tasks.verify.common import VerifyStats
 from tasks.verify.contacts import verify
 from tasks.verify.reachability import reach
@@ -18,14 +21,47 @@ from tasks.verify.reachability import reach
 @masked_errors
 def verify_chunks(
     frames: list[pd.DataFrame],
-    whatsapp: WhatsAppSettings,
+    senders: list[WhatsAppSettings],
     warehouse_url: SecretStr,
     batch_size: int,
     suppress_days: int = 30,
 ) -> tuple[list[pd.DataFrame], VerifyStats]:
-    """Prefect task: one pass over all chunks of the campaign, as the sender's API allows: the
-    v1 contact check, or (Cloud) the numbers earlier sends showed undeliverable."""
+    """Prefect task: one pass over all chunks of the campaign, as the senders' API allows: the
+    v1 contact check, each number on the server that will send to it, or (Cloud) the numbers
+    earlier sends showed undeliverable."""
     url = warehouse_url.get_secret_value()
-    if whatsapp.api == "cloud":
+    if not senders or senders[0].api == "cloud":
         return reach(frames, warehouse_url=url, suppress_days=suppress_days)
-    return verify(frames, whatsapp=whatsapp, warehouse_url=url, batch_size=batch_size)
+    if len(senders) == 1:
+        return verify(frames, whatsapp=senders[0], warehouse_url=url, batch_size=batch_size)
+    return verify_on_each(frames, senders, warehouse_url=url, batch_size=batch_size)
+
+
+def verify_on_each(
+    frames: list[pd.DataFrame],
+    senders: list[WhatsAppSettings],
+    *,
+    warehouse_url: str,
+    batch_size: int,
+) -> tuple[list[pd.DataFrame], VerifyStats]:
+    """The v1 contact check of several servers: each checks the numbers assigned to it (a
+    contact is known only to the server that checked it); chunks keep their row order."""
+    owners = [
+        assign_senders(f[PHONE_E164], [s.sender_id for s in senders]).to_numpy() for f in frames
+    ]
+    parts: list[list[pd.DataFrame]] = [[] for _ in frames]
+    checked = from_cache = 0
+    for sender in senders:
+        mine = [f.iloc[o == sender.sender_id] for f, o in zip(frames, owners, strict=True)]
+        done, stats = verify(
+            mine, whatsapp=sender, warehouse_url=warehouse_url, batch_size=batch_size
+        )
+        checked, from_cache = checked + stats.checked, from_cache + stats.from_cache
+        for part, frame in zip(parts, done, strict=True):
+            part.append(frame)
+    rejoined = []
+    for frame, owner, part in zip(frames, owners, parts, strict=True):
+        order = np.concatenate([np.flatnonzero(owner == s.sender_id) for s in senders])
+        rejoined.append(pd.concat(part).iloc[np.argsort(order, kind="stable")])
+        assert len(rejoined[-1]) == len(frame)
+    return rejoined, VerifyStats(checked, from_cache)

@@ -23,6 +23,7 @@ from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from tasks.frame import with_stage_columns
 from tasks.plan import apply_ledger
+from tasks.send.senders import SenderPlan
 from tasks.send.task import send
 from tests.helpers import sandbox_settings
 
@@ -57,18 +58,14 @@ def test_a_run_taken_over_mid_send_stops_and_the_new_run_sends_only_the_rest(
     engine = warehouse(any_db_url)
     frame = _verified(sandbox, 300)
     first = lease.acquire(engine, "spring", "run-a#1", TTL)
-    kwargs = {
-        "template": WELCOME,
-        "param_columns": [],
-        "whatsapp": sandbox_settings(sandbox),
-        "warehouse_url": any_db_url,
-        "concurrency": 4,
-    }
+    settings = sandbox_settings(sandbox)
+    kwargs = {"template": WELCOME, "param_columns": [], "warehouse_url": any_db_url}
     failure: list[BaseException] = []
 
     def run_a() -> None:
         try:
-            send([frame], lease=first, run_id="run-a", rate_per_s=60, **kwargs)  # type: ignore[arg-type]
+            slow = [SenderPlan(settings, rate_per_s=60, concurrency=4)]
+            send([frame], lease=first, run_id="run-a", senders=slow, **kwargs)  # type: ignore[arg-type]
         except BaseException as exc:  # asserted below
             failure.append(exc)
 
@@ -81,7 +78,8 @@ def test_a_run_taken_over_mid_send_stops_and_the_new_run_sends_only_the_rest(
     ahead = lease.acquire(engine, "spring", "run-b#1", TTL, clock=lambda: datetime.now(UTC) + TTL)
     ledger.mark_in_doubt(engine, ahead)  # B plans as the flow does
     planned = apply_ledger(frame, ledger.load(engine, "spring"), resend_unknown=False)
-    second = send([planned], lease=ahead, run_id="run-b", rate_per_s=500, **kwargs)  # type: ignore[arg-type]
+    fast = [SenderPlan(settings, rate_per_s=500, concurrency=4)]
+    second = send([planned], lease=ahead, run_id="run-b", senders=fast, **kwargs).frames  # type: ignore[arg-type]
     thread.join(timeout=60)
 
     assert len(failure) == 1 and isinstance(failure[0], LeaseLostError)

@@ -25,6 +25,7 @@ from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, st
 from tasks.report import Progress
 from tasks.send.loop import CircuitOpenError, send_all
 from tasks.send.messages import Outgoing
+from tasks.send.senders import SenderPlan
 from tasks.send.task import send
 from tasks.verify.contacts import verify
 from tests.helpers import sandbox_settings
@@ -111,11 +112,9 @@ def test_send_records_every_outcome_and_the_ledger_says_the_same(
         run_id="r1",
         template=TEMPLATE,
         param_columns=["param_first_name"],
-        whatsapp=settings,
+        senders=[SenderPlan(settings, rate_per_s=500, concurrency=8)],
         warehouse_url=any_db_url,
-        rate_per_s=500,
-        concurrency=8,
-    )
+    ).frames
 
     out = pd.concat(outs)
     assert [len(o) for o in outs] == [20, len(phones) - 20]
