@@ -166,6 +166,23 @@ def test_several_phone_number_ids_make_one_sender_each_sharing_the_token() -> No
     ]
 
 
+def test_several_v1_servers_make_one_sender_each_sharing_the_credentials() -> None:
+    env = {
+        "WHATSAPP_API_URL": "https://wa1.example.com, https://wa2.example.com:8443",
+        "WHATSAPP_USERNAME": "admin",
+        "WHATSAPP_PASSWORD": "pw",
+    }
+    senders = senders_from_env(env)
+    assert [s.sender_id for s in senders] == [
+        "onprem:wa1.example.com",
+        "onprem:wa2.example.com:8443",
+    ]
+    assert {s.username for s in senders} == {"admin"}
+    twice = {**env, "WHATSAPP_API_URL": "https://wa1.example.com,https://wa1.example.com/"}
+    with pytest.raises(ValueError, match=r"lists the server onprem:wa1\.example\.com twice"):
+        senders_from_env(twice)
+
+
 def test_the_api_is_read_without_a_url_so_the_flow_can_embed_that_sandbox() -> None:
     embedded = Connections.from_env({"WHATSAPP_API": "cloud"})
     assert embedded.api == "cloud" and embedded.senders == () and embedded.whatsapp is None

@@ -1,0 +1,153 @@
+"""Several senders in one campaign, over real HTTP: each number through its assigned sender, and
+one sender stopping for a cause of its own while the others finish."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from connectors.vocabulary import OUTCOME, PHONE_E164, REASON, WA_ID, Outcome, Reason
+from connectors.warehouse.connect import warehouse
+from connectors.warehouse.lease import acquire
+from connectors.warehouse.schema import deliveries
+from connectors.whatsapp import Template, WhatsAppSettings
+from connectors.whatsapp.cloud.sandbox import (
+    CloudSandboxConfig,
+    RunningCloudSandbox,
+    start_cloud_sandbox,
+)
+from tasks.send.loop import SenderStoppedError
+from tasks.send.senders import SenderPlan, assign_senders
+from tasks.send.task import defer_stopped, send
+from tests.conftest import make_chunk
+
+WELCOME = Template(None, "welcome", "en", "UTILITY", "POSITIONAL")
+NUMBERS = ("106540352242001", "106540352242002", "106540352242003")
+
+
+def _config(number: str, **extra: object) -> CloudSandboxConfig:
+    values: dict[str, object] = {
+        "phone_numbers": {number: f"1555{number[-7:]}"},
+        "throughput_per_s": None,
+        "pair_interval_s": 0,
+    }
+    return CloudSandboxConfig(**{**values, **extra})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def sandboxes() -> Iterator[list[RunningCloudSandbox]]:
+    """Three Cloud numbers, each behind its own sandbox; the second hits its spam limit at once."""
+    spam = {"fault_script": {"messages": ("code:131048",)}}
+    configs = [_config(NUMBERS[0]), _config(NUMBERS[1], **spam), _config(NUMBERS[2])]
+    with ExitStack() as stack:
+        yield [stack.enter_context(start_cloud_sandbox(c)) for c in configs]
+
+
+def _plan(sandbox: RunningCloudSandbox) -> SenderPlan:
+    config = sandbox.config
+    settings = WhatsAppSettings(
+        api="cloud",
+        base_url=sandbox.url,
+        token=config.tokens[0],  # type: ignore[arg-type]
+        phone_number_id=config.phone_number_id,
+        waba_id=config.waba_id,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+    )
+    return SenderPlan(settings, rate_per_s=400, concurrency=4)
+
+
+def _verified(count: int) -> pd.DataFrame:
+    phones = [f"+5511987{i:05d}1" for i in range(count)]
+    frame = make_chunk(phones)
+    frame[WA_ID] = pd.Series([p[1:] for p in phones], dtype="str")
+    return frame
+
+
+def test_one_sender_stops_on_its_spam_limit_while_the_others_finish(
+    sandboxes: list[RunningCloudSandbox], sqlite_url: str
+) -> None:
+    engine = warehouse(sqlite_url)
+    held = acquire(engine, "portfolio", "r#1", timedelta(minutes=5))
+    plans = [_plan(s) for s in sandboxes]
+    frames = [_verified(90), _verified(60).assign(customer_id=lambda f: "b" + f["customer_id"])]
+    frames[1][PHONE_E164] = frames[1][PHONE_E164].str.replace("+5511", "+5521")
+    frames[1][WA_ID] = frames[1][PHONE_E164].str[1:]
+
+    sent = send(
+        frames,
+        lease=held,
+        run_id="r",
+        template=WELCOME,
+        param_columns=[],
+        senders=plans,
+        warehouse_url=sqlite_url,
+    )
+
+    blocked = plans[1].sender_id
+    assert list(sent.stopped) == [blocked] and "131048" in sent.stopped[blocked]
+    out = pd.concat(sent.frames, ignore_index=True)
+    owner = assign_senders(out[PHONE_E164], [p.sender_id for p in plans])
+    assert set(Counter(owner).values()) != {len(out)}  # every sender got some numbers
+    theirs = out.loc[owner != blocked]
+    assert (theirs[OUTCOME] == Outcome.SENT).all()
+    # The blocked number sent nothing after its first answer; the rest of its share waits.
+    mine = out.loc[owner == blocked]
+    assert (mine[OUTCOME] == Outcome.SENT).sum() <= plans[1].concurrency
+    waiting = mine.loc[mine[OUTCOME] == Outcome.DEFERRED]
+    assert len(waiting) >= len(mine) - plans[1].concurrency
+    assert (waiting[REASON] == Reason.SENDER_STOPPED).all()
+    # Each message went out through its assigned number, and the ledger says which.
+    for sandbox, plan in zip(sandboxes, plans, strict=True):
+        to = {"+" + m.to for m in sandbox.state.messages_sent()}
+        assert to <= set(out.loc[owner == plan.sender_id, PHONE_E164])
+    with engine.connect() as conn:
+        rows = conn.execute(select(deliveries.c.phone_e164, deliveries.c.sender)).all()
+    recorded = dict(rows)
+    assert len(recorded) >= len(theirs)
+    pairs = zip(out[PHONE_E164], owner, strict=True)
+    assert all(recorded[p] == o for p, o in pairs if p in recorded)
+    assert sum(1 for s in recorded.values() if s == blocked) <= plans[1].concurrency
+
+
+def test_a_campaign_level_failure_stops_every_sender(
+    sandboxes: list[RunningCloudSandbox], sqlite_url: str
+) -> None:
+    engine = warehouse(sqlite_url)
+    held = acquire(engine, "paused", "r#1", timedelta(minutes=5))
+    plans = [_plan(s) for s in (sandboxes[0], sandboxes[2])]
+    paused = Template(None, "no_such_template", "en", "UTILITY", "POSITIONAL")
+
+    with pytest.raises(Exception, match="132001") as caught:
+        send(
+            [_verified(200)],
+            lease=held,
+            run_id="r",
+            template=paused,
+            param_columns=[],
+            senders=plans,
+            warehouse_url=sqlite_url,
+        )
+
+    assert not isinstance(caught.value, SenderStoppedError)
+    sent = sum(len(s.state.messages_sent()) for s in sandboxes)
+    assert sent == 0
+    attempts = sum(len(s.state.requests_to("messages")) for s in (sandboxes[0], sandboxes[2]))
+    assert attempts <= 2 * plans[0].concurrency  # both stopped at their first answers
+
+
+def test_customers_of_a_stopped_sender_are_deferred_and_the_rest_untouched() -> None:
+    frame = _verified(6)
+    owner = pd.Series(["a", "b", "a", "b", "a", "b"], index=frame.index)
+    frame.loc[0, OUTCOME] = Outcome.SENT
+
+    out = defer_stopped(frame, owner, {"b": "spam limit"})
+
+    assert list(out[OUTCOME].fillna("-")) == ["sent", "deferred", "-", "deferred", "-", "deferred"]
+    assert set(out.loc[owner == "b", REASON]) == {Reason.SENDER_STOPPED}
