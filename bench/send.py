@@ -49,7 +49,7 @@ from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
 from connectors.whatsapp import Sender, SendLimits, SendReceipt, Template, WhatsAppSettings
 from connectors.whatsapp.onprem.client import OnPremSender
-from connectors.whatsapp.transport import ShardedTransport
+from connectors.whatsapp.transport import AiohttpTransport
 from tasks.send.loop import send_all
 from tasks.send.messages import Outgoing
 
@@ -177,7 +177,7 @@ def timed_http(
     """
     if shards <= 0:
         pools: list[httpx.AsyncBaseTransport] = [
-            ShardedTransport(max_connections=connections, verify=settings.verify_tls)
+            AiohttpTransport(max_connections=connections, verify=settings.verify_tls)
         ]
     else:
         per_pool = math.ceil(connections / shards)

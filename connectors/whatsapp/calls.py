@@ -18,7 +18,7 @@ from connectors.errors import TransientError
 from connectors.whatsapp.errors import RateLimited, WhatsAppError
 from connectors.whatsapp.limits import Pause, SendLimits
 from connectors.whatsapp.settings import WhatsAppSettings
-from connectors.whatsapp.transport import ShardedTransport
+from connectors.whatsapp.transport import AiohttpTransport
 
 
 def api_client(
@@ -34,7 +34,7 @@ def api_client(
             write=settings.write_timeout_s,
             pool=settings.pool_timeout_s,
         ),
-        transport=ShardedTransport(max_connections=max_connections, verify=settings.verify_tls),
+        transport=AiohttpTransport(max_connections=max_connections, verify=settings.verify_tls),
     )
 
 
