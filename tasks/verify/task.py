@@ -30,7 +30,9 @@ def verify_chunks(
     v1 contact check, each number on the server that will send to it, or (Cloud) the numbers
     earlier sends showed undeliverable."""
     url = warehouse_url.get_secret_value()
-    if not senders or senders[0].api == "cloud":
+    if not senders:  # every sender stopped before sending: nothing to check for
+        return frames, VerifyStats(0, 0)
+    if senders[0].api == "cloud":
         return reach(frames, warehouse_url=url, suppress_days=suppress_days)
     if len(senders) == 1:
         return verify(frames, whatsapp=senders[0], warehouse_url=url, batch_size=batch_size)

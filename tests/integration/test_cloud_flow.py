@@ -8,19 +8,21 @@ campaign leaves them out as `excluded_not_on_whatsapp` / `undeliverable`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import create_engine, select
 
 from connectors.demo import DemoCustomer, demo_customers, seed_demo_crm
 from connectors.vocabulary import Outcome, Reason
-from connectors.warehouse.schema import deliveries, recipients, undeliverable
+from connectors.warehouse.schema import campaign_runs, deliveries, recipients, undeliverable
 from connectors.webhooks.server import RunningReceiver, start_receiver
 from connectors.webhooks.settings import ReceiverSettings
 from connectors.whatsapp.cloud.sandbox import (
@@ -29,12 +31,20 @@ from connectors.whatsapp.cloud.sandbox import (
     bsuid_of,
     start_cloud_sandbox,
 )
-from flows.broadcast import broadcast
+from connectors.whatsapp.cloud.sandbox.config import DEFAULT_DISPLAY_NUMBER, DEFAULT_PHONE_NUMBER_ID
+from flows.broadcast import SendersStoppedError, broadcast
 from tasks.campaign import Campaign
+from tasks.send.senders import assign_senders
 from tests.helpers import cloud_env, statuses_stored
 
 DEMO_PARAMS = Path(__file__).parents[2] / "deployments" / "demo-campaign.json"
-CONFIG = CloudSandboxConfig(throughput_per_s=None, pair_interval_s=0)
+SECOND_NUMBER = "106540352242923"
+CONFIG = CloudSandboxConfig(
+    throughput_per_s=None,
+    pair_interval_s=0,
+    phone_numbers={DEFAULT_PHONE_NUMBER_ID: DEFAULT_DISPLAY_NUMBER, SECOND_NUMBER: "15550783882"},
+)
+"""Two numbers of one account: the campaign sends through both."""
 
 
 @pytest.fixture
@@ -59,6 +69,7 @@ def cloud(
         sandbox.state.webhook_url = receiver.cloud_url
         for name, value in cloud_env(sandbox, crm_url, postgres_url).items():
             monkeypatch.setenv(name, value)
+        monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", ",".join(CONFIG.phone_numbers))
         yield sandbox, receiver, customers, postgres_url
 
 
@@ -113,9 +124,14 @@ def test_a_cloud_campaign_sends_once_learns_131026_and_the_next_leaves_those_num
 
     # What each delivered message cost and whom it reached, from the send and its statuses.
     by_phone = {r["phone_e164"]: r for r in _rows(url, deliveries, campaign_id="it-cloud-1")}
+    senders = [f"cloud:{number}" for number in CONFIG.phone_numbers]
+    owner = assign_senders(pd.Series(sorted(by_phone)), senders)
+    assert dict(zip(sorted(by_phone), owner, strict=True)) == {
+        p: r["sender"] for p, r in by_phone.items()
+    }
+    assert set(owner) == set(senders)  # both numbers sent their share
     for c in reachable:
         row = by_phone[str(c.expected_e164)]
-        assert row["sender"] == f"cloud:{CONFIG.phone_number_id}"
         assert row["message_status"] == "accepted"
         assert row["user_id"] == bsuid_of(str(c.expected_e164), business=CONFIG.waba_id)
         assert (row["pricing_model"], row["pricing_category"], row["billable"]) == (
@@ -138,3 +154,28 @@ def test_a_cloud_campaign_sends_once_learns_131026_and_the_next_leaves_those_num
     assert all(after[str(c.expected_e164).lstrip("+")] == 1 for c in unreachable)
     assert all(after[str(c.expected_e164).lstrip("+")] == 2 for c in reachable)
     assert again["funnel"]["sent in this run"] == len(reachable)
+
+
+def test_numbers_rated_red_send_nothing_and_the_run_fails_with_everyone_deferred(
+    prefect_api: None, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crm_url = f"sqlite:///{tmp_path}/crm.sqlite"
+    engine = create_engine(crm_url)
+    seed_demo_crm(engine, demo_customers(40, seed=3))
+    engine.dispose()
+    red = dataclasses.replace(CONFIG, quality_rating="RED")
+    with start_cloud_sandbox(red) as sandbox:
+        for name, value in cloud_env(sandbox, crm_url, postgres_url).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", ",".join(CONFIG.phone_numbers))
+        with pytest.raises(SendersStoppedError, match="2 of 2 senders stopped") as caught:
+            broadcast(_campaign("it-cloud-red"))
+
+    assert not sandbox.state.messages_sent()
+    assert "quality rating RED" in str(caught.value)
+    rows = _rows(postgres_url, recipients, campaign_id="it-cloud-red")
+    deferred = [r for r in rows if r["outcome"] == Outcome.DEFERRED]
+    assert deferred and {r["reason"] for r in deferred} == {Reason.SENDER_STOPPED}
+    (run,) = _rows(postgres_url, campaign_runs, campaign_id="it-cloud-red")
+    assert run["status"] == "failed" and run["deferred_sender_stopped"] == len(deferred)
+    assert "quality rating RED" in run["error"]
