@@ -110,12 +110,16 @@ def test_an_expired_token_names_the_variable_once_never_the_token() -> None:
     assert str(error).count("WHATSAPP_TOKEN") == 1
 
 
-def test_stop_at_once_is_only_ever_set_on_stop_run_classes() -> None:
-    classes = [
+def _error_classes() -> list[type[errors.WhatsAppError]]:
+    return [
         cls
         for cls in vars(errors).values()
         if isinstance(cls, type) and issubclass(cls, errors.WhatsAppError)
     ]
+
+
+def test_stop_at_once_is_only_ever_set_on_stop_run_classes() -> None:
+    classes = _error_classes()
     at_once = {cls for cls in classes if cls.stops_at_once}
     assert at_once == {
         errors.TokenExpired,
@@ -128,11 +132,7 @@ def test_stop_at_once_is_only_ever_set_on_stop_run_classes() -> None:
 
 
 def test_only_a_numbers_own_causes_stop_one_sender_alone() -> None:
-    classes = [
-        cls
-        for cls in vars(errors).values()
-        if isinstance(cls, type) and issubclass(cls, errors.WhatsAppError)
-    ]
+    classes = _error_classes()
     own = {cls for cls in classes if cls.about_sender}
     assert own == {
         errors.AuthenticationError,
