@@ -130,6 +130,7 @@ class ReceiverApp:
             concurrency=2 if backend == "postgresql" else 1,
             max_batch_events=settings.max_batch_events,
             max_queued_events=settings.max_queued_events,
+            linger_s=settings.linger_s,
         )
         self.writer.start()
         if settings.token is None:
@@ -140,6 +141,13 @@ class ReceiverApp:
             yield
         finally:
             await self.writer.close()
+            stats = self.writer.stats
+            log.info(
+                "webhook receiver stopped: %d events of %d requests in %d transactions",
+                stats.events,
+                stats.requests,
+                stats.transactions,
+            )
             if store is not None:
                 store.close()
 

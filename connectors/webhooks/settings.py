@@ -41,6 +41,8 @@ class ReceiverSettings(BaseModel):
     """Events per warehouse transaction at most (requests waiting meanwhile form the next one)."""
     max_queued_events: int = Field(default=200_000, gt=0)
     """Events waiting for the writer beyond which requests get 503 (the provider retries)."""
+    linger_s: float = Field(default=0.0, ge=0)
+    """Seconds between transaction starts at least, unless `max_batch_events` wait."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ReceiverSettings:
@@ -51,6 +53,7 @@ class ReceiverSettings(BaseModel):
         if via not in _TOKEN_VIA:
             raise ValueError(f"WEBHOOK_TOKEN_VIA={via!r}; use path, basic or both")
         limit = env.get("WEBHOOK_MAX_BODY_BYTES")
+        linger = env.get("WEBHOOK_LINGER_MS")
         return cls(
             warehouse_url=Connections.from_env(env).warehouse_url,
             token=SecretStr(env["WEBHOOK_TOKEN"]) if env.get("WEBHOOK_TOKEN") else None,
@@ -59,6 +62,7 @@ class ReceiverSettings(BaseModel):
                 SecretStr(env["WHATSAPP_APP_SECRET"]) if env.get("WHATSAPP_APP_SECRET") else None
             ),
             max_body_bytes=int(limit) if limit else MIB,
+            linger_s=float(linger) / 1000 if linger else 0.0,
             opt_out_keywords=(
                 tuple(k.strip() for k in keywords.split(",") if k.strip())
                 if keywords

@@ -13,6 +13,7 @@ Statuses for messages the ledger does not know yet are re-applied with growing d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -80,6 +81,9 @@ class GroupCommitWriter:
     concurrency: int = 1
     max_batch_events: int = 5000
     max_queued_events: int = 200_000
+    linger_s: float = 0.0
+    """A transaction starts no sooner than this after the previous one started, unless
+    `max_batch_events` wait: fewer, larger transactions for at most this much more latency."""
     retry_unmatched_s: float = 900.0
     max_unmatched: int = 100_000
     stats: WriterStats = field(default_factory=WriterStats)
@@ -93,6 +97,8 @@ class GroupCommitWriter:
         self._slots = asyncio.Semaphore(self.concurrency)
         self._commits: set[asyncio.Task[None]] = set()
         self._reapplying = False
+        self._last_start = -float("inf")
+        self._full = asyncio.Event()
 
     def start(self) -> None:
         """Start the writer task on the running loop."""
@@ -107,6 +113,8 @@ class GroupCommitWriter:
         waiting = _Waiting(batch, asyncio.get_running_loop().create_future())
         self._queued_events += len(batch)
         self._queue.put_nowait(waiting)
+        if self._queued_events >= self.max_batch_events:
+            self._full.set()
         await waiting.future
 
     async def close(self) -> None:
@@ -114,6 +122,7 @@ class GroupCommitWriter:
         if self._task is None:
             return
         self._closing = True
+        self._full.set()
         self._queue.put_nowait(None)
         await self._task
 
@@ -153,6 +162,7 @@ class GroupCommitWriter:
                 if first is None:
                     self._slots.release()
                     return
+                await self._linger()
                 items, size, stop = [first], len(first.batch), False
                 while size < self.max_batch_events and not self._queue.empty():
                     item = self._queue.get_nowait()
@@ -169,6 +179,16 @@ class GroupCommitWriter:
                     return
         finally:
             await asyncio.gather(*self._commits, return_exceptions=True)
+
+    async def _linger(self) -> None:
+        """Let more requests join until `linger_s` after the previous start or a full batch."""
+        wait = self._last_start + self.linger_s - time.monotonic()
+        if wait > 0 and self._queued_events < self.max_batch_events and not self._closing:
+            self._full.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._full.wait()
+        self._last_start = time.monotonic()
 
     async def _commit_in_slot(self, items: Sequence[_Waiting]) -> None:
         try:
