@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, select, true
 
 from connectors.vocabulary import DELIVERY_RANK, DeliveryStatus
 from connectors.warehouse.schema import deliveries, recipients, status_events
@@ -62,15 +62,44 @@ class Delivery:
         return str(max(self.events, key=lambda e: DELIVERY_RANK.get(e.status, 0)).status)
 
 
+_EVENT_COLUMNS = (
+    "status",
+    "event_at",
+    "received_at",
+    "error_code",
+    "recipient_user_id",
+    "pricing_model",
+    "pricing_category",
+    "pricing_type",
+    "billable",
+)
+
+
 @cache
-def _select() -> Select[Any]:
-    """Deliveries with their customer and stored statuses, in key order (`load` adds `where`)."""
+def _select(lateral: bool) -> Select[Any]:
+    """Deliveries with their customer and stored statuses, in key order (`load` adds `where`).
+
+    `lateral` joins each delivery's customer and statuses by their indexes (PostgreSQL): a
+    planner whose statistics predate the tables' growth would otherwise scan them whole. Their
+    LIMITs (one customer, a row per status at most) also keep the planner from flattening them.
+    """
     d, r, e = deliveries.c, recipients.c, status_events.c
-    joined = deliveries.outerjoin(
-        recipients, and_(r.campaign_id == d.campaign_id, r.customer_id == d.customer_id)
-    ).outerjoin(
-        status_events, and_(e.message_id == d.message_id, e.status.in_(list(DELIVERY_RANK)))
-    )
+    customer: Any = recipients
+    statuses: Any = status_events
+    on_customer = and_(r.campaign_id == d.campaign_id, r.customer_id == d.customer_id)
+    on_statuses = and_(e.message_id == d.message_id, e.status.in_(list(DELIVERY_RANK)))
+    if lateral:
+        customer = (
+            select(r.customer_id, r.outcome, r.reason).where(on_customer).limit(1).lateral("r")
+        )
+        statuses = (
+            select(*(e[n] for n in _EVENT_COLUMNS))
+            .where(on_statuses)
+            .limit(len(DELIVERY_RANK))
+            .lateral("e")
+        )
+        on_customer = on_statuses = true()
+    joined = deliveries.outerjoin(customer, on_customer).outerjoin(statuses, on_statuses)
     return (
         select(
             d.campaign_id,
@@ -82,28 +111,24 @@ def _select() -> Select[Any]:
             d.delivery_status,
             d.delivery_error_code,
             *(d[name].label(f"d_{name}") for name in DETAILS),
-            r.customer_id.label("recipient"),
-            r.outcome,
-            r.reason,
-            e.status,
-            e.event_at,
-            e.received_at,
-            e.error_code,
-            e.recipient_user_id,
-            e.pricing_model,
-            e.pricing_category,
-            e.pricing_type,
-            e.billable,
+            customer.c.customer_id.label("recipient"),
+            customer.c.outcome,
+            customer.c.reason,
+            *(statuses.c[n] for n in _EVENT_COLUMNS),
         )
         .select_from(joined)
         .order_by(d.campaign_id, d.phone_e164)
     )
 
 
-def load(conn: Connection, *where: ColumnElement[bool]) -> list[Delivery]:
-    """Deliveries matching `where`, each with its customer row and stored statuses."""
-    stmt = _select().where(*where)
-    if conn.dialect.name == "postgresql":
+def load(conn: Connection, *where: ColumnElement[bool], few: bool = False) -> list[Delivery]:
+    """Deliveries matching `where`, each with its customer row and stored statuses.
+
+    `few`: `where` picks a few deliveries (a batch's messages), looked up by index.
+    """
+    postgresql = conn.dialect.name == "postgresql"
+    stmt = _select(few and postgresql).where(*where)
+    if postgresql:
         # Locked in key order before any update: concurrent writers queue instead of deadlocking.
         stmt = stmt.with_for_update(of=deliveries)
     found: dict[tuple[str, str], Delivery] = {}

@@ -86,7 +86,7 @@ def apply_statuses(conn: Connection, message_ids: Sequence[str], now: datetime) 
     """Raise the deliveries and customers of these messages to their stored statuses."""
     found: list[Delivery] = []
     for chunk in chunks(message_ids):
-        found += load(conn, deliveries.c.message_id.in_(chunk))
+        found += load(conn, deliveries.c.message_id.in_(chunk), few=True)
     moved, lifted, filled = _apply_loaded(conn, found, now)
     # A delivery whose customer row is not written yet (the record stage comes after the sends)
     # stays unmatched too, so the receiver keeps retrying until the outcome can follow.

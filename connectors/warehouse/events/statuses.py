@@ -13,10 +13,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, cast, column, func, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.dml import ReturningInsert
 
 from connectors.warehouse.events.in_doubt import attach_messages
 from connectors.warehouse.events.loading import chunks
@@ -190,9 +193,17 @@ def _insert_new(
     # Sorted keys: concurrent writers then wait on each other's inserts without deadlocking.
     events = sorted(events, key=lambda e: (e.message_id, e.status))
     dialect = conn.dialect
-    if dialect.name in ("postgresql", "sqlite"):
-        module: Any = postgresql if dialect.name == "postgresql" else sqlite
-        stmt = module.insert(status_events).on_conflict_do_nothing(
+    if dialect.name == "postgresql":
+        # One INSERT ... SELECT FROM unnest(arrays): its text never changes, so the server
+        # prepares it once, where a multi-row VALUES list is new text for every batch size.
+        rows = [_event_row(e, now) for e in events]
+        by_key = {(e.message_id, e.status): e for e in events}
+        params = {f"a_{c.name}": [r[c.name] for r in rows] for c in status_events.columns}
+        inserted = conn.execute(_pg_insert(), params)
+        return [by_key[(row.message_id, row.status)] for row in inserted]
+    stmt: Any
+    if dialect.name == "sqlite":
+        stmt = sqlite.insert(status_events).on_conflict_do_nothing(
             index_elements=["message_id", "status"]
         )
     elif dialect.name in ("mysql", "mariadb"):
@@ -218,3 +229,21 @@ def _insert_new(
     if new:
         conn.execute(stmt, [_event_row(e, now) for e in new])
     return new
+
+
+@cache
+def _pg_insert() -> ReturningInsert[Any]:
+    """`_insert_new`'s statement for PostgreSQL: one array parameter `a_<column>` per column."""
+    columns = list(status_events.columns)
+    arrays = [cast(bindparam(f"a_{c.name}"), ARRAY(c.type)) for c in columns]
+    data = (
+        func.unnest(*arrays)
+        .table_valued(*(column(c.name, c.type) for c in columns), name="v")
+        .render_derived()
+    )
+    return (
+        postgresql.insert(status_events)
+        .from_select([c.name for c in columns], select(*data.c))
+        .on_conflict_do_nothing(index_elements=["message_id", "status"])
+        .returning(status_events.c.message_id, status_events.c.status)
+    )
