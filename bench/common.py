@@ -11,7 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -19,8 +21,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+from sqlalchemy import create_engine, make_url, text
 
 RESULTS = Path(__file__).resolve().parent / "results"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 MIB = 1024 * 1024
 
 Comparison = Literal[">=", "<=", "<", ">"]
@@ -316,3 +322,33 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def scratch_postgres() -> Iterator[str]:
+    """The URL of a fresh database `wa_bench_<random>` on the PostgreSQL test server, dropped
+    on the way out."""
+    name = f"wa_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+        try:
+            yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    finally:
+        admin.dispose()
+
+
+def busiest_window(times: Sequence[float], window_s: float = 1.0) -> int:
+    """The most of `times` (seconds, any order) that fall within any one window of `window_s`:
+    the sliding count a rate ceiling is checked against."""
+    ordered = sorted(times)
+    busiest = start = 0
+    for end, at in enumerate(ordered):
+        while at - ordered[start] >= window_s:
+            start += 1
+        busiest = max(busiest, end - start + 1)
+    return busiest

@@ -1,28 +1,28 @@
-"""Send (issue: send rate): `tasks.send.loop.send_all` against the sandbox over HTTP, at each limit.
+"""Send (issue 17): `tasks.send.loop.send_all` against the sandbox over HTTP, on v1 and Cloud.
 
-The sender is built as `tasks.send.task.send` builds it: a v1 sender whose `SendLimits` (rate,
-burst, in flight) pace every message request; `send_all` keeps the ledger ahead of it. Its
-httpx client is built here the way the sender builds its own (same timeouts, one pool of
+The sender is built as `tasks.send.task.send` builds it: a sender whose `SendLimits` (rate, burst,
+in flight) pace every message request; `send_all` keeps the ledger ahead of it. Its httpx client
+is built here the way the sender builds its own (same timeouts, the same aiohttp transport with
 `concurrency + 2` connections) and passed in, so each HTTP exchange is timed at the transport.
 
-The sandbox runs in its own process (`python -m connectors.whatsapp.onprem.sandbox`), so this
-process's CPU time is the client's alone: `send_all`, the sender, httpx and the ledger writer.
-It answers after `--latency-ms` and allows `--headroom` (1.2) times the limit, its bucket holding
-`--sandbox-burst` (2) times the client's burst (by default 1 s of messages): 2 s of messages,
-under the real API's 3 s, so a 429 means the client itself went over its limit. The client's
-first burst counts in its rate: 10,000 at 250/s ideally take (10,000 - 250) / 250 = 39 s.
+The sandbox runs in its own process (`python -m connectors.whatsapp.onprem.sandbox`, or
+`connectors.whatsapp.cloud.sandbox`), so this process's CPU time is the client's alone:
+`send_all`, the sender, httpx, aiohttp and the ledger. It answers after `--latency-ms` and allows
+`--headroom` (1.2) times the limit, its bucket holding `--sandbox-burst` (2) times the client's
+burst: the client is the pacer, and a 429 means the client itself went over its limit.
 
-Per limit: one run with a no-op ledger writer; at the highest limit one more run with the real
-SQLite ledger (`connectors.warehouse`), to show what the ledger costs. Before each run the
-sandbox is reset and the numbers are checked once with `/v1/contacts` (a `to` must have been
-answered `valid` first), outside the timed part.
+Per API and limit: one run per `--ledgers` entry (`none`: a writer that writes nothing; `sqlite`:
+the real ledger on a fresh SQLite file; `postgresql`: on a scratch database on the test server,
+dropped afterwards). Before each run the sandbox is reset (v1: the numbers are checked once with
+`/v1/contacts`, outside the timed part). After it, the sandbox's arrival times give the busiest
+one-second window, which the configured rate must bound (<= 1.1 x the limit).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
+import bisect
 import math
 import os
 import signal
@@ -33,7 +33,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -41,49 +42,78 @@ from types import TracebackType
 from typing import Any, Final
 
 import httpx
+import uvloop
 from pydantic import SecretStr
 
-from bench.common import Figure, Target, cpu_seconds, free_port, report, wait_answering
+from bench.common import (
+    Figure,
+    Target,
+    cpu_seconds,
+    free_port,
+    load_average,
+    report,
+    scratch_postgres,
+    wait_answering,
+)
 from connectors.vocabulary import LedgerState
 from connectors.warehouse import lease, ledger
 from connectors.warehouse.connect import warehouse
 from connectors.whatsapp import Sender, SendLimits, SendReceipt, Template, WhatsAppSettings
+from connectors.whatsapp.cloud.client import CloudSender
+from connectors.whatsapp.cloud.sandbox.config import (
+    DEFAULT_PHONE_NUMBER_ID,
+    DEFAULT_TOKEN,
+    DEFAULT_WABA_ID,
+)
 from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.transport import AiohttpTransport
 from tasks.send.loop import send_all
 from tasks.send.messages import Outgoing
 
-TEMPLATE: Final = Template(namespace="acme_ns", name="order_update", language="en")
+V1_TEMPLATE: Final = Template(namespace="acme_ns", name="order_update", language="en")
+CLOUD_TEMPLATE: Final = Template(
+    None, "order_update", "en", category="UTILITY", parameter_format="POSITIONAL"
+)
 API_KEY: Final = "sandbox-api-key"
+CAMPAIGN: Final = "bench-send"
 ROOT: Final = Path(__file__).resolve().parents[1]
 START_DEADLINE_S: Final = 30.0
 STOP_DEADLINE_S: Final = 5.0
+APIS: Final = ("onprem", "cloud")
+LEDGERS: Final = ("none", "sqlite", "postgresql")
 TARGET_SHARE: Final = Target(">=", 0.95)
 TARGET_429: Final = Target("<=", 0)
 TARGET_FAILED: Final = Target("<=", 0)
+TARGET_CEILING: Final = Target("<=", 1.1)
+TARGET_CPU_MS: Final = Target("<=", 0.5)
 
 
 class Sandbox:
-    """The sandbox in a child process on a free port; `with Sandbox(...) as sandbox:`."""
+    """The v1 or Cloud sandbox in a child process on a free port; `with Sandbox(...) as box:`."""
 
-    def __init__(self, *, latency_ms: float, rate: float, burst: int) -> None:
+    def __init__(self, api: str, *, latency_ms: float, rate: float, burst: int) -> None:
+        self.api = api
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        limit = (
+            ["--rate-limit-messages", f"{rate:g}:{burst}"]
+            if api == "onprem"
+            else ["--throughput", f"{rate:g}", "--throughput-burst", str(burst)]
+        )
         self._command = [
             sys.executable,
             "-m",
-            "connectors.whatsapp.onprem.sandbox",
+            f"connectors.whatsapp.{api}.sandbox",
             "--port",
             str(self.port),
             "--latency-ms",
             f"{latency_ms:g}",
-            "--rate-limit-messages",
-            f"{rate:g}:{burst}",
+            *limit,
         ]
         self._logs = tempfile.TemporaryDirectory(prefix="bench-sandbox-")
         self._log = Path(self._logs.name) / "sandbox.log"
         self._process: subprocess.Popen[bytes] | None = None
-        self._admin = httpx.Client(base_url=self.url, timeout=30.0)
+        self._admin = httpx.Client(base_url=self.url, timeout=60.0)
 
     def __enter__(self) -> Sandbox:
         log = os.open(self._log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
@@ -96,7 +126,7 @@ class Sandbox:
         problem = wait_answering(f"{self.url}/sandbox/stats", self._process, START_DEADLINE_S)
         if problem is None:
             return self
-        output = self._output()
+        output = self._log.read_text(errors="replace")
         self._stop()
         raise RuntimeError(f"sandbox {problem}; its output:\n{output}")
 
@@ -107,9 +137,6 @@ class Sandbox:
         tb: TracebackType | None,
     ) -> None:
         self._stop()
-
-    def _output(self) -> str:
-        return self._log.read_text(errors="replace")
 
     def _stop(self) -> None:
         self._admin.close()
@@ -129,64 +156,44 @@ class Sandbox:
         return 0.0 if self._process is None else cpu_seconds(self._process.pid)
 
     def reset(self) -> None:
-        """Forget the record, known contacts and rate buckets."""
+        """Forget the record, known contacts, pair limits and rate buckets."""
         self._admin.post("/sandbox/reset").raise_for_status()
 
-    def message_requests(self) -> list[dict[str, Any]]:
-        """The recorded `/v1/messages` requests, oldest first."""
-        answer = self._admin.get("/sandbox/requests", params={"endpoint": "messages"})
+    def arrivals(self) -> list[tuple[float, int | None]]:
+        """(arrival time on the server's monotonic clock, status) of every message request."""
+        answer = self._admin.get("/sandbox/arrivals", params={"endpoint": "messages"})
         answer.raise_for_status()
-        return list(answer.json()["requests"])
+        return [(float(at), status) for at, status in answer.json()["arrivals"]]
 
 
 class TimedTransport(httpx.AsyncBaseTransport):
-    """Times each `/v1/messages` exchange (pool wait, request, response head) at the transport.
+    """Times each message exchange (pool wait, request, answer) at the transport."""
 
-    With several pools it hands requests to them in turn. httpcore 1.0.x scans its whole pool
-    (a socket poll per idle connection, and a quadratic step) on every request and release, so
-    CPU per request grows with the pool's size (encode/httpcore#1035); `--http-shards` measures
-    keeping each pool small.
-    """
-
-    def __init__(self, pools: Sequence[httpx.AsyncBaseTransport]) -> None:
-        self._pools = list(pools)
-        self._next = itertools.cycle(self._pools)
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
         self.durations: list[float] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Hand the request to the next pool, timing it."""
+        """Hand the request on, timing it."""
         started = time.perf_counter()
         try:
-            return await next(self._next).handle_async_request(request)
+            return await self._inner.handle_async_request(request)
         finally:
-            if request.url.path == "/v1/messages":
+            if request.url.path.endswith("/messages"):
                 self.durations.append(time.perf_counter() - started)
 
     async def aclose(self) -> None:
-        """Close every pool."""
-        for pool in self._pools:
-            await pool.aclose()
+        """Close the inner transport."""
+        await self._inner.aclose()
 
 
 def timed_http(
-    settings: WhatsAppSettings, connections: int, shards: int = 0
+    settings: WhatsAppSettings, connections: int
 ) -> tuple[httpx.AsyncClient, TimedTransport]:
-    """An httpx client built as the v1 sender builds its own, over a timing transport.
-
-    `shards` 0 uses the client's own transport (pools of `POOL_SIZE`); N > 0 forces N pools.
-    """
-    if shards <= 0:
-        pools: list[httpx.AsyncBaseTransport] = [
-            AiohttpTransport(max_connections=connections, verify=settings.verify_tls)
-        ]
-    else:
-        per_pool = math.ceil(connections / shards)
-        limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
-        pools = [
-            httpx.AsyncHTTPTransport(limits=limits, verify=settings.verify_tls)
-            for _ in range(shards)
-        ]
-    transport = TimedTransport(pools)
+    """An httpx client built as the senders build their own, over a timing transport."""
+    transport = TimedTransport(
+        AiohttpTransport(max_connections=connections, verify=settings.verify_tls)
+    )
     timeout = httpx.Timeout(
         connect=settings.connect_timeout_s,
         read=settings.read_timeout_s,
@@ -250,21 +257,28 @@ class TimedSender:
 class Run:
     """What one `send_all` run measured."""
 
-    label: str
+    api: str
+    ledger: str
     limit: float
     messages: int
     concurrency: int
-    shards: int = 1
+    burst: int
     wall_s: float = 0.0
     cpu_s: float = 0.0
     sandbox_cpu_s: float = 0.0
     sent: int = 0
     statuses: Counter[int | None] = field(default_factory=Counter)
     arrival_rate: float = 0.0
+    busiest_second: int = 0
     http_durations: list[float] = field(default_factory=list)
     call_durations: list[float] = field(default_factory=list)
     ledger_rows: dict[str, int] | None = None
-    burst: int = 0
+    load: list[float] | None = None
+
+    @property
+    def label(self) -> str:
+        """e.g. `cloud 1000/s postgresql ledger`."""
+        return f"{self.api} {self.limit:g}/s {self.ledger} ledger"
 
     @property
     def rate(self) -> float:
@@ -284,8 +298,14 @@ def percentile_ms(durations: Sequence[float], q: int) -> float | None:
     return statistics.quantiles(durations, n=100, method="inclusive")[q - 1] * 1000
 
 
+def busiest_second(arrivals: Sequence[float]) -> int:
+    """The most arrivals in any one-second window [t, t + 1 s) (a sliding window)."""
+    ordered = sorted(arrivals)
+    return max((bisect.bisect_left(ordered, t + 1.0) - i for i, t in enumerate(ordered)), default=0)
+
+
 def numbers(count: int) -> list[str]:
-    """Distinct E.164 numbers the sandbox treats as WhatsApp users (last digit not 0)."""
+    """Distinct E.164 numbers both sandboxes treat as WhatsApp users (last digit not 0)."""
     return [f"+49151{i:07d}1" for i in range(count)]
 
 
@@ -294,54 +314,125 @@ def _no_ledger(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim])
     return frozenset(c.phone_e164 for c in claims)
 
 
-def _sqlite_ledger(directory: str, campaign_id: str, run_id: str) -> ledger.LedgerWrite:
-    """The real ledger on a fresh SQLite warehouse (migrated before the timed part)."""
-    engine = warehouse(f"sqlite:///{directory}/warehouse.sqlite")
-    held = lease.acquire(engine, campaign_id, run_id, timedelta(minutes=10))
+@contextmanager
+def ledger_writer(kind: str) -> Iterator[tuple[ledger.LedgerWrite, Callable[[], dict[str, int]]]]:
+    """A ledger writer on a fresh warehouse of `kind` (migrated before the timed part), and a
+    function counting its rows by state afterwards."""
+    if kind == "none":
+        yield _no_ledger, dict
+        return
+    with _database(kind) as url:
+        engine = warehouse(url)
+        run_id = str(uuid.uuid4())
+        held = lease.acquire(engine, CAMPAIGN, run_id, timedelta(minutes=10))
 
-    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> frozenset[str]:
-        return ledger.advance(engine, held, run_id, results=results, claims=claims)
+        def write(
+            results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]
+        ) -> frozenset[str]:
+            return ledger.advance(engine, held, run_id, results=results, claims=claims)
 
-    return write
+        def rows() -> dict[str, int]:
+            states = ledger.load(engine, CAMPAIGN)["state"].value_counts()
+            return {str(state): int(count) for state, count in states.items()}
+
+        try:
+            yield write, rows
+        finally:
+            engine.dispose()
 
 
-async def _send(run: Run, sandbox: Sandbox, write: ledger.LedgerWrite, burst: int) -> None:
-    """Check the numbers, then time `send_all` over all of them."""
+@contextmanager
+def _database(kind: str) -> Iterator[str]:
+    if kind == "postgresql":
+        with scratch_postgres() as url:
+            yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-send-") as directory:
+        yield f"sqlite:///{directory}/warehouse.sqlite"
+
+
+def _sender(run: Run, url: str, http: httpx.AsyncClient) -> Sender:
+    limits = SendLimits(rate_per_s=run.limit, concurrency=run.concurrency, burst=run.burst)
+    if run.api == "onprem":
+        settings = WhatsAppSettings(base_url=url, api_key=SecretStr(API_KEY))
+        return OnPremSender(settings=settings, send_limits=limits, http=http)
+    settings = _cloud_settings(url)
+    return CloudSender(settings=settings, send_limits=limits, http=http)
+
+
+def _cloud_settings(url: str) -> WhatsAppSettings:
+    return WhatsAppSettings.model_validate(
+        {
+            "api": "cloud",
+            "base_url": url,
+            "token": DEFAULT_TOKEN,
+            "phone_number_id": DEFAULT_PHONE_NUMBER_ID,
+            "waba_id": DEFAULT_WABA_ID,
+        }
+    )
+
+
+async def _items(run: Run, sender: Sender) -> list[Outgoing]:
+    """The messages to send; v1 numbers are checked first (a `to` must be a known `wa_id`)."""
     to = numbers(run.messages)
-    settings = WhatsAppSettings(base_url=sandbox.url, api_key=SecretStr(API_KEY))
-    # As tasks.send.task.send builds its client: the limits pace every message request.
-    limits = SendLimits(rate_per_s=run.limit, concurrency=run.concurrency, burst=burst)
-    # The semaphore keeps `concurrency` sends in flight; two more for the contacts call.
-    http, transport = timed_http(settings, run.concurrency + 2, run.shards)
-    client = OnPremSender(settings=settings, send_limits=limits, http=http)
+    if not isinstance(sender, OnPremSender):
+        return [Outgoing(n, str(i), n[1:], ("A-1042",)) for i, n in enumerate(to)]
+    checks = await sender.check_contacts(to)
+    items = [
+        Outgoing(n, str(i), str(checks[n].wa_id), ("A-1042",))
+        for i, n in enumerate(to)
+        if checks[n].status == "valid"
+    ]
+    if len(items) != len(to):
+        raise RuntimeError(f"{len(to) - len(items)} numbers were not answered valid")
+    return items
+
+
+async def _send(run: Run, box: Sandbox, write: ledger.LedgerWrite) -> None:
+    """Prepare the messages, then time `send_all` over all of them."""
+    settings = (
+        _cloud_settings(box.url)
+        if run.api == "cloud"
+        else WhatsAppSettings(base_url=box.url, api_key=SecretStr(API_KEY))
+    )
+    http, transport = timed_http(settings, run.concurrency + 2)
+    client = _sender(run, box.url, http)
     timed = TimedSender(client)
+    template = CLOUD_TEMPLATE if run.api == "cloud" else V1_TEMPLATE
     async with http, timed:
-        checks = await client.check_contacts(to)
-        items = [
-            Outgoing(phone_e164=n, customer_id=str(i), wa_id=str(checks[n].wa_id), params=("Ana",))
-            for i, n in enumerate(to)
-            if checks[n].status == "valid"
-        ]
-        if len(items) != len(to):
-            raise RuntimeError(f"{len(to) - len(items)} numbers were not answered valid")
-        cpu, sandbox_cpu, started = time.process_time(), sandbox.cpu_s, time.perf_counter()
-        results = await send_all(timed, items, TEMPLATE, write=write, concurrency=run.concurrency)
+        items = await _items(run, client)
+        cpu, sandbox_cpu, started = time.process_time(), box.cpu_s, time.perf_counter()
+        results = await send_all(
+            timed,
+            items,
+            template,
+            write=write,
+            concurrency=run.concurrency,
+            campaign_id=CAMPAIGN,
+        )
         run.wall_s = time.perf_counter() - started
         run.cpu_s = time.process_time() - cpu
-        run.sandbox_cpu_s = sandbox.cpu_s - sandbox_cpu
+        run.sandbox_cpu_s = box.cpu_s - sandbox_cpu
         run.call_durations = timed.durations
         run.http_durations = transport.durations
     run.sent = sum(1 for r in results.values() if r.state == LedgerState.SENT)
 
 
-def measure(run: Run, sandbox: Sandbox, write: ledger.LedgerWrite, burst: int) -> Run:
+def measure(run: Run, box: Sandbox, *, use_uvloop: bool = False) -> Run:
     """One timed run on a freshly reset sandbox, with the sandbox's record read afterwards."""
-    sandbox.reset()
-    run.burst = min(burst, run.messages)
-    asyncio.run(_send(run, sandbox, write, burst))
-    record = sandbox.message_requests()
-    run.statuses = Counter(r["status"] for r in record)
-    accepted = sorted(r["monotonic"] for r in record if r["status"] in (200, 201))
+    box.reset()
+    with ledger_writer(run.ledger) as (write, rows):
+        if use_uvloop:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(_send(run, box, write))
+        else:
+            asyncio.run(_send(run, box, write))
+        run.load = load_average()
+        run.ledger_rows = rows() or None
+    record = box.arrivals()
+    run.statuses = Counter(status for _, status in record)
+    run.busiest_second = busiest_second([at for at, _ in record])
+    accepted = sorted(at for at, status in record if status in (200, 201))
     if len(accepted) > 1:
         run.arrival_rate = (len(accepted) - 1) / (accepted[-1] - accepted[0])
     return run
@@ -349,28 +440,30 @@ def measure(run: Run, sandbox: Sandbox, write: ledger.LedgerWrite, burst: int) -
 
 def figures(run: Run) -> list[Figure]:
     """The figures of one run, each named after it."""
-    n = run.messages
+    n, name = run.messages, run.label
     other = sum(v for k, v in run.statuses.items() if k not in (200, 201, 429))
+    call_p99 = percentile_ms(run.call_durations, 99) or 0
     return [
+        Figure(f"{name}: achieved rate", run.rate, "msg/s", note=f"{n:,} in {run.wall_s:.1f} s"),
         Figure(
-            f"{run.label}: achieved rate", run.rate, "msg/s", note=f"{n:,} in {run.wall_s:.1f} s"
-        ),
-        Figure(
-            f"{run.label}: rate / limit",
-            run.rate / run.limit,
-            "",
-            note=f"the first burst of {run.burst:,} included",
-        ),
-        Figure(
-            f"{run.label}: sustained rate / limit",
+            f"{name}: sustained rate / limit",
             run.sustained_rate / run.limit,
             "",
             TARGET_SHARE,
-            note=f"({n:,} - the burst of {run.burst:,}) / {run.wall_s:.1f} s / limit",
+            note=f"({n:,} - the burst of {run.burst:,}) / {run.wall_s:.1f} s / limit; "
+            f"load average {run.load}",
         ),
-        Figure(f"{run.label}: 429s answered", run.statuses[429], "", TARGET_429),
         Figure(
-            f"{run.label}: sends not accepted",
+            f"{name}: busiest second / limit",
+            run.busiest_second / run.limit,
+            "",
+            TARGET_CEILING,
+            note=f"{run.busiest_second:,} requests in the busiest sliding one-second window of "
+            "the sandbox's arrival times",
+        ),
+        Figure(f"{name}: 429s answered", run.statuses[429], "", TARGET_429),
+        Figure(
+            f"{name}: sends not accepted",
             n - run.sent,
             "",
             TARGET_FAILED,
@@ -383,19 +476,33 @@ def figures(run: Run) -> list[Figure]:
                 if part
             ),
         ),
-        Figure(f"{run.label}: arrival rate at sandbox", run.arrival_rate, "msg/s"),
-        Figure(f"{run.label}: HTTP latency p50", percentile_ms(run.http_durations, 50), "ms"),
-        Figure(f"{run.label}: HTTP latency p99", percentile_ms(run.http_durations, 99), "ms"),
+        Figure(f"{name}: arrival rate at sandbox", run.arrival_rate, "msg/s"),
         Figure(
-            f"{run.label}: send_template p50 / p99",
+            f"{name}: HTTP latency p50",
+            percentile_ms(run.http_durations, 50),
+            "ms",
+            note=f"p99 {percentile_ms(run.http_durations, 99) or 0:.0f} ms",
+        ),
+        Figure(
+            f"{name}: send_template p50",
             percentile_ms(run.call_durations, 50),
             "ms",
-            note=f"p99 {percentile_ms(run.call_durations, 99) or 0:.0f} ms; the client's pacing "
-            "wait included (in flight / rate when every slot is busy)",
+            note=f"p99 {call_p99:.0f} ms; the client's pacing wait included",
         ),
-        Figure(f"{run.label}: client CPU per send", run.cpu_s / n * 1000, "ms"),
-        Figure(f"{run.label}: sandbox CPU per send", run.sandbox_cpu_s / n * 1000, "ms"),
+        Figure(f"{name}: client CPU per send", run.cpu_s / n * 1000, "ms", TARGET_CPU_MS),
+        Figure(f"{name}: sandbox CPU per send", run.sandbox_cpu_s / n * 1000, "ms"),
     ]
+
+
+def _names(allowed: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        names = [part.strip() for part in text.split(",") if part.strip()]
+        unknown = [name for name in names if name not in allowed]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"use some of {', '.join(allowed)}")
+        return names
+
+    return parse
 
 
 def _limits(text: str) -> list[float]:
@@ -408,101 +515,71 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--limits", type=_limits, default=[80.0, 250.0], help="messages/s list")
-    parser.add_argument("--messages", type=int, default=2_000, help="sends per run (issue: 10,000)")
-    parser.add_argument("--latency-ms", type=float, default=50.0, help="sandbox answer latency")
-    parser.add_argument("--headroom", type=float, default=1.2, help="sandbox limit / client limit")
-    parser.add_argument("--burst", type=int, help="client burst (default: 1 s of messages)")
-    parser.add_argument(
-        "--sandbox-burst",
-        type=float,
-        default=2.0,
-        help="sandbox bucket / client burst (default 2: 2 s of messages, the API's is 3 s)",
-    )
-    parser.add_argument(
-        "--concurrency", type=int, help="in flight (default: ceil(limit * latency * 2) + 2)"
-    )
-    parser.add_argument("--no-ledger", action="store_true", help="skip the SQLite ledger run")
-    parser.add_argument(
-        "--http-shards",
-        type=int,
-        default=0,
-        help="split the client's connections over N httpx pools (an experiment; default 0: "
-        "the sender's own transport, pools of 8)",
-    )
+    add = parser.add_argument
+    add("--apis", type=_names(APIS), default=list(APIS), help="onprem,cloud")
+    add("--ledgers", type=_names(LEDGERS), default=list(LEDGERS), help="none,sqlite,postgresql")
+    add("--limits", type=_limits, default=[1000.0], help="messages/s list")
+    add("--messages", type=int, default=10_000, help="sends per run (issue 17: 60,000)")
+    add("--latency-ms", type=float, default=50.0, help="sandbox answer latency")
+    add("--headroom", type=float, default=1.2, help="sandbox limit / client limit")
+    add("--burst", type=int, help="client burst (default: SendLimits', 50 ms of messages)")
+    add("--sandbox-burst", type=float, default=2.0, help="sandbox bucket / client burst")
+    add("--concurrency", type=int, help="in flight (default: ceil(limit * latency * 2) + 2)")
+    add("--uvloop", action="store_true", help="run the client on uvloop")
     return parser
 
 
-def _ledger_run(box: Sandbox, run: Run, burst: int) -> Run:
-    """One run through the real ledger on a fresh SQLite warehouse; counts its rows after."""
-    with tempfile.TemporaryDirectory() as directory:
-        campaign, run_id = "bench-send", str(uuid.uuid4())
-        measure(run, box, _sqlite_ledger(directory, campaign, run_id), burst)
-        engine = warehouse(f"sqlite:///{directory}/warehouse.sqlite")
-        states = ledger.load(engine, campaign)["state"].value_counts()
-        run.ledger_rows = {str(state): int(count) for state, count in states.items()}
-        engine.dispose()
-    return run
-
-
-def runs_at(limit: float, args: argparse.Namespace, *, with_ledger: bool) -> list[Run]:
-    """The runs at one limit, against a sandbox of their own."""
-    shards = max(0, args.http_shards)
-    pools = f" {shards} pools" if shards > 0 else ""
+def runs_at(api: str, limit: float, args: argparse.Namespace) -> list[Run]:
+    """The runs of one API at one limit, against a sandbox of their own."""
     burst = args.burst or SendLimits(rate_per_s=limit).bucket
     concurrency = args.concurrency or math.ceil(limit * args.latency_ms / 1000 * 2) + 2
     bucket = max(1, round(burst * args.sandbox_burst))
     print(
-        f"limit {limit:g}/s: sandbox {limit * args.headroom:g}/s bucket {bucket}, "
-        f"{args.latency_ms:g} ms; client concurrency {concurrency}, burst {burst}"
-        + (f", {shards} connection pools" if shards > 0 else ""),
+        f"{api} {limit:g}/s: sandbox {limit * args.headroom:g}/s bucket {bucket}, "
+        f"{args.latency_ms:g} ms; client concurrency {concurrency}, burst {burst}",
         flush=True,
     )
     runs = []
-    with Sandbox(latency_ms=args.latency_ms, rate=limit * args.headroom, burst=bucket) as box:
+    sandbox_rate = limit * args.headroom
+    with Sandbox(api, latency_ms=args.latency_ms, rate=sandbox_rate, burst=bucket) as box:
         # Untimed: first-use costs (imports, connections, caches) out of the figures.
-        warm_up = Run("warm-up", limit, min(50, args.messages), concurrency, shards)
-        measure(warm_up, box, _no_ledger, burst)
-        plain = Run(f"{limit:g}/s{pools}", limit, args.messages, concurrency, shards)
-        runs.append(measure(plain, box, _no_ledger, burst))
-        if with_ledger:
-            kept = Run(
-                f"{limit:g}/s{pools} sqlite ledger", limit, args.messages, concurrency, shards
-            )
-            runs.append(_ledger_run(box, kept, burst))
+        warm_up = Run(api, "none", limit, min(50, args.messages), concurrency, burst)
+        measure(warm_up, box, use_uvloop=args.uvloop)
+        for kind in args.ledgers:
+            run = Run(api, kind, limit, args.messages, concurrency, burst)
+            runs.append(measure(run, box, use_uvloop=args.uvloop))
+            print(f"  {run.label}: {run.cpu_s / run.messages * 1000:.3f} ms CPU", flush=True)
     return runs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run each limit against its own sandbox, print and save the figures."""
+    """Run each API and limit against its own sandbox, print and save the figures."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.headroom <= 0 or args.messages < 1 or not args.limits or min(args.limits) <= 0:
         parser.error("--headroom, --messages and every --limits value must be positive")
-    runs = [
-        run
-        for limit in args.limits
-        for run in runs_at(
-            limit, args, with_ledger=limit == max(args.limits) and not args.no_ledger
-        )
-    ]
+    runs = [run for api in args.apis for limit in args.limits for run in runs_at(api, limit, args)]
     params = {
+        "apis": args.apis,
+        "ledgers": args.ledgers,
         "limits": args.limits,
         "messages": args.messages,
         "latency_ms": args.latency_ms,
         "headroom": args.headroom,
         "sandbox_burst": args.sandbox_burst,
-        "http_shards": max(0, args.http_shards),
+        "uvloop": args.uvloop,
         "runs": [
             {
                 "label": r.label,
                 "concurrency": r.concurrency,
+                "burst": r.burst,
                 "wall_s": r.wall_s,
                 "cpu_s": r.cpu_s,
                 "sandbox_cpu_s": r.sandbox_cpu_s,
                 "statuses": {str(k): v for k, v in r.statuses.items()},
+                "busiest_second": r.busiest_second,
                 "ledger_rows": r.ledger_rows,
-                "burst": r.burst,
+                "load_average": r.load,
             }
             for r in runs
         ],
@@ -510,6 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     title = (
         f"send: {args.messages:,} messages per run, sandbox latency {args.latency_ms:g} ms, "
         "sandbox in its own process (client CPU is this process only)"
+        + (", client on uvloop" if args.uvloop else "")
     )
     report("send", title, [f for r in runs for f in figures(r)], params)
     return 0

@@ -766,6 +766,8 @@ def test_record_lists_every_request_without_secrets(
     assert sandbox.state.sent_to() == ["4915112345670", "call-me"]
     served = client.get("/sandbox/requests", params={"endpoint": "messages"}).json()
     assert [r["status"] for r in served["requests"]] == [200, 400]
+    arrivals = client.get("/sandbox/arrivals", params={"endpoint": "messages"}).json()
+    assert arrivals == {"arrivals": [[r["monotonic"], r["status"]] for r in served["requests"]]}
     assert TOKEN not in json.dumps(client.get("/sandbox/requests").json())
     stats = client.get("/sandbox/stats").json()["stats"]
     assert stats["messages.accepted"] == 1 and stats["messages.rejected.100"] == 1

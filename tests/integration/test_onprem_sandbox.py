@@ -577,6 +577,8 @@ def test_record_lists_every_request_without_secrets(
 
     served = client.get("/sandbox/requests", params={"endpoint": "messages"}).json()
     assert [r["status"] for r in served["requests"]] == [404, 201]
+    arrivals = client.get("/sandbox/arrivals", params={"endpoint": "messages"}).json()
+    assert arrivals == {"arrivals": [[r["monotonic"], r["status"]] for r in served["requests"]]}
 
 
 def test_reset_forgets_record_cache_and_known_contacts(client: httpx.Client) -> None:

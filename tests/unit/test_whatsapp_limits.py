@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 import itertools
 from collections.abc import Awaitable
@@ -200,8 +201,87 @@ def test_without_retry_after_a_429_pauses_every_send_for_the_backoff() -> None:
     assert sent[0] == 0.0 and sent[1] == sent[2] == time.slept[0] <= 2.0
 
 
-def test_default_burst_is_a_second_of_messages_a_third_of_the_apis_bucket() -> None:
-    assert SendLimits(rate_per_s=250).bucket == 250  # a 1 s stall is made up afterwards
-    assert SendLimits(rate_per_s=50).bucket * 3 == 150  # the API's 50/s, bursts of 150
+def test_default_burst_is_50_ms_of_messages() -> None:
+    assert SendLimits(rate_per_s=1000).bucket == 50
+    assert SendLimits(rate_per_s=80).bucket == 4
     assert SendLimits(rate_per_s=0.5).bucket == 1
     assert SendLimits(rate_per_s=250, burst=25).bucket == 25
+
+
+def _starts(
+    limits: SendLimits, sends: int, *, stall_at: float | None = None, stall_s: float = 0.0
+) -> list[float]:
+    """The virtual times at which `sends` calls through a limiter start; with `stall_at`, every
+    call still waiting at that moment is held `stall_s` longer (a pause)."""
+    time = FakeTime()
+    limiter = SendLimiter(limits, clock=time.monotonic, sleep=time.sleep)
+    started: list[float] = []
+
+    async def send() -> None:
+        async with limiter.slot():
+            started.append(time.monotonic())
+            await time.sleep(0.05)  # the call's answer
+
+    async def stall() -> None:
+        await time.sleep(stall_at or 0.0)
+        limiter.pause.extend(stall_s)
+
+    async def run() -> None:
+        extra = [stall()] if stall_at is not None else []
+        await asyncio.gather(*(send() for _ in range(sends)), *extra)
+
+    asyncio.run(time.drive(run()))
+    return started
+
+
+def _busiest_second(starts: list[float]) -> int:
+    """The most starts in any window [t, t + 1 s)."""
+    ordered = sorted(starts)
+    return max(bisect.bisect_left(ordered, t + 1.0) - i for i, t in enumerate(ordered))
+
+
+def test_sends_start_one_interval_apart_after_the_first_burst() -> None:
+    starts = _starts(SendLimits(rate_per_s=100, concurrency=50, burst=5), 300)
+    assert starts[:5] == [0.0] * 5
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts[5:])]
+    assert min(gaps) == pytest.approx(0.01) and max(gaps) == pytest.approx(0.01)
+    assert starts[-1] == pytest.approx((300 - 5) / 100)
+
+
+def test_no_second_holds_more_than_the_rate_and_the_burst() -> None:
+    limits = SendLimits(rate_per_s=200, concurrency=40)
+    starts = _starts(limits, 1000)
+    assert _busiest_second(starts) <= 200 + limits.bucket + 1
+
+
+def test_after_a_pause_sends_resume_at_the_rate_not_in_a_burst() -> None:
+    limits = SendLimits(rate_per_s=100, concurrency=100, burst=5)
+    starts = _starts(limits, 400, stall_at=0.5, stall_s=2.0)
+    resumed = [t for t in starts if t >= 2.5]
+    assert len([t for t in starts if 0.5 < t < 2.5]) == 0
+    assert len([t for t in resumed if t < 2.5 + 0.001]) <= limits.bucket
+    assert _busiest_second(starts) <= 100 + limits.bucket + 1
+
+
+def test_a_send_cancelled_while_waiting_for_its_turn_gives_it_up() -> None:
+    time = FakeTime()
+    limiter = SendLimiter(
+        SendLimits(rate_per_s=1, concurrency=4, burst=1), clock=time.monotonic, sleep=time.sleep
+    )
+    started: list[str] = []
+
+    async def send(name: str) -> None:
+        async with limiter.slot():
+            started.append(name)
+
+    async def run() -> None:
+        await send("first")
+        second = asyncio.ensure_future(send("second"))
+        third = asyncio.ensure_future(send("third"))
+        await time.someone_sleeps.wait()  # both wait for their turn
+        second.cancel()
+        await third
+
+    asyncio.run(time.drive(run()))
+    assert started == ["first", "third"]
+    assert time.monotonic() == 1.0

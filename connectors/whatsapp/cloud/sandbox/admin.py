@@ -56,6 +56,13 @@ class _Admin:
         entries = self.state.requests if endpoint is None else self.state.requests_to(endpoint)
         return JSONResponse({"requests": [dataclasses.asdict(e) for e in entries]})
 
+    async def arrivals(self, request: Request) -> Response:
+        """When each request came (the server's monotonic clock) and its status: the record
+        without bodies, small enough for tens of thousands of sends."""
+        endpoint = request.query_params.get("endpoint")
+        entries = self.state.requests if endpoint is None else self.state.requests_to(endpoint)
+        return JSONResponse({"arrivals": [[e.monotonic, e.status] for e in entries]})
+
     async def reset(self, _request: Request) -> Response:
         self.state.reset()
         return JSONResponse({"reset": True})
@@ -174,6 +181,7 @@ def admin_routes(state: CloudSandboxState, pusher: CloudWebhookPusher) -> list[R
     admin = _Admin(state, pusher)
     handlers: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
         ("/sandbox/requests", admin.requests, ["GET"]),
+        ("/sandbox/arrivals", admin.arrivals, ["GET"]),
         ("/sandbox/reset", admin.reset, ["POST"]),
         ("/sandbox/stats", admin.stats, ["GET"]),
         ("/sandbox/faults", admin.faults, ["POST"]),
