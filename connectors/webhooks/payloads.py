@@ -31,9 +31,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Final, TypeVar
+
+import orjson
 
 from connectors.errors import RecipientError
 from connectors.warehouse.events import StatusEvent
@@ -117,6 +120,10 @@ class Batch:
 def load_json(body: bytes) -> Any:
     """The body's JSON value, or PayloadError when it is not UTF-8 JSON."""
     try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass  # json reads what orjson refuses: NaN, integers past 64 bits, lone surrogates
+    try:
         return json.loads(body)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise PayloadError("body is not JSON") from exc
@@ -150,8 +157,8 @@ def parse_cloud(payload: Any) -> Batch:
                 preferences += _preferences(value, _phone_number_id(value), business_id)
             if change.get("field") != "messages":
                 continue  # template, quality and account updates: not ours
-            batch = _parse_value(value, f"{where}.value", _phone_number_id(value))
-            statuses += (replace(s, business_id=business_id) for s in batch.statuses)
+            batch = _parse_value(value, f"{where}.value", _phone_number_id(value), business_id)
+            statuses += batch.statuses
             inbound += batch.inbound
             dropped += batch.dropped
     return Batch(tuple(statuses), tuple(inbound), tuple(dropped), tuple(preferences))
@@ -162,9 +169,15 @@ def storable(text: str) -> bool:
     return _UNSTORABLE.search(text) is None
 
 
-def _parse_value(value: Mapping[str, Any], where: str, phone_number_id: str | None = None) -> Batch:
+def _parse_value(
+    value: Mapping[str, Any],
+    where: str,
+    phone_number_id: str | None = None,
+    business_id: str | None = None,
+) -> Batch:
     dropped: list[str] = []
-    statuses = _items(value, "statuses", where, _status, phone_number_id, dropped)
+    status = partial(_status, business_id=business_id)
+    statuses = _items(value, "statuses", where, status, phone_number_id, dropped)
     contacts = _Contacts.of(_list(value, "contacts", where))
     inbound = _items(value, "messages", where, contacts.message, phone_number_id, dropped)
     return Batch(statuses, inbound, tuple(dropped))
@@ -263,11 +276,13 @@ def _timestamp(obj: Mapping[str, Any]) -> datetime | None:
 
 
 def _raw(obj: Mapping[str, Any]) -> str | None:
-    text = _dumps(obj)
-    # Surrogates stay raw in the text (found by storable); NULs come out as a \\u0000 escape.
-    if not storable(text) or "\\u0000" in text:
-        text = _dumps(_replace_unstorable(obj))
-    return text if len(text.encode("utf-8")) <= _MAX_RAW_BYTES else None
+    try:
+        data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # a lone surrogate or an integer past 64 bits
+        data = b"\\u0000"
+    if b"\\u0000" in data:  # NULs come out as this escape, which jsonb refuses too
+        data = _dumps(_replace_unstorable(obj)).encode("utf-8")
+    return data.decode("utf-8") if len(data) <= _MAX_RAW_BYTES else None
 
 
 def _dumps(obj: Any) -> str:
@@ -285,7 +300,9 @@ def _replace_unstorable(obj: Any) -> Any:
     return obj
 
 
-def _status(obj: Any, where: str, phone_number_id: str | None) -> StatusEvent:
+def _status(
+    obj: Any, where: str, phone_number_id: str | None, *, business_id: str | None = None
+) -> StatusEvent:
     if not isinstance(obj, dict):
         raise PayloadError(f"{where}: must be an object")
     code = title = None
@@ -305,6 +322,7 @@ def _status(obj: Any, where: str, phone_number_id: str | None) -> StatusEvent:
         recipient_user_id=_string(obj.get("recipient_user_id"), _MAX_USER_ID),
         callback=_string(obj.get("biz_opaque_callback_data"), _MAX_CALLBACK),
         **_pricing(obj.get("pricing")),
+        business_id=business_id,
     )
     return _keep(event, ("id", event.message_id), ("status", event.status))
 
