@@ -6,6 +6,9 @@ digits-only number, or from a BSUID, whose body amounts to a keyword, see `keywo
 warehouse store them with the batch's statuses in one transaction (a BSUID-only sender is mapped
 to its number through the deliveries that recorded the BSUID; one never seen is dropped).
 
+On SQLite its connections sync the log at every commit (`synchronous=FULL`): a batch is
+answered 200 only once it would survive a power cut, as on PostgreSQL.
+
 Each writer thread keeps its connection between batches instead of checking one out of the pool
 per batch: the pool's liveness ping and reset-on-return would add three or four round trips to
 each transaction, which is what bounds a busy receiver. A connection whose batch failed is given
@@ -129,6 +132,12 @@ class WarehouseStore:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = self._engine.connect()
+            if conn.dialect.name == "sqlite":
+                # WAL with synchronous=NORMAL (the warehouse's default) may lose the last
+                # commits to a power cut, after they were answered 200: the provider would never
+                # resend them. FULL syncs the log at every commit.
+                conn.exec_driver_sql("PRAGMA synchronous=FULL")
+                conn.commit()
         try:
             yield conn
         except BaseException:

@@ -35,7 +35,7 @@ from connectors.webhooks.payloads import InboundMessage, UserPreference
 from connectors.webhooks.security import sign
 from connectors.webhooks.server import RunningReceiver, start_receiver, uvicorn_config
 from connectors.webhooks.settings import ReceiverSettings
-from connectors.webhooks.store import record_events
+from connectors.webhooks.store import WarehouseStore, record_events
 from connectors.whatsapp import Template
 from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
@@ -657,6 +657,19 @@ def test_one_bad_request_fails_alone_when_written_together(
     assert codes[17] == 500
     assert codes[:17] + codes[18:] == [200] * 39
     assert count(engine, status_events) == 39
+
+
+def test_sqlite_commits_of_the_receiver_are_synced_before_they_are_answered(
+    sqlite_url: str,
+) -> None:
+    store = WarehouseStore(warehouse(sqlite_url), opt_out_keywords=["STOP"])
+    try:
+        store.record([StatusEvent("m-1", "sent")], [])
+        [conn] = store._idle
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        conn.rollback()
+    finally:
+        store.close()
 
 
 def test_concurrent_requests_are_committed_together_and_none_is_lost(
