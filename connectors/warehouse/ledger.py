@@ -18,7 +18,19 @@ from datetime import datetime
 from typing import Any, Final
 
 import pandas as pd
-from sqlalchemy import Boolean, Connection, Engine, bindparam, func, literal, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Engine,
+    Insert,
+    Update,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -177,12 +189,11 @@ def advance(
         raise
 
 
-def _record(conn: Connection, lease: Lease, run_id: str, results: Sequence[Result]) -> None:
-    """Each result onto the row this lease's claim made (a row since re-claimed is left alone)."""
-    if not results:
-        return
+def _record_statement() -> Update:
+    """Each result onto its row, if this lease's claim made it (built once: a fixed statement
+    skips SQLAlchemy's building and cache-key work on every turn)."""
     c = deliveries.c
-    stmt = (
+    return (
         update(deliveries)
         .where(
             c.campaign_id == bindparam("b_campaign"),
@@ -205,8 +216,17 @@ def _record(conn: Connection, lease: Lease, run_id: str, results: Sequence[Resul
             user_id=func.coalesce(bindparam("b_user_id", type_=c.user_id.type), c.user_id),
         )
     )
+
+
+_RECORD: Final = _record_statement()
+
+
+def _record(conn: Connection, lease: Lease, run_id: str, results: Sequence[Result]) -> None:
+    """Each result onto the row this lease's claim made (a row since re-claimed is left alone)."""
+    if not results:
+        return
     conn.execute(
-        stmt,
+        _RECORD,
         [
             {
                 "b_campaign": lease.campaign_id,
@@ -242,66 +262,111 @@ def _claim(conn: Connection, lease: Lease, run_id: str, claims: Sequence[Claim])
     """
     if not claims:
         return frozenset()
-    rows = [
-        {
-            "campaign_id": lease.campaign_id,
-            "phone_e164": c.phone_e164,
-            "customer_id": c.customer_id,
-            "wa_id": c.wa_id,
-            "state": LedgerState.SENDING,
-            "retryable": False,
-            "attempts": c.attempts,
-            "run_id": run_id,
-            "first_attempt_at": c.first_attempt_at,
-            "last_attempt_at": c.at,
-            "message_id": None,
-            "error_code": None,
-            "error_title": None,
-            "lease_token": lease.token,
-            "sender": c.sender,
-            "market": c.market,
-            # A new attempt is a new message: nothing of the last one's answer or statuses
-            # (e.g. a 131049 `failed`) may rank against the new one's.
-            **dict.fromkeys(_LAST_MESSAGE_COLUMNS),
-        }
+    new = [
+        {"campaign_id": lease.campaign_id, "phone_e164": c.phone_e164, **_claimed(lease, run_id, c)}
         for c in claims
+        if c.from_state is None
     ]
-    new = [row for row, c in zip(rows, claims, strict=True) if c.from_state is None]
-    again = [(row, c) for row, c in zip(rows, claims, strict=True) if c.from_state is not None]
-    won = _insert_new(conn, new) | _claim_again(conn, lease.campaign_id, again)
+    again = [c for c in claims if c.from_state is not None]
+    won = _insert_new(conn, new) | _claim_again(conn, lease, run_id, again)
     expected = {c.phone_e164: c.attempts for c in claims if c.phone_e164 not in won}
     return won | _own_claims(conn, lease, expected) if expected else won
 
 
+def _claimed(lease: Lease, run_id: str, claim: Claim) -> dict[str, Any]:
+    """The columns a claim writes; a new row leaves every other column NULL."""
+    return {
+        "customer_id": claim.customer_id,
+        "wa_id": claim.wa_id,
+        "state": LedgerState.SENDING,
+        "retryable": False,
+        "attempts": claim.attempts,
+        "run_id": run_id,
+        "first_attempt_at": claim.first_attempt_at,
+        "last_attempt_at": claim.at,
+        "lease_token": lease.token,
+        "sender": claim.sender,
+        "market": claim.market,
+    }
+
+
+_INSERTS: dict[str, Insert] = {}
+
+
+def _insert_statement(dialect: str) -> Insert:
+    """INSERT of new claims that leaves a row another run wrote first as it is (built once per
+    dialect); PostgreSQL and SQLite return the rows they inserted."""
+    if dialect not in _INSERTS:
+        if dialect == "postgresql":
+            _INSERTS[dialect] = _postgres_insert()
+        elif dialect == "sqlite":
+            stmt = sqlite.insert(deliveries).on_conflict_do_nothing()
+            _INSERTS[dialect] = stmt.returning(deliveries.c.phone_e164)
+        elif dialect in ("mysql", "mariadb"):
+            ins = mysql.insert(deliveries)
+            _INSERTS[dialect] = ins.on_duplicate_key_update(phone_e164=deliveries.c.phone_e164)
+        else:
+            raise NotImplementedError(f"ledger claims on dialect {dialect!r}")
+    return _INSERTS[dialect]
+
+
+# A claim's columns that are the same for every claim of one transaction, and those per claim.
+_SHARED_COLUMNS: Final = ("campaign_id", "state", "retryable", "run_id", "lease_token")
+_PER_CLAIM_COLUMNS: Final = (
+    "phone_e164",
+    "customer_id",
+    "wa_id",
+    "attempts",
+    "first_attempt_at",
+    "last_attempt_at",
+    "sender",
+    "market",
+)
+
+
+def _postgres_insert() -> Insert:
+    """The claims as one INSERT of a row per array element (`unnest`): one statement text for
+    any number of claims, which psycopg parses once and the server prepares, where a multi-row
+    VALUES list is a new text of hundreds of parameters for each count."""
+    c = deliveries.c
+    rows = select(
+        *(bindparam(f"s_{name}", type_=c[name].type) for name in _SHARED_COLUMNS),
+        *(
+            func.unnest(bindparam(f"a_{name}", type_=postgresql.ARRAY(c[name].type)))
+            for name in _PER_CLAIM_COLUMNS
+        ),
+    )
+    stmt = postgresql.insert(deliveries).from_select([*_SHARED_COLUMNS, *_PER_CLAIM_COLUMNS], rows)
+    return stmt.on_conflict_do_nothing().returning(c.phone_e164)
+
+
 def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> frozenset[str]:
-    """INSERT the claims of numbers without a row, leaving a row another run wrote first as it
-    is; returns the numbers inserted where the database can say so."""
+    """INSERT the claims of numbers without a row; returns the numbers inserted where the
+    database can say so."""
     if not rows:
         return frozenset()
-    dialect = conn.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        stmt = module.insert(deliveries).on_conflict_do_nothing()
-        return frozenset(conn.execute(stmt.returning(deliveries.c.phone_e164), rows).scalars())
-    if dialect in ("mysql", "mariadb"):
-        ins = mysql.insert(deliveries)
-        conn.execute(ins.on_duplicate_key_update(phone_e164=deliveries.c.phone_e164), rows)
+    stmt = _insert_statement(conn.dialect.name)
+    if conn.dialect.name == "postgresql":
+        first = rows[0]
+        arrays = {
+            **{f"s_{name}": first[name] for name in _SHARED_COLUMNS},
+            **{f"a_{name}": [row[name] for row in rows] for name in _PER_CLAIM_COLUMNS},
+        }
+        return frozenset(conn.execute(stmt, arrays).scalars())
+    if conn.dialect.name in ("mysql", "mariadb"):
+        conn.execute(stmt, rows)
         return frozenset()
-    raise NotImplementedError(f"ledger claims on dialect {dialect!r}")
+    return frozenset(conn.execute(stmt, rows).scalars())
 
 
-def _claim_again(
-    conn: Connection, campaign_id: str, claims: list[tuple[dict[str, Any], Claim]]
-) -> frozenset[str]:
-    """UPDATE to `sending` each row still in the state, and at the attempt, the run planned
-    from; returns the numbers updated where the database can say so."""
-    if not claims:
-        return frozenset()
+def _claim_again_statement() -> Update:
+    """UPDATE to `sending` a row still in the state, and at the attempt, the run planned from,
+    wiping what the last message left (built once)."""
     c = deliveries.c
-    stmt = (
+    return (
         update(deliveries)
         .where(
-            c.campaign_id == campaign_id,
+            c.campaign_id == bindparam("b_campaign"),
             c.phone_e164 == bindparam("b_phone"),
             c.state == bindparam("b_from"),
             c.attempts == bindparam("b_before"),
@@ -311,19 +376,32 @@ def _claim_again(
         )
         .values({name: bindparam(name, type_=c[name].type) for name in _CLAIMED_COLUMNS})
     )
+
+
+def _claim_again(
+    conn: Connection, lease: Lease, run_id: str, claims: list[Claim]
+) -> frozenset[str]:
+    """UPDATE to `sending` each row still in the state, and at the attempt, the run planned
+    from; returns the numbers updated where the database can say so."""
+    if not claims:
+        return frozenset()
     params = [
         {
-            **{name: row[name] for name in _CLAIMED_COLUMNS},
+            **_claimed(lease, run_id, claim),
+            # A new attempt is a new message: nothing of the last one's answer or statuses
+            # (e.g. a 131049 `failed`) may rank against the new one's.
+            **dict.fromkeys(_WIPED_COLUMNS),
+            "b_campaign": lease.campaign_id,
             "b_phone": claim.phone_e164,
             "b_from": claim.from_state,
             "b_before": claim.attempts - 1,
         }
-        for row, claim in claims
+        for claim in claims
     ]
     if not conn.dialect.update_returning:
-        conn.execute(stmt, params)
+        conn.execute(_CLAIM_AGAIN, params)
         return frozenset()
-    returning = stmt.returning(c.phone_e164)
+    returning = _CLAIM_AGAIN_RETURNING
     return frozenset(phone for one in params for phone in conn.execute(returning, one).scalars())
 
 
@@ -341,7 +419,10 @@ def _own_claims(conn: Connection, lease: Lease, expected: dict[str, int]) -> fro
     )
 
 
-_LAST_MESSAGE_COLUMNS: Final = (
+_WIPED_COLUMNS: Final = (
+    "message_id",
+    "error_code",
+    "error_title",
     "sent_at",
     "delivery_status",
     "delivery_error_code",
@@ -362,11 +443,11 @@ _CLAIMED_COLUMNS: Final = (
     "run_id",
     "first_attempt_at",
     "last_attempt_at",
-    "message_id",
-    "error_code",
-    "error_title",
     "lease_token",
     "sender",
     "market",
-    *_LAST_MESSAGE_COLUMNS,
+    *_WIPED_COLUMNS,
 )
+
+_CLAIM_AGAIN: Final = _claim_again_statement()
+_CLAIM_AGAIN_RETURNING: Final = _CLAIM_AGAIN.returning(deliveries.c.phone_e164)
