@@ -1,4 +1,6 @@
-"""The receiver's Starlette app: authenticate, bound and parse a webhook, answer after commit.
+"""The receiver's ASGI app: authenticate, bound and parse a webhook, answer after commit.
+
+The webhook POSTs run on bare ASGI (see `answers`), the handshake, health and errors on Starlette.
 
 | request | answer |
 |---|---|
@@ -23,6 +25,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy.engine import make_url
@@ -31,9 +34,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from connectors.settings import mask_url
 from connectors.warehouse.connect import warehouse
+from connectors.webhooks import answers
+from connectors.webhooks.answers import route_path
 from connectors.webhooks.payloads import Batch, PayloadError, load_json, parse_cloud, parse_v1
 from connectors.webhooks.security import (
     SIGNATURE_HEADER,
@@ -54,29 +60,25 @@ from connectors.webhooks.writer import (
 log = logging.getLogger(__name__)
 
 OK: Final = {"status": "ok"}
+_V1: Final = "/webhooks/v1"
+_V1_PREFIX: Final = "/webhooks/v1/"
+_CLOUD: Final = "/webhooks/cloud"
+_SIGNATURE: Final = SIGNATURE_HEADER.lower().encode()
 
 
-def _error(status: int, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": code}, status_code=status, headers=headers)
+def _error(status: int, code: str) -> JSONResponse:
+    return JSONResponse({"error": code}, status_code=status)
 
 
-class _TooLarge(Exception):
-    """The body is over the limit (its declared length or the bytes streamed so far)."""
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    """A bare ASGI handler as an ASGI app object (Starlette would wrap a function in requests,
+    uvicorn would take a bound method for ASGI 2)."""
 
+    handle: Callable[[Scope, Receive, Send], Awaitable[None]]
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, or _TooLarge as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.handle(scope, receive, send)
 
 
 class ReceiverApp:
@@ -97,19 +99,33 @@ class ReceiverApp:
         self.dropped: Counter[str] = Counter()
         """Items dropped as unstorable since the start, per field (`statuses.id`, ...)."""
         routes = [
-            Route("/webhooks/v1/{token}", self._v1_path, methods=["POST"]),
-            Route("/webhooks/v1", self._v1_basic, methods=["POST"]),
-            Route("/webhooks/cloud", self._cloud, methods=["POST"]),
-            Route("/webhooks/cloud", self._cloud_handshake, methods=["GET"]),
+            Route(_V1_PREFIX + "{token}", _Raw(self._v1_path), methods=["POST"]),
+            Route(_V1, _Raw(self._v1_basic), methods=["POST"]),
+            Route(_CLOUD, _Raw(self._cloud), methods=["POST"]),
+            Route(_CLOUD, self._cloud_handshake, methods=["GET"]),
             Route("/healthz", self._health, methods=["GET"]),
         ]
-        self.asgi = Starlette(
+        self._starlette = Starlette(
             routes=routes,
             lifespan=self._lifespan,
             exception_handlers={HTTPException: self._http_error},
         )
         # A 307 to the path without the slash would make providers re-post the body elsewhere.
-        self.asgi.router.redirect_slashes = False
+        self._starlette.router.redirect_slashes = False
+        self.asgi = _Raw(self._dispatch)
+        """The ASGI app: webhook POSTs go straight to their handler, the rest through Starlette."""
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = route_path(scope)
+            if path == _CLOUD:
+                return await self._cloud(scope, receive, send)
+            if path == _V1:
+                return await self._v1_basic(scope, receive, send)
+            token = path.removeprefix(_V1_PREFIX)
+            if token != path and token and "/" not in token:
+                return await self._v1_path(scope, receive, send)
+        await self._starlette(scope, receive, send)
 
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -162,31 +178,29 @@ class ReceiverApp:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         return _error(status, {404: "not_found", 405: "method_not_allowed"}.get(status, "error"))
 
-    # Routes ----------------------------------------------------------------------------------
+    # Routes ---------------------------------------------------------------------------------
 
-    async def _v1_path(self, request: Request) -> Response:
-        given = request.path_params["token"]
+    async def _v1_path(self, scope: Scope, receive: Receive, send: Send) -> None:
+        given = route_path(scope).removeprefix(_V1_PREFIX)
         allowed = self.settings.token_via in ("path", "both")
         if not (allowed and token_matches(given, self.settings.token)):
-            return _error(401, "unauthorized")
-        return await self._accept(request, parse_v1)
+            return await answers.UNAUTHORIZED.send(send)
+        await self._accept(scope, receive, send, parse_v1)
 
-    async def _v1_basic(self, request: Request) -> Response:
-        given = basic_password(request.headers.get("authorization"))
+    async def _v1_basic(self, scope: Scope, receive: Receive, send: Send) -> None:
+        given = basic_password(answers.header(scope, b"authorization"))
         allowed = self.settings.token_via in ("basic", "both")
         if not (allowed and token_matches(given, self.settings.token)):
-            headers = {"WWW-Authenticate": 'Basic realm="webhooks"'}
-            return _error(401, "unauthorized", headers)
-        return await self._accept(request, parse_v1)
+            return await answers.UNAUTHORIZED_BASIC.send(send)
+        await self._accept(scope, receive, send, parse_v1)
 
-    async def _cloud(self, request: Request) -> Response:
-        async def verified(body: bytes) -> Response | None:
-            header = request.headers.get(SIGNATURE_HEADER)
-            if signature_valid(body, header, self.settings.app_secret):
-                return None
-            return _error(401, "bad_signature")
+    async def _cloud(self, scope: Scope, receive: Receive, send: Send) -> None:
+        signature = answers.header(scope, _SIGNATURE)
 
-        return await self._accept(request, parse_cloud, check=verified)
+        def verified(body: bytes) -> bool:
+            return signature_valid(body, signature, self.settings.app_secret)
+
+        await self._accept(scope, receive, send, parse_cloud, check=verified)
 
     async def _cloud_handshake(self, request: Request) -> Response:
         query = request.query_params
@@ -219,33 +233,35 @@ class ReceiverApp:
 
     async def _accept(
         self,
-        request: Request,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
         parse: Callable[[Any], Batch],
         *,
-        check: Callable[[bytes], Awaitable[Response | None]] | None = None,
-    ) -> Response:
+        check: Callable[[bytes], bool] | None = None,
+    ) -> None:
         try:
-            body = await _read_body(request, self.settings.max_body_bytes)
-        except _TooLarge:
-            return _error(413, "too_large")
-        if check is not None:
-            refused = await check(body)
-            if refused is not None:
-                return refused
+            body = await answers.read_body(scope, receive, self.settings.max_body_bytes)
+        except answers.TooLargeError:
+            return await answers.TOO_LARGE.send(send)
+        except answers.DisconnectedError:
+            return  # nobody to answer; the provider sends the body again
+        if check is not None and not check(body):
+            return await answers.BAD_SIGNATURE.send(send)
         try:
             batch = parse(load_json(body))
         except PayloadError as exc:
             log.warning("refused a webhook body (400): %s", exc)
-            return _error(400, "bad_payload")
+            return await answers.BAD_PAYLOAD.send(send)
         if batch.dropped:
             self._count_dropped(batch)
         if not len(batch):
-            return JSONResponse(OK)
+            return await answers.OK.send(send)
         assert self.writer is not None  # set by the lifespan before any request
         try:
             await self.writer.submit(batch)
         except BusyError:
-            return _error(503, "busy", {"Retry-After": "1"})
+            return await answers.BUSY.send(send)
         except WriteFailedError:
-            return _error(500, "write_failed")
-        return JSONResponse(OK)
+            return await answers.WRITE_FAILED.send(send)
+        await answers.OK.send(send)

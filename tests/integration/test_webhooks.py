@@ -563,6 +563,27 @@ def test_answers_never_echo_the_request(receiver: RunningReceiver, http: httpx.C
         assert marker not in answer.text
 
 
+def test_refusals_carry_their_headers_and_other_methods_or_paths_are_405_or_404(
+    receiver: RunningReceiver, http: httpx.Client, tmp_path: Path
+) -> None:
+    body = fixture("v1_statuses.json")
+    basic = http.post(receiver.url + "/webhooks/v1", json=body)
+    assert (basic.status_code, basic.headers["www-authenticate"]) == (401, 'Basic realm="webhooks"')
+    assert basic.headers["content-type"] == "application/json"
+    wrong_method = http.get(receiver.v1_url)
+    assert (wrong_method.status_code, wrong_method.content) == (
+        405,
+        b'{"error":"method_not_allowed"}',
+    )
+    nowhere = http.post(receiver.url + "/webhooks/v2", json=body)
+    assert (nowhere.status_code, nowhere.content) == (404, b'{"error":"not_found"}')
+    full_url = f"sqlite:///{tmp_path}/full.sqlite"
+    with start_receiver(settings_for(full_url, max_queued_events=2)) as full:
+        busy = http.post(full.v1_url, json=body)  # 3 statuses: more than may wait
+        assert (busy.status_code, busy.content) == (503, b'{"error":"busy"}')
+        assert busy.headers["retry-after"] == "1"
+
+
 def test_meta_handshake_echoes_only_a_digit_challenge(
     receiver: RunningReceiver, http: httpx.Client
 ) -> None:
