@@ -25,6 +25,7 @@ import asyncio
 import bisect
 import math
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -274,6 +275,10 @@ class Run:
     call_durations: list[float] = field(default_factory=list)
     ledger_rows: dict[str, int] | None = None
     load: list[float] | None = None
+    turns: int = 0
+    write_s: float = 0.0
+    system_s: float = 0.0
+    switches: int = 0
 
     @property
     def label(self) -> str:
@@ -388,6 +393,20 @@ async def _items(run: Run, sender: Sender) -> list[Outgoing]:
     return items
 
 
+def _counted(run: Run, write: ledger.LedgerWrite) -> ledger.LedgerWrite:
+    """`write`, counting the loop's turns and the time they spend writing."""
+
+    def counted(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> frozenset[str]:
+        started = time.perf_counter()
+        try:
+            return write(results, claims)
+        finally:
+            run.turns += 1
+            run.write_s += time.perf_counter() - started
+
+    return counted
+
+
 async def _send(run: Run, box: Sandbox, write: ledger.LedgerWrite) -> None:
     """Prepare the messages, then time `send_all` over all of them."""
     settings = (
@@ -401,17 +420,21 @@ async def _send(run: Run, box: Sandbox, write: ledger.LedgerWrite) -> None:
     template = CLOUD_TEMPLATE if run.api == "cloud" else V1_TEMPLATE
     async with http, timed:
         items = await _items(run, client)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu, sandbox_cpu, started = time.process_time(), box.cpu_s, time.perf_counter()
         results = await send_all(
             timed,
             items,
             template,
-            write=write,
+            write=_counted(run, write),
             concurrency=run.concurrency,
             campaign_id=CAMPAIGN,
         )
         run.wall_s = time.perf_counter() - started
         run.cpu_s = time.process_time() - cpu
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        run.system_s = after.ru_stime - usage.ru_stime
+        run.switches = (after.ru_nvcsw + after.ru_nivcsw) - (usage.ru_nvcsw + usage.ru_nivcsw)
         run.sandbox_cpu_s = box.cpu_s - sandbox_cpu
         run.call_durations = timed.durations
         run.http_durations = transport.durations
@@ -489,7 +512,21 @@ def figures(run: Run) -> list[Figure]:
             "ms",
             note=f"p99 {call_p99:.0f} ms; the client's pacing wait included",
         ),
-        Figure(f"{name}: client CPU per send", run.cpu_s / n * 1000, "ms", TARGET_CPU_MS),
+        Figure(
+            f"{name}: ledger turns per second",
+            run.turns / run.wall_s,
+            "",
+            note=f"{n / max(run.turns, 1):.1f} sends per turn; each writes for "
+            f"{run.write_s / max(run.turns, 1) * 1000:.2f} ms (wall)",
+        ),
+        Figure(
+            f"{name}: client CPU per send",
+            run.cpu_s / n * 1000,
+            "ms",
+            TARGET_CPU_MS,
+            note=f"{run.system_s / n * 1000:.3f} ms of it in the kernel; "
+            f"{run.switches / n:.1f} context switches per send",
+        ),
         Figure(f"{name}: sandbox CPU per send", run.sandbox_cpu_s / n * 1000, "ms"),
     ]
 
@@ -579,6 +616,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "statuses": {str(k): v for k, v in r.statuses.items()},
                 "busiest_second": r.busiest_second,
                 "ledger_rows": r.ledger_rows,
+                "turns": r.turns,
+                "write_s": r.write_s,
                 "load_average": r.load,
             }
             for r in runs

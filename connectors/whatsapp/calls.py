@@ -4,6 +4,7 @@ policy of a call (backoff, the answer's Retry-After, and who else a rate limit s
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import httpx
 from tenacity import (
@@ -19,6 +20,8 @@ from connectors.whatsapp.errors import RateLimited, WhatsAppError
 from connectors.whatsapp.limits import Pause, SendLimits
 from connectors.whatsapp.settings import WhatsAppSettings
 from connectors.whatsapp.transport import AiohttpTransport
+
+T = TypeVar("T")
 
 
 def api_client(
@@ -71,3 +74,19 @@ def retry_policy(
         sleep=sleep,
         reraise=True,
     )
+
+
+async def with_retries(policy: Callable[[], AsyncRetrying], call: Callable[[], Awaitable[T]]) -> T:
+    """`call()`, retried as `policy()` says; the policy is built only after a first transient
+    failure, which then counts as its first attempt (most calls succeed at once)."""
+    try:
+        return await call()
+    except TransientError as exc:
+        failed: TransientError | None = exc
+    async for attempt in policy():
+        with attempt:
+            if failed is not None:
+                first, failed = failed, None
+                raise first
+            return await call()
+    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover

@@ -18,7 +18,7 @@ from tenacity import (
 
 from connectors.masking import mask_url
 from connectors.whatsapp.answers import error_from_response
-from connectors.whatsapp.calls import api_client, retry_policy
+from connectors.whatsapp.calls import api_client, retry_policy, with_retries
 from connectors.whatsapp.cloud import answers, templates
 from connectors.whatsapp.cloud.body import endpoint, template_body
 from connectors.whatsapp.errors import (
@@ -167,11 +167,11 @@ class CloudSender:
         """
         body = template_body(to, template, params, callback=callback)
         path = f"/{self._phone_number_id}/{endpoint(template, self._settings.marketing_route)}"
-        async for attempt in self._retrying(self._pause):
-            with attempt:
-                answer = await self._post_once(path, body)
-                return answers.send_receipt(answer, f"POST {path}")
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+        async def once() -> SendReceipt:
+            return answers.send_receipt(await self._post_once(path, body), f"POST {path}")
+
+        return await with_retries(lambda: self._retrying(self._pause), once)
 
     async def _get_once(self, path: str, params: Mapping[str, str], setting: str) -> Any:
         """One look-up: its answer's JSON; an error 100 (unknown id) names `setting`."""
@@ -195,10 +195,11 @@ class CloudSender:
     ) -> T:
         """A look-up, with transient errors retried; `parse` runs inside each attempt, so an
         answer it refuses (`MalformedAnswer`) is asked again."""
-        async for attempt in self._retrying(None):
-            with attempt:
-                return parse(await self._get_once(path, params, setting))
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+        async def once() -> T:
+            return parse(await self._get_once(path, params, setting))
+
+        return await with_retries(lambda: self._retrying(None), once)
 
     async def lookup_template(self, name: str, language: str) -> TemplateInfo:
         """The account's template of this name and language, whatever its status; raises

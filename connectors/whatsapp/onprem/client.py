@@ -17,7 +17,7 @@ from tenacity import (
 from connectors.masking import mask_url
 from connectors.vocabulary import CONTACT_STATUSES, Contact
 from connectors.whatsapp.answers import error_from_response
-from connectors.whatsapp.calls import api_client, retry_policy
+from connectors.whatsapp.calls import api_client, retry_policy, with_retries
 from connectors.whatsapp.errors import (
     MalformedAnswer,
     NetworkError,
@@ -169,10 +169,11 @@ class OnPremSender:
     ) -> Any:
         """POST with bounded retries of transient errors; `parse` runs inside each attempt, so an
         answer it refuses (`MalformedAnswer`) is asked again."""
-        async for attempt in self._retrying(self._pauses.get(path)):
-            with attempt:
-                return parse(await self._post_once(path, body, idempotent=idempotent))
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+        async def once() -> Any:
+            return parse(await self._post_once(path, body, idempotent=idempotent))
+
+        return await with_retries(lambda: self._retrying(self._pauses.get(path)), once)
 
     async def health(self) -> Mapping[str, Any] | None:
         """`GET /v1/health` once with the configured credentials: the answer, or None when the
