@@ -8,8 +8,9 @@ is built here the way the sender builds its own (same timeouts, the same aiohttp
 The sandbox runs in its own process (`python -m connectors.whatsapp.onprem.sandbox`, or
 `connectors.whatsapp.cloud.sandbox`), so this process's CPU time is the client's alone:
 `send_all`, the sender, httpx, aiohttp and the ledger. It answers after `--latency-ms` and allows
-`--headroom` (1.2) times the limit, its bucket holding `--sandbox-burst` (2) times the client's
-burst: the client is the pacer, and a 429 means the client itself went over its limit.
+`--headroom` (1.2) times the limit, its bucket holding `--sandbox-burst-s` (1) second of that rate
+(the Cloud sandbox's own default; the v1 API's is 3 s): the client is the pacer, and a 429 means
+the client itself went over its limit. The busiest-second figure is the finer check.
 
 Per API and limit: one run per `--ledgers` entry (`none`: a writer that writes nothing; `sqlite`:
 the real ledger on a fresh SQLite file; `postgresql`: on a scratch database on the test server,
@@ -559,8 +560,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--messages", type=int, default=10_000, help="sends per run (issue 17: 60,000)")
     add("--latency-ms", type=float, default=50.0, help="sandbox answer latency")
     add("--headroom", type=float, default=1.2, help="sandbox limit / client limit")
-    add("--burst", type=int, help="client burst (default: SendLimits', 50 ms of messages)")
-    add("--sandbox-burst", type=float, default=2.0, help="sandbox bucket / client burst")
+    add("--burst", type=int, help="client burst (default: SendLimits', 25 ms of messages)")
+    add("--sandbox-burst-s", type=float, default=1.0, help="sandbox bucket, in seconds")
     add("--concurrency", type=int, help="in flight (default: ceil(limit * latency * 2) + 2)")
     add("--uvloop", action="store_true", help="run the client on uvloop")
     return parser
@@ -570,7 +571,7 @@ def runs_at(api: str, limit: float, args: argparse.Namespace) -> list[Run]:
     """The runs of one API at one limit, against a sandbox of their own."""
     burst = args.burst or SendLimits(rate_per_s=limit).bucket
     concurrency = args.concurrency or math.ceil(limit * args.latency_ms / 1000 * 2) + 2
-    bucket = max(1, round(burst * args.sandbox_burst))
+    bucket = max(1, round(limit * args.headroom * args.sandbox_burst_s))
     print(
         f"{api} {limit:g}/s: sandbox {limit * args.headroom:g}/s bucket {bucket}, "
         f"{args.latency_ms:g} ms; client concurrency {concurrency}, burst {burst}",
@@ -603,7 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "messages": args.messages,
         "latency_ms": args.latency_ms,
         "headroom": args.headroom,
-        "sandbox_burst": args.sandbox_burst,
+        "sandbox_burst_s": args.sandbox_burst_s,
         "uvloop": args.uvloop,
         "runs": [
             {

@@ -14,7 +14,7 @@ from typing import Final
 
 MIN_RATE_PER_S = 0.1
 """Slower than one message every 10 s is a unit mistake, not a campaign."""
-BURST_S: Final = 0.05
+BURST_S: Final = 0.025
 """The default burst, in seconds of messages: what a sender may catch up at once after a stall."""
 
 
@@ -37,9 +37,9 @@ class SendLimits:
 
     @property
     def bucket(self) -> int:
-        """Sends that may start at once after a stall: the burst, by default 50 ms of messages.
+        """Sends that may start at once after a stall: the burst, by default 25 ms of messages.
 
-        Any one second then holds at most `rate_per_s + bucket` sends (1.05 times the rate by
+        Any one second then holds at most `rate_per_s + bucket` sends (1.025 times the rate by
         default): the rate is a ceiling, and a stall is made up by the sends kept waiting in
         line, not by a burst above the rate.
         """

@@ -201,9 +201,9 @@ def test_without_retry_after_a_429_pauses_every_send_for_the_backoff() -> None:
     assert sent[0] == 0.0 and sent[1] == sent[2] == time.slept[0] <= 2.0
 
 
-def test_default_burst_is_50_ms_of_messages() -> None:
-    assert SendLimits(rate_per_s=1000).bucket == 50
-    assert SendLimits(rate_per_s=80).bucket == 4
+def test_default_burst_is_25_ms_of_messages() -> None:
+    assert SendLimits(rate_per_s=1000).bucket == 25
+    assert SendLimits(rate_per_s=80).bucket == 2
     assert SendLimits(rate_per_s=0.5).bucket == 1
     assert SendLimits(rate_per_s=250, burst=25).bucket == 25
 
