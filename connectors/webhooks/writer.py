@@ -83,7 +83,11 @@ class GroupCommitWriter:
     max_queued_events: int = 200_000
     linger_s: float = 0.0
     """A transaction starts no sooner than this after the previous one started, unless
-    `max_batch_events` wait: fewer, larger transactions for at most this much more latency."""
+    `max_batch_events` wait or no request came for `quiet_s`: fewer, larger transactions for at
+    most this much more latency."""
+    quiet_s: float = 0.002
+    """Lingering stops once requests stop coming: a provider with few connections, all waiting
+    for their answers, sends nothing more until they are answered."""
     retry_unmatched_s: float = 900.0
     max_unmatched: int = 100_000
     stats: WriterStats = field(default_factory=WriterStats)
@@ -98,6 +102,7 @@ class GroupCommitWriter:
         self._commits: set[asyncio.Task[None]] = set()
         self._reapplying = False
         self._last_start = -float("inf")
+        self._last_arrival = -float("inf")
         self._full = asyncio.Event()
 
     def start(self) -> None:
@@ -113,6 +118,7 @@ class GroupCommitWriter:
         waiting = _Waiting(batch, asyncio.get_running_loop().create_future())
         self._queued_events += len(batch)
         self._queue.put_nowait(waiting)
+        self._last_arrival = time.monotonic()
         if self._queued_events >= self.max_batch_events:
             self._full.set()
         await waiting.future
@@ -181,12 +187,17 @@ class GroupCommitWriter:
             await asyncio.gather(*self._commits, return_exceptions=True)
 
     async def _linger(self) -> None:
-        """Let more requests join until `linger_s` after the previous start or a full batch."""
-        wait = self._last_start + self.linger_s - time.monotonic()
-        if wait > 0 and self._queued_events < self.max_batch_events and not self._closing:
+        """Let more requests join until `linger_s` after the previous start, a full batch, or a
+        pause of `quiet_s` in the requests."""
+        deadline = self._last_start + self.linger_s
+        while self._queued_events < self.max_batch_events and not self._closing:
+            now = time.monotonic()
+            until = min(deadline, self._last_arrival + self.quiet_s)
+            if until <= now:
+                break
             self._full.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout(until - now):
                     await self._full.wait()
         self._last_start = time.monotonic()
 

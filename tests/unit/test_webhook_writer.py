@@ -35,7 +35,7 @@ def test_lingering_gathers_a_stream_of_requests_into_few_transactions() -> None:
     recorder = Counting()
 
     async def run() -> None:
-        writer = GroupCommitWriter(recorder, linger_s=0.05)
+        writer = GroupCommitWriter(recorder, linger_s=0.05, quiet_s=0.05)
         writer.start()
         first = await asyncio.wait_for(writer.submit(batch(-1)), 5)  # an idle writer: at once
         assert first is None
@@ -55,7 +55,7 @@ def test_a_full_batch_does_not_wait_for_the_linger() -> None:
     recorder = Counting()
 
     async def run() -> float:
-        writer = GroupCommitWriter(recorder, linger_s=30.0, max_batch_events=10)
+        writer = GroupCommitWriter(recorder, linger_s=30.0, quiet_s=30.0, max_batch_events=10)
         writer.start()
         await asyncio.wait_for(writer.submit(batch(-1)), 5)
         started = time.monotonic()
@@ -67,11 +67,26 @@ def test_a_full_batch_does_not_wait_for_the_linger() -> None:
     assert recorder.sizes == [1, 10]
 
 
+def test_a_pause_in_the_requests_ends_the_linger() -> None:
+    recorder = Counting()
+
+    async def run() -> None:
+        # A provider whose every connection waits for its answer sends nothing more meanwhile.
+        writer = GroupCommitWriter(recorder, linger_s=30.0, quiet_s=0.01)
+        writer.start()
+        await asyncio.wait_for(writer.submit(batch(-1)), 5)
+        await asyncio.wait_for(asyncio.gather(*(writer.submit(batch(i)) for i in range(3))), 5)
+        await writer.close()
+
+    asyncio.run(run())
+    assert recorder.sizes == [1, 3]
+
+
 def test_closing_commits_what_lingers_without_waiting_out_the_linger() -> None:
     recorder = Counting()
 
     async def run() -> None:
-        writer = GroupCommitWriter(recorder, linger_s=30.0)
+        writer = GroupCommitWriter(recorder, linger_s=30.0, quiet_s=30.0)
         writer.start()
         await asyncio.wait_for(writer.submit(batch(-1)), 5)
         waiting = asyncio.ensure_future(writer.submit(batch(0)))
