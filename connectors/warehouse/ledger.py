@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from connectors.errors import StopRunError
 from connectors.vocabulary import CLAIMABLE_STATES, LedgerState
@@ -160,12 +160,14 @@ def _retried(exc: BaseException) -> bool:
 # back in a conflict (two runs writing one campaign's rows) is run again: recording results is
 # idempotent, and a claim that committed before the connection dropped is recognised as this
 # run's own; a retry under a lease another run took raises LeaseLostError.
-@retry(
+_RETRYING: Final = Retrying(
     retry=retry_if_exception(_retried),
     stop=stop_after_attempt(5),
     wait=wait_random_exponential(multiplier=0.2, max=5),
     reraise=True,
 )
+
+
 def advance(
     engine: Engine,
     lease: Lease,
@@ -177,6 +179,31 @@ def advance(
 ) -> frozenset[str]:
     """Record finished sends and claim the next ones in one transaction fenced by the lease;
     returns the numbers claimed. A lost lease still records the results, then raises."""
+    try:
+        return _advance(engine, lease, run_id, results, claims, now)
+    except Exception as exc:
+        if not _retried(exc):
+            raise
+        failed: Exception | None = exc
+    # Retried as _RETRYING says, the failure above counting as its first attempt.
+    for attempt in _RETRYING.copy():
+        with attempt:
+            if failed is not None:
+                first, failed = failed, None
+                raise first
+            return _advance(engine, lease, run_id, results, claims, now)
+    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+
+def _advance(
+    engine: Engine,
+    lease: Lease,
+    run_id: str,
+    results: Sequence[Result],
+    claims: Sequence[Claim],
+    now: datetime | None,
+) -> frozenset[str]:
+    """One attempt of `advance`."""
     try:
         with engine.begin() as conn:
             _renew(conn, lease, now or max((c.at for c in claims), default=utc_now()))
