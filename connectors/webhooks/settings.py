@@ -7,7 +7,7 @@
 | `WEBHOOK_TOKEN_VIA` | `both` | `path` (`/webhooks/v1/{token}`), `basic` (password), `both` |
 | `WHATSAPP_APP_SECRET` | unset: Cloud API posts are refused | HMAC key of `X-Hub-Signature-256` |
 | `WEBHOOK_MAX_BODY_BYTES` | 1048576 | larger bodies are answered 413 |
-| `WEBHOOK_LINGER_MS` | 10 | a warehouse transaction starts at most this often (group commit) |
+| `WEBHOOK_LINGER_MS` | 25 | a warehouse transaction starts at most this often (group commit) |
 | `WA_OPT_OUT_KEYWORDS` | `keywords.DEFAULT_OPT_OUT_KEYWORDS` | comma list of opt-out replies |
 """
 
@@ -24,9 +24,9 @@ from connectors.webhooks.keywords import DEFAULT_OPT_OUT_KEYWORDS
 
 TokenVia = Literal["path", "basic", "both"]
 MIB = 1024 * 1024
-DEFAULT_LINGER_S = 0.01
-"""Requests arriving within 10 ms of a transaction's start join the next one: at thousands of
-events/s, a few dozen events per transaction instead of a few, for 10 ms more latency at most."""
+DEFAULT_LINGER_S = 0.025
+"""Requests arriving within 25 ms of a transaction's start join the next one: at thousands of
+events/s, dozens of events per transaction instead of a few, for 25 ms more latency at most."""
 _TOKEN_VIA: dict[str, TokenVia] = {"path": "path", "basic": "basic", "both": "both"}
 
 

@@ -21,7 +21,7 @@ def test_settings_from_env_keep_secrets_out_of_reprs(tmp_path: Path) -> None:
     settings = ReceiverSettings.from_env(env)
     assert settings.warehouse_url.get_secret_value() == f"sqlite:///{tmp_path}/warehouse.sqlite"
     assert (settings.max_body_bytes, settings.token_via) == (2048, "basic")
-    assert settings.linger_s == 0.01  # the default
+    assert settings.linger_s == 0.025  # the default
     assert ReceiverSettings.from_env({**env, "WEBHOOK_LINGER_MS": "0"}).linger_s == 0
     assert settings.opt_out_keywords == DEFAULT_OPT_OUT_KEYWORDS
     assert "tok-123" not in repr(settings) and "sec-456" not in repr(settings)
