@@ -362,11 +362,11 @@ class Arrivals:
     busiest_second: int = 0  # the most messages accepted within any one second
 
     @classmethod
-    def of(cls, record: Sequence[dict[str, object]]) -> Arrivals:
-        """From the sandbox's record of /v1/messages requests."""
+    def of(cls, record: Sequence[tuple[float, int | None]]) -> Arrivals:
+        """From the sandbox's (arrival time, status) of each /v1/messages request."""
         # A status of None: no answer went out (the client gave up, or the connection broke).
-        found = cls(statuses=Counter(str(r["status"]) for r in record))
-        accepted = sorted(float(str(r["monotonic"])) for r in record if r["status"] in (200, 201))
+        found = cls(statuses=Counter(str(status) for _, status in record))
+        accepted = sorted(at for at, status in record if status in (200, 201))
         if len(accepted) > 1:
             found.span_s = accepted[-1] - accepted[0]
             found.rate = (len(accepted) - 1) / found.span_s
@@ -671,7 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="wa-bench-campaign-") as directory,
         ExitStack() as stack,
         Sandbox(
-            latency_ms=args.latency_ms, rate=args.rate * args.headroom, burst=bucket
+            "onprem", latency_ms=args.latency_ms, rate=args.rate * args.headroom, burst=bucket
         ) as sandbox,
     ):
         seed_crm(url, table)
@@ -696,7 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = flow_env(url, sandbox.url, home / "prefect", home, api)
         flow = run_flow(home / "params.json", env, deadline, args.py_spy)
         tasks = settled_task_runs(home / "prefect")
-        arrivals = Arrivals.of(sandbox.message_requests())
+        arrivals = Arrivals.of(sandbox.arrivals())
         states = ledger_states(url)
     if args.log is not None:
         args.log.write_text(flow.output.text() + "\n")
