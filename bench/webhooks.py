@@ -390,6 +390,27 @@ def seed_ledger(url: str, messages: Sequence[Message]) -> None:
     ledger.advance(engine, held, "bench", results=results, claims=[])
     lease.release(engine, held)
     write_recipients(engine, rows)
+    engine.dispose()  # its server processes must not count as the receiver's
+
+
+def server_cpu_s(url: str) -> float | None:
+    """CPU so far of the PostgreSQL backends connected to the database of `url` (the receiver's,
+    open since its first batch); None for SQLite, which runs inside the receiver."""
+    if make_url(url).get_backend_name() != "postgresql":
+        return None
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            pids = conn.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND backend_type = 'client backend'"
+                )
+            ).scalars()
+            return sum(cpu_seconds(int(pid)) for pid in pids)
+    finally:
+        engine.dispose()
 
 
 def stored_counts(url: str) -> tuple[int, Counter[str]]:
@@ -430,6 +451,7 @@ class Run:
     receiver_cpu_s: float = 0.0
     load_average: float | None = None
     transactions: int | None = None
+    database_cpu_s: float | None = None
 
     @property
     def rate(self) -> float:
@@ -480,6 +502,12 @@ class Run:
                 TARGET_CPU_MS,
             ),
             Figure(
+                f"{self.label}: database server CPU per event",
+                None if self.database_cpu_s is None else self.database_cpu_s / self.events * 1000,
+                "ms",
+                note="" if self.database_cpu_s is None else "the receiver's PostgreSQL backends",
+            ),
+            Figure(
                 f"{self.label}: load generator CPU per event",
                 self.load.cpu_s / self.events * 1000,
                 "ms",
@@ -502,6 +530,7 @@ def measure(label: str, url: str, args: argparse.Namespace) -> Run:
         run.load = offer(receiver.port, payloads, args)
         run.receiver_cpu_s = receiver.cpu_s - cpu
         run.load_average = round(os.getloadavg()[0], 2)
+        run.database_cpu_s = server_cpu_s(url)
         receiver.stop()
         run.transactions = receiver.transactions()
     run.stored, run.states = stored_counts(url)
@@ -583,6 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "delivery_states": dict(r.states),
                 "receiver_cpu_s": r.receiver_cpu_s,
                 "load_generator_cpu_s": r.load.cpu_s,
+                "database_server_cpu_s": r.database_cpu_s,
                 "load_average_at_end": r.load_average,
                 "transactions": r.transactions,
             }
