@@ -9,7 +9,7 @@ connectors/whatsapp/
 ├── errors.py     the error tree, of the four kinds of connectors.errors (`stops_at_once`)
 ├── answers.py    an error answer of either flavour -> its error class and what to do
 ├── limits.py     one sender's rate limit, in-flight cap and 429 pauses
-├── transport.py  the sharded HTTP transport
+├── transport.py  the HTTP transport: aiohttp's pool under httpx's API
 ├── onprem/       the v1 API: sender, auth, message body, code table, sandbox
 └── cloud/        the Cloud API: sender, body, answers, template look-ups, code table, sandbox
 ```
