@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final
+
+from aiolimiter import AsyncLimiter
 
 MIN_RATE_PER_S = 0.1
 """Slower than one message every 10 s is a unit mistake, not a campaign."""
@@ -74,60 +75,6 @@ class Pause:
             await self._sleep(left)
 
 
-class Pacer:
-    """Starts calls in order, `1 / rate` apart; after a stall up to `burst` at once (the generic
-    cell rate algorithm), and none while `pause` holds."""
-
-    def __init__(
-        self,
-        rate_per_s: float,
-        burst: int,
-        pause: Pause,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self._interval = 1.0 / rate_per_s
-        self._tolerance = (burst - 1) * self._interval
-        self._pause = pause
-        self._clock = clock
-        self._sleep = sleep
-        self._due = -math.inf  # when the next call is due, were calls spaced exactly
-        self._waiting: deque[asyncio.Future[None]] = deque()
-        self._releaser: asyncio.Future[None] | None = None
-
-    def _take(self, now: float) -> bool:
-        """Start a call now if that keeps within the rate and the burst."""
-        if now < self._due - self._tolerance:
-            return False
-        self._due = max(self._due, now) + self._interval
-        return True
-
-    async def acquire(self) -> None:
-        """Return when this call may start; calls start in the order they asked."""
-        if not self._waiting and self._pause.remaining_s <= 0 and self._take(self._clock()):
-            return
-        turn = asyncio.get_running_loop().create_future()
-        self._waiting.append(turn)
-        if self._releaser is None or self._releaser.done():
-            self._releaser = asyncio.ensure_future(self._release())
-        await turn
-
-    async def _release(self) -> None:
-        """Let the waiting calls start one after another, each when its turn is due."""
-        waiting = self._waiting
-        while waiting:
-            if waiting[0].done():  # its caller was cancelled
-                waiting.popleft()
-                continue
-            now = self._clock()
-            wait = max(self._pause.remaining_s, self._due - self._tolerance - now)
-            if wait > 0:
-                await self._sleep(wait)
-            elif self._take(now):
-                waiting.popleft().set_result(None)
-
-
 class SendLimiter:
     """Every message request of one sender passes here, retries and resends included."""
 
@@ -140,18 +87,22 @@ class SendLimiter:
     ) -> None:
         self.limits = limits
         self._in_flight = asyncio.Semaphore(limits.concurrency)
+        # A leaky bucket of `bucket` sends draining at the rate: no second holds more than the
+        # rate plus the bucket, and waiters are served in the order they came.
+        self._rate = AsyncLimiter(limits.bucket, limits.bucket / limits.rate_per_s)
         self.pause = Pause(clock=clock, sleep=sleep)
-        self._pacer = Pacer(limits.rate_per_s, limits.bucket, self.pause, clock=clock, sleep=sleep)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Wait for a free slot, then for this call's turn at the rate (never during a pause);
-        hold the slot for the call.
+        """Wait for a free slot, the end of any pause and a rate token; hold the slot for the call.
 
-        A pause that begins once a send has its turn holds that send too, turn in hand: it does
-        not queue again.
+        A token granted while a pause holds the sender is let go and a new one awaited after it:
+        the sends that waited out a pause resume at the rate, not all at once.
         """
         async with self._in_flight:
-            await self._pacer.acquire()
             await self.pause.wait()
+            await self._rate.acquire()
+            while self.pause.remaining_s > 0:
+                await self.pause.wait()
+                await self._rate.acquire()
             yield

@@ -208,80 +208,68 @@ def test_default_burst_is_25_ms_of_messages() -> None:
     assert SendLimits(rate_per_s=250, burst=25).bucket == 25
 
 
-def _starts(
-    limits: SendLimits, sends: int, *, stall_at: float | None = None, stall_s: float = 0.0
-) -> list[float]:
-    """The virtual times at which `sends` calls through a limiter start; with `stall_at`, every
-    call still waiting at that moment is held `stall_s` longer (a pause)."""
-    time = FakeTime()
-    limiter = SendLimiter(limits, clock=time.monotonic, sleep=time.sleep)
-    started: list[float] = []
+def _starts(limits: SendLimits, sends: int, *, pause_at: int | None = None) -> list[float]:
+    """The loop times at which `sends` calls through a limiter start (real time: the rate limit
+    is aiolimiter's, on the loop's clock); with `pause_at`, the call that starts as number
+    `pause_at` pauses every send for 0.2 s, as a 429 does."""
 
-    async def send() -> None:
-        async with limiter.slot():
-            started.append(time.monotonic())
-            await time.sleep(0.05)  # the call's answer
+    async def run() -> list[float]:
+        limiter = SendLimiter(limits)
+        loop = asyncio.get_running_loop()
+        started: list[float] = []
 
-    async def stall() -> None:
-        await time.sleep(stall_at or 0.0)
-        limiter.pause.extend(stall_s)
+        async def send() -> None:
+            async with limiter.slot():
+                started.append(loop.time())
+                if len(started) == pause_at:
+                    limiter.pause.extend(0.2)
+                await asyncio.sleep(0.01)  # the call's answer
 
-    async def run() -> None:
-        extra = [stall()] if stall_at is not None else []
-        await asyncio.gather(*(send() for _ in range(sends)), *extra)
+        await asyncio.gather(*(send() for _ in range(sends)))
+        return started
 
-    asyncio.run(time.drive(run()))
-    return started
+    return asyncio.run(run())
 
 
-def _busiest_second(starts: list[float]) -> int:
-    """The most starts in any window [t, t + 1 s)."""
+def _busiest(starts: list[float], window_s: float) -> int:
+    """The most starts in any window [t, t + window_s)."""
     ordered = sorted(starts)
-    return max(bisect.bisect_left(ordered, t + 1.0) - i for i, t in enumerate(ordered))
+    return max(bisect.bisect_left(ordered, t + window_s) - i for i, t in enumerate(ordered))
 
 
-def test_sends_start_one_interval_apart_after_the_first_burst() -> None:
-    starts = _starts(SendLimits(rate_per_s=100, concurrency=50, burst=5), 300)
-    assert starts[:5] == [0.0] * 5
-    gaps = [later - earlier for earlier, later in itertools.pairwise(starts[5:])]
-    assert min(gaps) == pytest.approx(0.01) and max(gaps) == pytest.approx(0.01)
-    assert starts[-1] == pytest.approx((300 - 5) / 100)
+def test_no_window_holds_more_than_the_rate_and_the_burst() -> None:
+    # A stall of this busy machine can only spread the starts out: the bound holds regardless.
+    limits = SendLimits(rate_per_s=1000, concurrency=50, burst=5)
+    starts = _starts(limits, 300)
+    assert _busiest(starts, 0.1) <= 100 + limits.bucket + 1
+    assert starts[-1] - starts[0] >= (300 - limits.bucket - 1) / 1000
 
 
-def test_no_second_holds_more_than_the_rate_and_the_burst() -> None:
-    limits = SendLimits(rate_per_s=200, concurrency=40)
-    starts = _starts(limits, 1000)
-    assert _busiest_second(starts) <= 200 + limits.bucket + 1
-
-
-def test_after_a_pause_sends_resume_at_the_rate_not_in_a_burst() -> None:
-    limits = SendLimits(rate_per_s=100, concurrency=100, burst=5)
-    starts = _starts(limits, 400, stall_at=0.5, stall_s=2.0)
-    resumed = [t for t in starts if t >= 2.5]
-    assert len([t for t in starts if 0.5 < t < 2.5]) == 0
-    assert len([t for t in resumed if t < 2.5 + 0.001]) <= limits.bucket
-    assert _busiest_second(starts) <= 100 + limits.bucket + 1
+def test_no_send_starts_during_a_pause_and_they_resume_at_the_rate() -> None:
+    limits = SendLimits(rate_per_s=500, concurrency=100, burst=5)
+    starts = _starts(limits, 150, pause_at=20)
+    paused_at = starts[19]
+    after = [t for t in starts[20:] if t > paused_at]
+    assert after and min(after) - paused_at >= 0.19  # what waited for a token waited out the pause
+    assert _busiest(after, 0.05) <= 25 + limits.bucket + 1
 
 
 def test_a_send_cancelled_while_waiting_for_its_turn_gives_it_up() -> None:
-    time = FakeTime()
-    limiter = SendLimiter(
-        SendLimits(rate_per_s=1, concurrency=4, burst=1), clock=time.monotonic, sleep=time.sleep
-    )
     started: list[str] = []
 
-    async def send(name: str) -> None:
-        async with limiter.slot():
-            started.append(name)
-
     async def run() -> None:
+        limiter = SendLimiter(SendLimits(rate_per_s=20, concurrency=4, burst=1))
+
+        async def send(name: str) -> None:
+            async with limiter.slot():
+                started.append(name)
+
         await send("first")
         second = asyncio.ensure_future(send("second"))
         third = asyncio.ensure_future(send("third"))
-        await time.someone_sleeps.wait()  # both wait for their turn
+        await asyncio.sleep(0.01)  # both wait for their turn
         second.cancel()
         await third
 
-    asyncio.run(time.drive(run()))
+    asyncio.run(run())
     assert started == ["first", "third"]
-    assert time.monotonic() == 1.0
