@@ -85,10 +85,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         body = request.content if isinstance(request.stream, httpx.ByteStream) else None
         if body is None:
             body = await request.aread()
+        url = request.url
+        if url.userinfo:  # httpx sent it as the Authorization header; no request line carries it
+            url = url.copy_with(userinfo=b"")
         with _as_httpx_errors(request):
             async with session.request(
                 request.method,
-                str(request.url),
+                str(url),
                 headers=request.headers.multi_items(),
                 data=body or None,
                 allow_redirects=False,

@@ -83,6 +83,25 @@ def test_an_answer_reads_as_httpx_gives_it() -> None:
     assert request.endswith(b'{"to":"491511"}')
 
 
+def test_credentials_in_the_url_go_as_basic_auth_never_in_the_request_line() -> None:
+    received: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await _read_request(reader))
+        writer.write(ANSWER)
+        await writer.drain()
+
+    async def run() -> httpx.Response:
+        async with _server(serve) as url, _client() as http:
+            with_user = url.replace("http://", "http://etl:s3cret@")
+            return await http.post(with_user, json={}, headers={"D360-API-KEY": "k"})
+
+    assert asyncio.run(run()).status_code == 201
+    [request] = received
+    assert request.startswith(b"POST /v1/messages HTTP/1.1\r\n") and b"s3cret" not in request
+    assert b"\r\nauthorization: basic zxrsonmzy3jlda==\r\n" in request.lower()
+
+
 def test_a_refused_connection_is_an_error_before_the_request_was_written() -> None:
     async def run() -> None:
         async with _server(lambda r, w: asyncio.sleep(0)) as url:
