@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import gc
 import math
 import os
@@ -51,6 +50,7 @@ from pydantic import SecretStr
 from bench.common import (
     Figure,
     Target,
+    busiest_window,
     cpu_seconds,
     free_port,
     load_average,
@@ -322,12 +322,6 @@ def percentile_ms(durations: Sequence[float], q: int) -> float | None:
     return statistics.quantiles(durations, n=100, method="inclusive")[q - 1] * 1000
 
 
-def busiest_second(arrivals: Sequence[float]) -> int:
-    """The most arrivals in any one-second window [t, t + 1 s) (a sliding window)."""
-    ordered = sorted(arrivals)
-    return max((bisect.bisect_left(ordered, t + 1.0) - i for i, t in enumerate(ordered)), default=0)
-
-
 def numbers(count: int) -> list[str]:
     """Distinct E.164 numbers both sandboxes treat as WhatsApp users (last digit not 0)."""
     return [f"+49151{i:07d}1" for i in range(count)]
@@ -475,7 +469,7 @@ def measure(run: Run, box: Sandbox, *, use_uvloop: bool = False) -> Run:
         run.ledger_rows = rows() or None
     record = box.arrivals()
     run.statuses = Counter(status for _, status in record)
-    run.busiest_second = busiest_second([at for at, _ in record])
+    run.busiest_second = busiest_window([at for at, _ in record])
     accepted = sorted(at for at, status in record if status in (200, 201))
     if len(accepted) > 1:
         run.arrival_rate = (len(accepted) - 1) / (accepted[-1] - accepted[0])

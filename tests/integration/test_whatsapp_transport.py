@@ -61,16 +61,22 @@ def _client(timeout: httpx.Timeout | None = None, **transport: object) -> httpx.
     )
 
 
-def test_an_answer_reads_as_httpx_gives_it() -> None:
-    received: list[bytes] = []
+def _answering(received: list[bytes]) -> Serve:
+    """A server that keeps each request it reads and answers it with ANSWER."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         received.append(await _read_request(reader))
         writer.write(ANSWER)
         await writer.drain()
 
+    return serve
+
+
+def test_an_answer_reads_as_httpx_gives_it() -> None:
+    received: list[bytes] = []
+
     async def run() -> httpx.Response:
-        async with _server(serve) as url, _client() as http:
+        async with _server(_answering(received)) as url, _client() as http:
             return await http.post(url, json={"to": "491511"}, headers={"D360-API-KEY": "k"})
 
     response = asyncio.run(run())
@@ -86,13 +92,8 @@ def test_an_answer_reads_as_httpx_gives_it() -> None:
 def test_credentials_in_the_url_go_as_basic_auth_never_in_the_request_line() -> None:
     received: list[bytes] = []
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        received.append(await _read_request(reader))
-        writer.write(ANSWER)
-        await writer.drain()
-
     async def run() -> httpx.Response:
-        async with _server(serve) as url, _client() as http:
+        async with _server(_answering(received)) as url, _client() as http:
             with_user = url.replace("http://", "http://etl:s3cret@")
             return await http.post(with_user, json={}, headers={"D360-API-KEY": "k"})
 
