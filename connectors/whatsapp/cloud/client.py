@@ -18,7 +18,7 @@ from tenacity import (
 
 from connectors.masking import mask_url
 from connectors.whatsapp.answers import error_from_response
-from connectors.whatsapp.calls import api_client, retry_policy, with_retries
+from connectors.whatsapp.calls import api_client, retry_policy, send_json, with_retries
 from connectors.whatsapp.cloud import answers, templates
 from connectors.whatsapp.cloud.body import endpoint, template_body
 from connectors.whatsapp.errors import (
@@ -130,8 +130,8 @@ class CloudSender:
         operation = f"POST {path}"
         try:
             async with self._send_slot():
-                response = await self._http.post(
-                    self._root + path, json=body, headers=self._headers
+                response = await send_json(
+                    self._http, "POST", self._root + path, body, self._headers
                 )
         except _NOT_SENT as exc:
             raise NetworkError(f"{operation}: {type(exc).__name__}") from exc

@@ -17,7 +17,7 @@ from tenacity import (
 from connectors.masking import mask_url
 from connectors.vocabulary import CONTACT_STATUSES, Contact
 from connectors.whatsapp.answers import error_from_response
-from connectors.whatsapp.calls import api_client, retry_policy, with_retries
+from connectors.whatsapp.calls import api_client, retry_policy, send_json, with_retries
 from connectors.whatsapp.errors import (
     MalformedAnswer,
     NetworkError,
@@ -116,12 +116,11 @@ class OnPremSender:
         fails, nothing was sent.
         """
         headers = await self._auth.headers(self._http)
-        response = await self._http.request(method, self._base + path, json=body, headers=headers)
+        url = self._base + path
+        response = await send_json(self._http, method, url, body, headers)
         if response.status_code == 401 and await self._auth.renew(self._http, headers):
             headers = await self._auth.headers(self._http)
-            response = await self._http.request(
-                method, self._base + path, json=body, headers=headers
-            )
+            response = await send_json(self._http, method, url, body, headers)
         return response
 
     async def _exchange(self, path: str, body: Any) -> httpx.Response:
