@@ -36,7 +36,7 @@ from tasks.record import (
 from tasks.report import Progress, advance_progress, publish_report, start_progress
 from tasks.rules.task import Rules
 from tasks.send.messages import pending_sends
-from tasks.send.senders import SenderPlan, plan_senders
+from tasks.send.senders import SenderPlan, describe_plan, plan_senders
 from tasks.send.task import Sent, send_chunks
 from tasks.summary import (
     RunFacts,
@@ -141,6 +141,7 @@ def _run(
         rate_per_s=campaign.rate_limit_per_s,
         concurrency=campaign.concurrency,
     )
+    run.logger.info("sending through: %s", "; ".join(describe_plan(p) for p in plans))
     template = run.once(resolve_template_task, campaign.template, sender)
     rules = campaign_rules(campaign, template, sender, facts_by_sender.values())
     prepared = prepare(run, campaign, conns.crm_url, wh, lease, rules)

@@ -40,6 +40,12 @@ class SenderPlan:
         return self.settings.sender_id
 
 
+def describe_plan(plan: SenderPlan) -> str:
+    """One sender's pace in a few words, for the run's log."""
+    pace = f"{plan.sender_id} at {plan.rate_per_s:g}/s, {plan.concurrency} in flight"
+    return f"{pace} (not used: {plan.stopped})" if plan.stopped else pace
+
+
 def assign_senders(phones: pd.Series, sender_ids: Sequence[str]) -> pd.Series:
     """The sender id each number goes through (index of `phones`), stable across runs."""
     if not sender_ids:

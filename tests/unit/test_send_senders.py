@@ -11,6 +11,7 @@ from tasks.send.senders import (
     MIN_CONCURRENCY,
     assign_senders,
     default_concurrency,
+    describe_plan,
     plan_senders,
     sender_rate,
 )
@@ -109,5 +110,7 @@ def test_a_red_number_is_planned_stopped_and_the_others_keep_their_own_pace() ->
     ]
     assert plans[0].stopped is None
     assert plans[1].stopped is not None and "quality rating RED" in plans[1].stopped
+    assert describe_plan(plans[0]) == "cloud:1 at 1000/s, 202 in flight"
+    assert describe_plan(plans[1]).startswith("cloud:2 at 80/s, 18 in flight (not used: sender")
     fixed = plan_senders(senders, facts, rate_per_s=100, concurrency=8)
     assert [(p.rate_per_s, p.concurrency) for p in fixed] == [(100, 8), (80, 8)]
