@@ -124,8 +124,8 @@ class Campaign(BaseModel):
         default=None,
         ge=1,
         le=1024,
-        description="Sends in flight at most per sender; unset: enough for answers of up to "
-        "0.2 s at the sender's rate (at least 16).",
+        description="Sends in flight at most per sender; unset: rate x 0.2 + 2 (at least 16), "
+        "enough while an answer plus its ledger turn take up to 0.2 s at the sender's rate.",
     )
     contacts_batch_size: int = Field(
         default=1000, ge=1, le=100_000, description="Numbers per /v1/contacts call."
