@@ -113,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.ledger == "postgresql":
             url = stack.enter_context(scratch_postgres())
         else:
-            url = f"sqlite:///{stack.enter_context(_tempdir())}/warehouse.sqlite"
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-senders-"))
+            url = f"sqlite:///{directory}/warehouse.sqlite"
         engine = warehouse(url)
         held = lease.acquire(engine, CAMPAIGN, "bench#1", timedelta(minutes=30))
         plans = [
@@ -189,10 +190,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     )
     return 0
-
-
-def _tempdir() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="bench-senders-")
 
 
 if __name__ == "__main__":

@@ -102,9 +102,8 @@ def _broadcast(campaign: Campaign, secrets: SecretBlocks | None) -> RunReport:
         try:
             report = _run(campaign, conns, run_id, attempt, lease)
         except SendersStoppedError as exc:
-            error = safe_error(exc, secrets_in([conns]))[:2000]
-            counts = exc.report["run_counts"]
-            finish_run_task(wh, run_id, attempt, RunStatus.FAILED, counts, error)
+            error = safe_error(exc, secrets_in([conns]))
+            _record_failure(wh, run_id, attempt, lease, error, exc.report["run_counts"])
             publish_report(exc.report)
             raise
         except BaseException as exc:
@@ -115,11 +114,19 @@ def _broadcast(campaign: Campaign, secrets: SecretBlocks | None) -> RunReport:
     return report
 
 
-def _record_failure(wh: SecretStr, run_id: str, attempt: int, lease: Lease, error: str) -> None:
-    """Close the failed attempt's row with what it sent; never hides the error that ended it."""
+def _record_failure(
+    wh: SecretStr,
+    run_id: str,
+    attempt: int,
+    lease: Lease,
+    error: str,
+    counts: dict[str, int] | None = None,
+) -> None:
+    """Close the failed attempt's row with its counts (by default what it sent, read back from
+    the ledger); never hides the error that ended it."""
     try:
-        sent = {"messages_sent": sent_by_attempt(wh, lease)}
-        finish_run_task(wh, run_id, attempt, RunStatus.FAILED, sent, error[:2000])
+        counts = counts or {"messages_sent": sent_by_attempt(wh, lease)}
+        finish_run_task(wh, run_id, attempt, RunStatus.FAILED, counts, error[:2000])
     except Exception as exc:  # the warehouse may be why the run failed
         get_run_logger().warning("failed run not recorded: %s", type(exc).__name__)
 
@@ -153,8 +160,7 @@ def _run(
     send_started = time.monotonic()
     if not campaign.dry_run:
         batch, days = campaign.contacts_batch_size, campaign.undeliverable_suppress_days
-        going = [p.settings for p in plans if not p.stopped]
-        chunks, stats = run.once(verify_chunks, chunks, going, wh, batch, days)
+        chunks, stats = run.once(verify_chunks, chunks, plans, wh, batch, days)
         checked, from_cache, suppressed = stats.checked, stats.from_cache, stats.suppressed
         chunks = run.done("verify" if sender.api == "onprem" else "reachability", chunks)
         send_started = time.monotonic()

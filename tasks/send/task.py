@@ -72,7 +72,7 @@ def send(
     and raises."""
     engine = warehouse(warehouse_url)
     past = Past.of(ledger.load(engine, lease.campaign_id))
-    ids = [plan.sender_id for plan in senders]
+    plans = {plan.sender_id: plan for plan in senders}
 
     def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> frozenset[str]:
         return ledger.advance(engine, lease, run_id, results=results, claims=claims)
@@ -93,9 +93,8 @@ def send(
                 for plan in senders
                 if not plan.stopped
             }
-            concurrency = {plan.sender_id: plan.concurrency for plan in senders}
             for frame in frames:
-                owner = assign_senders(frame[PHONE_E164], ids)
+                owner = assign_senders(frame[PHONE_E164], list(plans))
                 results: dict[str, ledger.Result] = {}
                 going = [sid for sid in clients if sid not in stopped]
                 outcomes = await asyncio.gather(
@@ -105,7 +104,7 @@ def send(
                             outgoing(frame.loc[owner == sid], param_columns, past),
                             template,
                             write=write,
-                            concurrency=concurrency[sid],
+                            concurrency=plans[sid].concurrency,
                             breaker_threshold=breaker_threshold,
                             progress=counts.reporter(sid),
                             campaign_id=lease.campaign_id,

@@ -10,8 +10,7 @@ from pydantic import SecretStr
 
 from connectors.masking import masked_errors
 from connectors.vocabulary import PHONE_E164
-from connectors.whatsapp import WhatsAppSettings
-from tasks.send.senders import assign_senders
+from tasks.send.senders import SenderPlan, assign_senders
 from tasks.verify.common import VerifyStats
 from tasks.verify.contacts import verify
 from tasks.verify.reachability import reach
@@ -21,7 +20,7 @@ from tasks.verify.reachability import reach
 @masked_errors
 def verify_chunks(
     frames: list[pd.DataFrame],
-    senders: list[WhatsAppSettings],
+    senders: list[SenderPlan],
     warehouse_url: SecretStr,
     batch_size: int,
     suppress_days: int = 30,
@@ -30,40 +29,43 @@ def verify_chunks(
     v1 contact check, each number on the server that will send to it, or (Cloud) the numbers
     earlier sends showed undeliverable."""
     url = warehouse_url.get_secret_value()
-    if not senders:  # every sender stopped before sending: nothing to check for
+    going = [plan.settings for plan in senders if not plan.stopped]
+    if not going:  # every sender stopped before sending: nothing to check for
         return frames, VerifyStats(0, 0)
-    if senders[0].api == "cloud":
+    if going[0].api == "cloud":
         return reach(frames, warehouse_url=url, suppress_days=suppress_days)
     if len(senders) == 1:
-        return verify(frames, whatsapp=senders[0], warehouse_url=url, batch_size=batch_size)
+        return verify(frames, whatsapp=going[0], warehouse_url=url, batch_size=batch_size)
     return verify_on_each(frames, senders, warehouse_url=url, batch_size=batch_size)
 
 
 def verify_on_each(
     frames: list[pd.DataFrame],
-    senders: list[WhatsAppSettings],
+    senders: list[SenderPlan],
     *,
     warehouse_url: str,
     batch_size: int,
 ) -> tuple[list[pd.DataFrame], VerifyStats]:
     """The v1 contact check of several servers: each checks the numbers assigned to it (a
-    contact is known only to the server that checked it); chunks keep their row order."""
-    owners = [
-        assign_senders(f[PHONE_E164], [s.sender_id for s in senders]).to_numpy() for f in frames
-    ]
+    contact is known only to the server that checked it), over the same assignment the send
+    uses; a stopped server checks nothing (a check without a message risks the number). Chunks
+    keep their row order."""
+    ids = [plan.sender_id for plan in senders]
+    owners = [assign_senders(f[PHONE_E164], ids).to_numpy() for f in frames]
     parts: list[list[pd.DataFrame]] = [[] for _ in frames]
     checked = from_cache = 0
-    for sender in senders:
-        mine = [f.iloc[o == sender.sender_id] for f, o in zip(frames, owners, strict=True)]
-        done, stats = verify(
-            mine, whatsapp=sender, warehouse_url=warehouse_url, batch_size=batch_size
-        )
-        checked, from_cache = checked + stats.checked, from_cache + stats.from_cache
-        for part, frame in zip(parts, done, strict=True):
+    for plan in senders:
+        mine = [f.iloc[o == plan.sender_id] for f, o in zip(frames, owners, strict=True)]
+        if plan.stopped is None:
+            mine, stats = verify(
+                mine, whatsapp=plan.settings, warehouse_url=warehouse_url, batch_size=batch_size
+            )
+            checked, from_cache = checked + stats.checked, from_cache + stats.from_cache
+        for part, frame in zip(parts, mine, strict=True):
             part.append(frame)
     rejoined = []
     for frame, owner, part in zip(frames, owners, parts, strict=True):
-        order = np.concatenate([np.flatnonzero(owner == s.sender_id) for s in senders])
+        order = np.concatenate([np.flatnonzero(owner == sender_id) for sender_id in ids])
         rejoined.append(pd.concat(part).iloc[np.argsort(order, kind="stable")])
         assert len(rejoined[-1]) == len(frame)
     return rejoined, VerifyStats(checked, from_cache)

@@ -1,8 +1,10 @@
-"""Several senders in one campaign, over real HTTP: each number through its assigned sender, and
-one sender stopping for a cause of its own while the others finish."""
+"""Several senders in one campaign, over real HTTP: each number through its assigned sender (its
+contact checked on its own v1 server), and one sender stopping for a cause of its own while the
+others finish."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -22,10 +24,13 @@ from connectors.whatsapp.cloud.sandbox import (
     RunningCloudSandbox,
     start_cloud_sandbox,
 )
+from connectors.whatsapp.onprem.sandbox import SandboxConfig, start_sandbox
 from tasks.send.loop import SenderStoppedError
 from tasks.send.senders import SenderPlan, assign_senders
 from tasks.send.task import defer_stopped, send
+from tasks.verify.task import verify_on_each
 from tests.conftest import make_chunk
+from tests.helpers import sandbox_settings
 
 WELCOME = Template(None, "welcome", "en", "UTILITY", "POSITIONAL")
 NUMBERS = ("106540352242001", "106540352242002", "106540352242003")
@@ -151,3 +156,31 @@ def test_customers_of_a_stopped_sender_are_deferred_and_the_rest_untouched() -> 
 
     assert list(out[OUTCOME].fillna("-")) == ["sent", "deferred", "-", "deferred", "-", "deferred"]
     assert set(out.loc[owner == "b", REASON]) == {Reason.SENDER_STOPPED}
+
+
+def test_each_v1_server_checks_only_its_own_numbers_and_a_stopped_one_checks_none(
+    sqlite_url: str,
+) -> None:
+    config = SandboxConfig(rate_limit_messages=None, rate_limit_other=None)
+    with ExitStack() as stack:
+        servers = [stack.enter_context(start_sandbox(config)) for _ in range(3)]
+        plans = [SenderPlan(sandbox_settings(s), rate_per_s=100, concurrency=4) for s in servers]
+        plans[2] = dataclasses.replace(plans[2], stopped="sender stopped: credentials")
+        phones = [f"+5511987{i:05d}1" for i in range(60)]
+        frames = [make_chunk(phones[:25]), make_chunk(phones[25:])]
+
+        out, stats = verify_on_each(frames, plans, warehouse_url=sqlite_url, batch_size=1000)
+
+        owner = assign_senders(pd.Series(phones), [p.sender_id for p in plans])
+        asked = [set(s.state.contacts_checked()) for s in servers]
+    assert [list(f["customer_id"]) for f in out] == [list(f["customer_id"]) for f in frames]
+    joined = pd.concat(out, ignore_index=True)
+    for server, plan, numbers in zip(servers, plans, asked, strict=True):
+        mine = set(pd.Series(phones)[owner == plan.sender_id])
+        assert mine, f"{server.url} got no numbers"
+        if plan.stopped:
+            assert numbers == set()
+            assert joined.loc[joined[PHONE_E164].isin(mine), WA_ID].isna().all()
+        else:
+            assert {f"+{n.lstrip('+')}" for n in numbers} == mine
+    assert stats.checked == len(phones) - int((owner == plans[2].sender_id).sum())
