@@ -38,7 +38,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 from connectors.errors import StopRunError
 from connectors.vocabulary import CLAIMABLE_STATES, LedgerState
 from connectors.warehouse.lease import Lease, LeaseLostError, renew_in, utc_now
-from connectors.warehouse.schema import campaign_leases, deliveries
+from connectors.warehouse.schema import deliveries
 
 LEDGER_COLUMNS = (
     "phone_e164",
@@ -206,7 +206,7 @@ def _advance(
     """One attempt of `advance`."""
     try:
         with engine.begin() as conn:
-            _renew(conn, lease, now or max((c.at for c in claims), default=utc_now()))
+            renew_in(conn, lease, now or max((c.at for c in claims), default=utc_now()))
             _record(conn, lease, run_id, results)
             return _claim(conn, lease, run_id, claims)
     except LeaseLostError:
@@ -214,35 +214,6 @@ def _advance(
             with engine.begin() as conn:
                 _record(conn, lease, run_id, results)
         raise
-
-
-def _renewal_statement() -> Update:
-    """`lease.renew_in`'s UPDATE, built once."""
-    c = campaign_leases.c
-    return (
-        update(campaign_leases)
-        .where(c.campaign_id == bindparam("l_campaign"), c.token == bindparam("l_token"))
-        .values(
-            renewed_at=bindparam("l_now", type_=c.renewed_at.type),
-            expires_at=bindparam("l_expires", type_=c.expires_at.type),
-        )
-    )
-
-
-_RENEW: Final = _renewal_statement()
-
-
-def _renew(conn: Connection, lease: Lease, now: datetime) -> None:
-    """Extend the lease in this transaction as `lease.renew_in` does; when the lease is lost,
-    `renew_in` itself raises `LeaseLostError`."""
-    params = {
-        "l_campaign": lease.campaign_id,
-        "l_token": lease.token,
-        "l_now": now,
-        "l_expires": now + lease.ttl,
-    }
-    if conn.execute(_RENEW, params).rowcount != 1:
-        renew_in(conn, lease, now)
 
 
 def _record_statement() -> Update:
