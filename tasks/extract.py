@@ -19,8 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -30,7 +32,9 @@ from connectors.crm import UNREADABLE_CONSENT, Audience, AudienceError, crm_engi
 from connectors.masking import masked_errors
 from connectors.vocabulary import COUNTRY, CUSTOMER_ID, OUTCOME, PHONE_RAW, REASON, Outcome, Reason
 from connectors.warehouse.schema import ID
-from tasks.frame import in_running, with_stage_columns
+from tasks.frame import Tally, in_running, with_stage_columns
+from tasks.partition.split import AUDIENCE_ROW
+from tasks.partition.store import Store
 
 NULL_ID_PREFIX: Final = "null-id:"
 _ID_LENGTH: Final = ID.length or 128
@@ -50,9 +54,12 @@ def _null_id(phone: object, country: object) -> str:
     return NULL_ID_PREFIX + hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 
 
-def name_missing_ids(chunks: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    """Give customers without a usable id a synthetic one and their outcome (module docstring)."""
-    seen: Counter[str] = Counter()
+def name_missing_ids(
+    chunks: list[pd.DataFrame], seen: Counter[str] | None = None
+) -> list[pd.DataFrame]:
+    """Give customers without a usable id a synthetic one and their outcome (module docstring);
+    `seen` carries the ids given so far over the chunks of one audience."""
+    seen = Counter() if seen is None else seen
     outs = []
     for chunk in chunks:
         out = chunk.copy()
@@ -82,12 +89,12 @@ def exclude_unreadable_consent(chunk: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def refuse_duplicate_ids(chunks: list[pd.DataFrame]) -> None:
+def refuse_duplicate_ids(ids: list[pd.Series]) -> None:
     """Refuse an audience that returns one customer_id on several rows, in any chunks."""
-    if not chunks:
+    if not ids:
         return
-    ids = pd.concat([chunk[CUSTOMER_ID] for chunk in chunks], ignore_index=True)
-    repeated = ids[ids.duplicated()].unique()
+    every = pd.concat(ids, ignore_index=True)
+    repeated = every[every.duplicated()].unique()
     if len(repeated) == 0:
         return
     shown = ", ".join(f'"{value[:40]}"' for value in repeated[:_SHOWN])
@@ -98,11 +105,43 @@ def refuse_duplicate_ids(chunks: list[pd.DataFrame]) -> None:
     )
 
 
+class Settler:
+    """Settles an audience chunk by chunk, in audience order: synthetic ids count on over the
+    chunks, each row gets its audience position, and the ids are remembered as 64-bit hashes
+    (8 bytes a customer) so that repeated ones are found without holding the audience."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[str] = Counter()
+        self.rows = 0
+        self.hashes: list[np.ndarray] = []
+
+    def settle(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        """One chunk with stage columns, its audience positions and what extract settles."""
+        staged = with_stage_columns(chunk)
+        staged[AUDIENCE_ROW] = np.arange(self.rows, self.rows + len(staged), dtype=np.int64)
+        self.rows += len(staged)
+        out = exclude_unreadable_consent(name_missing_ids([staged], self.seen)[0])
+        self.hashes.append(_id_hashes(out[CUSTOMER_ID]))
+        return out
+
+    def repeated(self) -> np.ndarray:
+        """The hashes of ids seen on more than one row."""
+        if not self.hashes:
+            return np.empty(0, dtype=np.uint64)
+        every = np.sort(np.concatenate(self.hashes))
+        return np.unique(every[1:][every[1:] == every[:-1]])
+
+
+def _id_hashes(ids: pd.Series) -> np.ndarray:
+    """Customer ids as 64-bit hashes, for finding repeated ones."""
+    return pd.util.hash_pandas_object(ids.astype("str"), index=False).to_numpy()
+
+
 def settle(chunks: list[pd.DataFrame]) -> list[pd.DataFrame]:
     """Chunks as the connector read them, with stage columns and what extract can settle."""
-    staged = name_missing_ids([with_stage_columns(chunk) for chunk in chunks])
-    settled = [exclude_unreadable_consent(chunk) for chunk in staged]
-    refuse_duplicate_ids(settled)
+    settler = Settler()
+    settled = [settler.settle(chunk) for chunk in chunks]
+    refuse_duplicate_ids([chunk[CUSTOMER_ID] for chunk in settled])
     return settled
 
 
@@ -121,15 +160,64 @@ def extract(
     return settle(chunks)
 
 
+@dataclass(frozen=True)
+class Extracted:
+    """The audience's chunks in the run's store, in audience order, and what extract settled."""
+
+    chunks: list[str]
+    tally: Tally
+
+
+def chunk_name(index: int) -> str:
+    """The store name of the audience's chunk `index`."""
+    return f"chunks/{index:06d}"
+
+
+def extract_to(
+    store: Store,
+    crm_url: str,
+    audience: Audience,
+    chunk_size: int,
+    *,
+    required_params: list[str] | None = None,
+) -> Extracted:
+    """Stream the audience into the store chunk by chunk, settled (module docstring): one chunk
+    in memory at a time, and 8 bytes per customer to find repeated ids."""
+    settler = Settler()
+    names: list[str] = []
+    settled = 0
+    engine = crm_engine(crm_url)
+    try:
+        read = read_audience(engine, audience, chunk_size, required_params=required_params or ())
+        for chunk in read:
+            out = settler.settle(chunk)
+            settled += int(out[OUTCOME].notna().sum())
+            names.append(chunk_name(len(names)))
+            store.write(names[-1], out)
+    finally:
+        engine.dispose()
+    repeated = settler.repeated()
+    if len(repeated):
+        refuse_duplicate_ids([_with_hashes(store.read(name), repeated) for name in names])
+    return Extracted(names, Tally(settler.rows, settled))
+
+
+def _with_hashes(chunk: pd.DataFrame, hashes: np.ndarray) -> pd.Series:
+    """The chunk's ids whose hash is one of `hashes` (to name the repeated ones)."""
+    ids = chunk[CUSTOMER_ID]
+    return ids[np.isin(_id_hashes(ids), hashes)]
+
+
 @task(name="extract", cache_policy=NO_CACHE)
 @masked_errors
 def extract_audience(
+    store: Store,
     crm_url: SecretStr,
     audience: Audience,
     chunk_size: int,
     required_params: list[str] | None = None,
-) -> list[pd.DataFrame]:
-    """Prefect task: the audience as a list of chunk frames (see `extract`)."""
-    return extract(
-        crm_url.get_secret_value(), audience, chunk_size, required_params=required_params
+) -> Extracted:
+    """Prefect task: the audience into the run's store, chunk by chunk (see `extract_to`)."""
+    return extract_to(
+        store, crm_url.get_secret_value(), audience, chunk_size, required_params=required_params
     )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from connectors.vocabulary import OUTCOME, STAGE_COLUMNS
@@ -20,3 +22,19 @@ def with_stage_columns(frame: pd.DataFrame) -> pd.DataFrame:
         if column not in out.columns:
             out[column] = pd.Series(pd.NA, index=out.index, dtype="str")
     return out
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What a stage did to some customers, for its log line: how many, how many settled."""
+
+    rows: int = 0
+    settled: int = 0
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> Tally:
+        """Count one frame."""
+        return cls(len(frame), int(frame[OUTCOME].notna().sum()))
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(self.rows + other.rows, self.settled + other.settled)

@@ -8,16 +8,22 @@ and every number whose send is in doubt (`sending`, `unknown`), in any campaign 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select
 
 from connectors.vocabulary import LedgerState
+from connectors.warehouse.phones import rows_for_phones
 from connectors.warehouse.schema import deliveries
 
 
-def messaged_since(engine: Engine, since: datetime) -> dict[str, datetime]:
-    """Each number messaged at `since` or later, with its earliest message in the window."""
+def messaged_since(
+    engine: Engine, since: datetime, phones: Sequence[str] | None = None
+) -> dict[str, datetime]:
+    """Each number messaged at `since` or later (of these `phones`, when given), with its
+    earliest message in the window."""
     d = deliveries.c
     at = func.coalesce(d.sent_at, d.last_attempt_at)
     accepted = d.sent_at >= since
@@ -30,8 +36,12 @@ def messaged_since(engine: Engine, since: datetime) -> dict[str, datetime]:
         .group_by(d.phone_e164)
     )
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return {phone: _aware(first) for phone, first in rows}
+        rows: Sequence[Any] = (
+            conn.execute(query).all()
+            if phones is None
+            else rows_for_phones(conn, query, d.phone_e164, phones)
+        )
+    return {row.phone_e164: _aware(row.first) for row in rows}
 
 
 def _aware(value: datetime) -> datetime:

@@ -38,6 +38,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 from connectors.errors import StopRunError
 from connectors.vocabulary import CLAIMABLE_STATES, LedgerState
 from connectors.warehouse.lease import Lease, LeaseLostError, renew_in, utc_now
+from connectors.warehouse.phones import rows_for_phones
 from connectors.warehouse.schema import deliveries
 
 LEDGER_COLUMNS = (
@@ -106,15 +107,25 @@ def mark_in_doubt(engine: Engine, lease: Lease, *, now: datetime | None = None) 
     return int(result.rowcount or 0)
 
 
-def load(engine: Engine, campaign_id: str) -> pd.DataFrame:
-    """The campaign's ledger rows, one per number."""
+def load(engine: Engine, campaign_id: str, phones: Sequence[str] | None = None) -> pd.DataFrame:
+    """The campaign's ledger rows, one per number (only these `phones`' when given)."""
     stmt = select(*(deliveries.c[c] for c in LEDGER_COLUMNS)).where(
         deliveries.c.campaign_id == campaign_id
     )
     with engine.connect() as conn:
-        rows = conn.execute(stmt).all()
+        if phones is None:
+            rows = list(conn.execute(stmt).all())
+        else:
+            rows = rows_for_phones(conn, stmt, deliveries.c.phone_e164, phones)
     frame = pd.DataFrame.from_records(rows, columns=list(LEDGER_COLUMNS))
     return frame.astype({"phone_e164": "str", "state": "str"})
+
+
+def has_rows(engine: Engine, campaign_id: str) -> bool:
+    """Whether any number of the campaign has a ledger row (a first run has none)."""
+    stmt = select(deliveries.c.phone_e164).where(deliveries.c.campaign_id == campaign_id).limit(1)
+    with engine.connect() as conn:
+        return conn.execute(stmt).first() is not None
 
 
 # What a send loop calls each turn: record these results, claim these numbers; returns those won.

@@ -25,9 +25,7 @@ from sqlalchemy import (
     Engine,
     Row,
     Table,
-    Text,
     and_,
-    any_,
     bindparam,
     delete,
     literal,
@@ -36,7 +34,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from connectors.vocabulary import (
     MARKETING_LIMITED_CODE,
@@ -48,6 +45,7 @@ from connectors.vocabulary import (
 )
 from connectors.warehouse.events.loading import Delivery, chunks
 from connectors.warehouse.events.opt_outs import numbers_of
+from connectors.warehouse.phones import rows_for_phones
 from connectors.warehouse.schema import (
     deliveries,
     marketing_limited,
@@ -76,9 +74,7 @@ _PREFERENCE_CHANGING: Final = ("wa_id", "user_id", "source", "received_at", "pre
 _LIMITED_CHANGING: Final = ("wa_id", "message_id", "received_at", "limited_at")
 # A customer outcome a 131049 defers: the send's, or the failure reconcile lifted it to.
 _DEFERRABLE: Final = (Outcome.SENT, Outcome.UNKNOWN, Outcome.SENDING)
-_IN_CHUNK = 1000
 _SCAN_ABOVE = 20_000
-_ARRAY_CHUNK = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,23 +220,9 @@ def _asked(
     engine: Engine, table: Table, wanted: list[str], where: list[ColumnElement[bool]]
 ) -> list[Row[Any]]:
     """The rows of `table` matching `where` whose `phone_e164` is one of `wanted`."""
-    phone = table.c.phone_e164
-    stmt = select(table)
-    found: list[Row[Any]] = []
     with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":  # index lookups of an array: only the rows asked
-            asked = phone == any_(bindparam("phones", type_=ARRAY(Text)))
-            for start in range(0, len(wanted), _ARRAY_CHUNK):
-                chunk = wanted[start : start + _ARRAY_CHUNK]
-                found += conn.execute(stmt.where(asked, *where), {"phones": chunk}).all()
-            return found
-        if len(wanted) > _SCAN_ABOVE:  # one scan beats hundreds of IN lists
-            wanted_set = set(wanted)
-            return [r for r in conn.execute(stmt.where(*where)) if r.phone_e164 in wanted_set]
-        for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start : start + _IN_CHUNK]
-            found += conn.execute(stmt.where(phone.in_(chunk), *where)).all()
-    return found
+        stmt = select(table).where(*where)
+        return rows_for_phones(conn, stmt, table.c.phone_e164, wanted, scan_above=_SCAN_ABOVE)
 
 
 def _hold(conn: Connection, held: Sequence[tuple[Delivery, datetime]], now: datetime) -> None:

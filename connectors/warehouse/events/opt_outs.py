@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from connectors.warehouse.events.loading import chunks
+from connectors.warehouse.phones import rows_for_phones
 from connectors.warehouse.schema import deliveries, opt_outs
 from connectors.warehouse.upsert import upsert_when
 
@@ -95,10 +96,16 @@ def store_opt_outs(conn: Connection, found: Sequence[OptOut], now: datetime) -> 
     return len(rows)
 
 
-def opted_out_numbers(engine: Engine) -> set[str]:
-    """Every E.164 number that replied with an opt-out keyword ("+" and the wa_id's digits)."""
+def opted_out_numbers(engine: Engine, phones: Sequence[str] | None = None) -> set[str]:
+    """Every E.164 number that replied with an opt-out keyword ("+" and the wa_id's digits);
+    of these `phones` only, when given."""
+    stmt = select(opt_outs.c.phone_e164)
     with engine.connect() as conn:
-        return set(conn.execute(select(opt_outs.c.phone_e164)).scalars())
+        if phones is None:
+            return set(conn.execute(stmt).scalars())
+        return {
+            row.phone_e164 for row in rows_for_phones(conn, stmt, opt_outs.c.phone_e164, phones)
+        }
 
 
 def opted_out_wa_ids(engine: Engine) -> set[str]:

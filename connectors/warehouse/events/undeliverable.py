@@ -13,19 +13,17 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Text, and_, any_, bindparam, delete, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, Engine, bindparam, delete, select
 
 from connectors.vocabulary import UNDELIVERABLE_CODE, DeliveryStatus
 from connectors.warehouse.events.loading import Delivery
+from connectors.warehouse.phones import rows_for_phones
 from connectors.warehouse.schema import undeliverable
 from connectors.warehouse.upsert import upsert_when
 
 # failed_at last: MySQL assigns left to right, so the others compare the old failed_at.
 _CHANGING: Final = ("wa_id", "error_code", "message_id", "received_at", "failed_at")
-_IN_CHUNK = 1000
 _SCAN_ABOVE = 20_000
-_ARRAY_CHUNK = 50_000
 
 
 def note_undeliverable(conn: Connection, found: Sequence[Delivery], now: datetime) -> int:
@@ -64,26 +62,11 @@ def note_undeliverable(conn: Connection, found: Sequence[Delivery], now: datetim
 
 def undeliverable_since(engine: Engine, phones: Iterable[str], since: datetime) -> set[str]:
     """Of these E.164 numbers, those a send showed undeliverable (131026) at `since` or later."""
-    wanted = list(phones)
     u = undeliverable.c
-    recent = u.failed_at >= since
-    found: set[str] = set()
+    stmt = select(u.phone_e164).where(u.failed_at >= since)
     with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":  # index lookups of an array: only the rows asked
-            asked = u.phone_e164 == any_(bindparam("phones", type_=ARRAY(Text)))
-            stmt = select(u.phone_e164).where(asked, recent)
-            for start in range(0, len(wanted), _ARRAY_CHUNK):
-                chunk = wanted[start : start + _ARRAY_CHUNK]
-                found.update(conn.execute(stmt, {"phones": chunk}).scalars())
-            return found
-        if len(wanted) > _SCAN_ABOVE:  # one scan beats hundreds of IN lists
-            every = set(conn.execute(select(u.phone_e164).where(recent)).scalars())
-            return every.intersection(wanted)
-        for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start : start + _IN_CHUNK]
-            stmt = select(u.phone_e164).where(and_(u.phone_e164.in_(chunk), recent))
-            found.update(conn.execute(stmt).scalars())
-    return found
+        rows = rows_for_phones(conn, stmt, u.phone_e164, list(phones), scan_above=_SCAN_ABOVE)
+    return {row.phone_e164 for row in rows}
 
 
 def _upsert(conn: Connection) -> Any:

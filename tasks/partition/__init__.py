@@ -1,0 +1,1 @@
+"""The audience partitioned by phone number between stages, kept in files, not in memory."""
