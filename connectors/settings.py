@@ -41,6 +41,7 @@ class Connections(BaseModel):
     api: Api = "onprem"
     senders: tuple[SenderSettings, ...]
     data_dir: Path
+    partition_dir: Path | None = None  # WA_PARTITION_DIR; None: `data_dir / "partitions"`
 
     @model_validator(mode="after")
     def _senders_speak_the_api(self) -> Connections:
@@ -55,13 +56,19 @@ class Connections(BaseModel):
         return self.senders[0] if self.senders else None
 
     @property
+    def partitions_root(self) -> Path:
+        """Where runs keep their partitions between stages (`WA_PARTITION_DIR`)."""
+        return self.partition_dir or self.data_dir / "partitions"
+
+    @property
     def crm_is_default(self) -> bool:
         """True when the CRM is the embedded demo database."""
         return self.crm_url.get_secret_value() == default_crm_url(self.data_dir)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Connections:
-        """Read CRM_DATABASE_URL, WAREHOUSE_DATABASE_URL and WHATSAPP_*; unset means embedded.
+        """Read CRM_DATABASE_URL, WAREHOUSE_DATABASE_URL, WHATSAPP_* and WA_PARTITION_DIR; unset
+        means embedded.
 
         `WHATSAPP_API` is read even without `WHATSAPP_API_URL` (which sandbox to embed); with it,
         the senders: one for v1, one per `WHATSAPP_PHONE_NUMBER_ID` for Cloud."""
@@ -77,6 +84,7 @@ class Connections(BaseModel):
             api=api,
             senders=senders,
             data_dir=data_dir,
+            partition_dir=Path(env["WA_PARTITION_DIR"]) if env.get("WA_PARTITION_DIR") else None,
         )
 
 

@@ -8,12 +8,11 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-import pandas as pd
 from prefect import flow, get_run_logger, runtime
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import SecretStr, ValidationError
 
 from connectors.errors import StopRunError
@@ -23,21 +22,24 @@ from connectors.vocabulary import RunStatus
 from connectors.warehouse.lease import Lease
 from connectors.whatsapp import PhoneFacts, Template, WhatsAppSettings
 from flows.connections import connections, exclusive, sender_facts, settle_webhooks
-from flows.stages import PrefectRunner, prepare
+from flows.runner import remote_scheduler, task_runner
+from flows.stages import PrefectRunner, Prepared, prepare
 from tasks.campaign import Campaign
 from tasks.costs import cost_report_task, estimate_task
+from tasks.frame import Tally
+from tasks.partition.stages import Check, sum_counts
+from tasks.partition.store import Store
+from tasks.partition.task import record_task
 from tasks.record import (
     finish_run_task,
     reconcile_deliveries,
-    record_chunk,
     sent_by_attempt,
     start_run_task,
 )
 from tasks.report import Progress, advance_progress, publish_report, start_progress
 from tasks.rules.task import Rules
-from tasks.send.messages import pending_sends
 from tasks.send.senders import SenderPlan, describe_plan, plan_senders
-from tasks.send.task import Sent, send_chunks
+from tasks.send.task import SenderDone, send_through
 from tasks.summary import (
     RunFacts,
     RunReport,
@@ -46,7 +48,6 @@ from tasks.summary import (
     format_funnel,
 )
 from tasks.template import resolve_template_task
-from tasks.verify.task import verify_chunks
 
 T = TypeVar("T")
 
@@ -76,7 +77,7 @@ def current_attempt() -> int:
     return max(1, int(runtime.flow_run.run_count or 1))
 
 
-@flow(name="broadcast", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
+@flow(name="broadcast", task_runner=task_runner())
 def broadcast(campaign: Campaign, secrets: SecretBlocks | None = None) -> RunReport:
     """Send the campaign's template once to every consenting customer and record every outcome.
 
@@ -92,7 +93,7 @@ def _broadcast(campaign: Campaign, secrets: SecretBlocks | None) -> RunReport:
     run_id, attempt = current_run_id(), current_attempt()
     holder = f"{run_id}#{attempt}"
     with (
-        connections(secrets) as conns,
+        connections(secrets, remote_scheduler()) as conns,
         exclusive(conns, campaign.campaign_id, holder, campaign.lease_seconds) as lease,
     ):
         wh = conns.warehouse_url
@@ -134,7 +135,7 @@ def _record_failure(
 def _run(
     campaign: Campaign, conns: Connections, run_id: str, attempt: int, lease: Lease
 ) -> RunReport:
-    """The stages, in the order of the diagram."""
+    """The stages, in the order of the diagram; the frames in the run's store, removed after."""
     wh, run = conns.warehouse_url, PrefectRunner()
     route = {"marketing_route": campaign.marketing_route}
     senders = [s.model_copy(update=route) for s in conns.senders]
@@ -151,24 +152,34 @@ def _run(
     run.logger.info("sending through: %s", "; ".join(describe_plan(p) for p in plans))
     template = run.once(resolve_template_task, campaign.template, sender)
     rules = campaign_rules(campaign, template, sender, facts_by_sender.values())
-    prepared = prepare(run, campaign, conns.crm_url, wh, lease, rules)
-    chunks, in_doubt = prepared.chunks, prepared.in_doubt
-    cost_key = (wh, run_id, attempt, campaign.campaign_id)
-    priced = run.once(estimate_task, chunks, template.category, *cost_key)
-    checked = from_cache = suppressed = 0
-    stopped: dict[str, str] = {}
-    send_started = time.monotonic()
+    check = None
     if not campaign.dry_run:
         batch, days = campaign.contacts_batch_size, campaign.undeliverable_suppress_days
-        chunks, stats = run.once(verify_chunks, chunks, plans, wh, batch, days)
-        checked, from_cache, suppressed = stats.checked, stats.from_cache, stats.suppressed
-        chunks = run.done("verify" if sender.api == "onprem" else "reachability", chunks)
+        check = Check(plans, wh, batch, days)
+    store = Store.for_run(conns.partitions_root, campaign.campaign_id, f"{run_id}-{attempt}")
+    try:
+        prepared = prepare(run, campaign, conns.crm_url, wh, lease, store, rules=rules, check=check)
+        cost_key = (wh, run_id, attempt, campaign.campaign_id)
+        priced = run.once(estimate_task, prepared.markets, template.category, *cost_key)
+        sent: list[SenderDone] = []
         send_started = time.monotonic()
-        sent = _send(campaign, plans, template, run_id, lease, chunks, wh)
-        chunks, stopped = run.done("send", sent.frames), sent.stopped
-    send_seconds = time.monotonic() - send_started
-    run.each(record_chunk, chunks, campaign.campaign_id, run_id, wh)
-    run.done("record", chunks)
+        if not campaign.dry_run:
+            sent = _send(run, campaign, plans, template, run_id, lease, store, prepared, wh)
+        send_seconds = time.monotonic() - send_started
+        now = datetime.now(UTC)
+        recorded = run.each(
+            record_task,
+            prepared.partitions,
+            store,
+            len(sent),
+            campaign.campaign_id,
+            run_id,
+            wh,
+            now,
+        )
+        run.done("record", (r.tally for r in recorded))
+    finally:
+        store.clear()
     settle_webhooks()
     costs = run.once(cost_report_task, priced, wh, campaign.campaign_id, campaign.dry_run)
     facts = RunFacts(
@@ -179,17 +190,20 @@ def _run(
         dry_run=campaign.dry_run,
         rate_limit=sum(p.rate_per_s for p in plans if not p.stopped),
         warehouse=mask_url(wh.get_secret_value()),
-        contacts_checked=checked,
-        contacts_from_cache=from_cache,
-        in_doubt_from_earlier_runs=in_doubt,
+        contacts_checked=prepared.checks.checked,
+        contacts_from_cache=prepared.checks.from_cache,
+        in_doubt_from_earlier_runs=prepared.in_doubt,
         send_seconds=send_seconds,
         senders=described,
         api=sender.api,
-        suppressed=suppressed,
+        suppressed=prepared.checks.suppressed,
         limit=prepared.rules,
         costs=tuple(costs),
     )
-    report = build_report(facts, chunks, reconcile_deliveries(wh, campaign.campaign_id))
+    examples = [e for r in recorded for e in r.examples]
+    delivery = reconcile_deliveries(wh, campaign.campaign_id)
+    report = build_report(facts, sum_counts(recorded), examples, delivery)
+    stopped = {d.sender_id: d.stopped for d in sent if d.stopped}
     if stopped:
         raise SendersStoppedError(stopped, len(plans), report)
     return report
@@ -217,30 +231,44 @@ def campaign_rules(
 
 
 def _send(
+    run: PrefectRunner,
     campaign: Campaign,
     plans: list[SenderPlan],
     template: Template,
     run_id: str,
     lease: Lease,
-    chunks: list[pd.DataFrame],
+    store: Store,
+    prepared: Prepared,
     wh: SecretStr,
-) -> Sent:
-    """Send chunk after chunk, every sender at its own rate, with a progress artifact over all."""
-    total = sum(pending_sends(chunk) for chunk in chunks)
-    artifact = start_progress(campaign.campaign_id, total)
-    sent = send_chunks(
-        chunks,
+) -> list[SenderDone]:
+    """Every sender one task, one stream at its own rate over all partitions, with a progress
+    artifact per sender (one for the campaign when it has one sender)."""
+    progress = {}
+    for plan in plans:
+        owed = prepared.owed.get(plan.sender_id, 0)
+        suffix = "" if len(plans) == 1 else plan.sender_id
+        progress[plan.sender_id] = Progress(
+            start_progress(campaign.campaign_id, owed, suffix), total=owed
+        )
+    done = run.each(
+        send_through,
+        plans,
+        store,
+        prepared.partitions,
+        plans,
         lease,
         run_id,
         template,
         campaign.template.param_columns,
-        plans,
         wh,
         campaign.circuit_breaker,
-        Progress(artifact, total=total),
+        progress,
     )
-    advance_progress(artifact, total, total)
-    return sent
+    for plan in plans:
+        bar = progress[plan.sender_id]
+        advance_progress(bar.artifact_id, bar.total, bar.total)
+    run.done("send", [Tally(sum(prepared.owed.values()), sum(d.sent for d in done))])
+    return done
 
 
 def print_report(report: RunReport) -> None:

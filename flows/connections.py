@@ -18,6 +18,7 @@ from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease, held
 from connectors.warehouse.lock import campaign_lock
 from connectors.whatsapp import PhoneFacts
+from flows.runner import refuse_embedded
 
 # Set while the embedded demo API serves the run: waits for the statuses it still owes.
 _settle: ContextVar[Callable[[], None] | None] = ContextVar("wa_settle_webhooks", default=None)
@@ -42,9 +43,13 @@ def preflight(connections: Connections) -> dict[str, PhoneFacts | None]:
 
 
 @contextmanager
-def connections(blocks: SecretBlocks | None = None) -> Iterator[Connections]:
-    """The connections of one run; the embedded demo fills in what is not configured."""
+def connections(
+    blocks: SecretBlocks | None = None, scheduler: str | None = None
+) -> Iterator[Connections]:
+    """The connections of one run; the embedded demo fills in what is not configured, except
+    when the tasks run on a remote Dask cluster (`scheduler`), which cannot reach it."""
     resolved = Connections.from_env(secret_env(blocks or SecretBlocks()))
+    refuse_embedded(resolved, scheduler)
     resolved.data_dir.mkdir(parents=True, exist_ok=True)
     if resolved.crm_is_default:
         from flows.embedded import ensure_demo_crm

@@ -1,37 +1,42 @@
 """How the flow runs its stages, and the stages that prepare an audience, shared with the bench.
 
-A `Runner` runs a task once or over every chunk and marks where a stage ends. `PrefectRunner`
-(the flow) maps tasks on the flow's task runner and logs one line per stage; `PlainRunner` (the
-funnel benchmark) calls the tasks' plain functions, chunks on a thread pool as the flow's task
-runner does, and times each stage. `prepare` is the part of the diagram both run the same way:
-extract, consent, normalise, opt-outs, dedupe, plan.
+A `Runner` runs a task once or over every item (chunk or partition) and hears where a stage
+ends. `PrefectRunner` (the flow) maps tasks on the flow's task runner (threads or Dask) and logs
+one line per stage; `PlainRunner` (the benchmarks) calls the tasks' plain functions, items on a
+thread pool, and times each stage. `prepare` is the part of the diagram both run the same way:
+extract, consent + normalise (per chunk), opt-outs + dedupe + plan + rules (per partition), the
+messaging limit and planned or checked (per partition). The frames stay in the run's store;
+tasks hand back counts only.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-import pandas as pd
 from prefect import Task, get_run_logger, unmapped
 from prefect.futures import PrefectFuture
 from pydantic import SecretStr
 
 from connectors.warehouse.lease import Lease
 from tasks.campaign import Campaign
-from tasks.consent import consent_chunk, load_opt_outs, opt_outs_chunk
 from tasks.extract import extract_audience
-from tasks.phones.task import dedupe_chunks, normalise_chunk
-from tasks.plan import load_ledger, plan_chunk
-from tasks.rules.budget import RuleStats
-from tasks.rules.task import Rules, rules_task
+from tasks.frame import Tally
+from tasks.partition.split import partition_count
+from tasks.partition.stages import Audience, Check, Limit, Plan
+from tasks.partition.store import Store
+from tasks.partition.task import chunk_task, finish_task, shape_task
+from tasks.plan import settle_ledger
+from tasks.rules.budget import RuleStats, last_seat
+from tasks.rules.task import Rules, limit_window
 from tasks.summary import stage_line
+from tasks.verify.common import VerifyStats
 
 T = TypeVar("T")
-Chunks = list[pd.DataFrame]
 
 
 def resolved(futures: Iterable[PrefectFuture[T]]) -> list[T]:
@@ -46,12 +51,12 @@ class Runner(Protocol):
         """The task run once with these arguments."""
         ...
 
-    def each(self, task: Task[..., T], chunks: Chunks, *args: Any) -> list[T]:
-        """The task run over every chunk, the other arguments the same for all."""
+    def each(self, task: Task[..., T], items: Sequence[Any], *args: Any) -> list[T]:
+        """The task run over every item, the other arguments the same for all."""
         ...
 
-    def done(self, stage: str, chunks: Chunks) -> Chunks:
-        """The stage ended with these chunks."""
+    def done(self, stage: str, tallies: Iterable[Tally]) -> None:
+        """The stage ended with these counts."""
         ...
 
 
@@ -66,25 +71,26 @@ class PrefectRunner:
         """The task run once, as a Prefect task run."""
         return task(*args)
 
-    def each(self, task: Task[..., T], chunks: Chunks, *args: Any) -> list[T]:
-        """One task run per chunk, mapped; every future resolved."""
-        return resolved(task.map(chunks, *(unmapped(arg) for arg in args)))
+    def each(self, task: Task[..., T], items: Sequence[Any], *args: Any) -> list[T]:
+        """One task run per item, mapped; every future resolved."""
+        if not items:
+            return []
+        return resolved(task.map(list(items), *(unmapped(arg) for arg in args)))
 
-    def done(self, stage: str, chunks: Chunks) -> Chunks:
+    def done(self, stage: str, tallies: Iterable[Tally]) -> None:
         """Log the stage's counts and duration."""
         now = time.monotonic()
-        self.logger.info(stage_line(stage, chunks, now - self.last))
+        self.logger.info(stage_line(stage, sum(tallies, Tally()), now - self.last))
         self.last = now
-        return chunks
 
 
 @dataclass
 class PlainRunner:
-    """The tasks' plain functions, chunks on `workers` threads; seconds per stage, and a hook
-    that sees each stage's chunks."""
+    """The tasks' plain functions, items on `workers` threads; seconds per stage, and a hook
+    that hears each stage's counts."""
 
     workers: int = 4
-    after: Callable[[str, Chunks], None] | None = None
+    after: Callable[[str, Tally], None] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     last: float = field(default_factory=time.perf_counter)
 
@@ -92,27 +98,31 @@ class PlainRunner:
         """The task's function called once."""
         return task.fn(*args)
 
-    def each(self, task: Task[..., T], chunks: Chunks, *args: Any) -> list[T]:
-        """The task's function over every chunk, on the pool, in order."""
+    def each(self, task: Task[..., T], items: Sequence[Any], *args: Any) -> list[T]:
+        """The task's function over every item, on the pool, in order."""
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            return list(pool.map(lambda chunk: task.fn(chunk, *args), chunks))
+            return list(pool.map(lambda item: task.fn(item, *args), items))
 
-    def done(self, stage: str, chunks: Chunks) -> Chunks:
+    def done(self, stage: str, tallies: Iterable[Tally]) -> None:
         """Time the stage; the hook runs outside any stage's time."""
         self.seconds[stage] = time.perf_counter() - self.last
         if self.after is not None:
-            self.after(stage, chunks)
+            self.after(stage, sum(tallies, Tally()))
         self.last = time.perf_counter()
-        return chunks
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """The chunks ready to verify, the sends an earlier run left in doubt, what the rules did."""
+    """The partitions ready to send (or planned), and what getting there found: sends left in
+    doubt by earlier runs, the messaging limit's work, messages per market (for the estimate),
+    the checks, and the messages each sender owes."""
 
-    chunks: Chunks
+    partitions: list[int]
     in_doubt: int
     rules: RuleStats
+    markets: dict[str, int]
+    checks: VerifyStats
+    owed: dict[str, int]
 
 
 def prepare(
@@ -121,30 +131,80 @@ def prepare(
     crm_url: SecretStr,
     warehouse_url: SecretStr,
     lease: Lease,
+    store: Store,
+    *,
     rules: Rules | None = None,
+    check: Check | None = None,
+    now: datetime | None = None,
 ) -> Prepared:
-    """Extract, consent, normalise, opt-outs, dedupe, plan and the rules (dry run: `planned`)."""
-    chunks = run.done(
-        "extract",
-        run.once(
-            extract_audience,
-            crm_url,
-            campaign.audience,
-            campaign.chunk_size,
-            campaign.template.param_columns,
-        ),
+    """Extract .. rules, the limit, then `planned` (no `check`: a dry run) or checked."""
+    extracted = run.once(
+        extract_audience,
+        store,
+        crm_url,
+        campaign.audience,
+        campaign.chunk_size,
+        campaign.template.param_columns,
     )
-    chunks = run.done("consent", run.each(consent_chunk, chunks, campaign.consent_max_age_days))
-    chunks = run.done(
-        "normalise",
-        run.each(normalise_chunk, chunks, campaign.default_region, campaign.mobile_only),
+    run.done("extract", [extracted.tally])
+    count = partition_count(extracted.tally.rows, campaign.chunk_size)
+    audience = Audience(
+        count, campaign.default_region, campaign.mobile_only, campaign.consent_max_age_days
     )
-    opted_out = run.once(load_opt_outs, warehouse_url)
-    chunks = run.done("opt-outs", run.each(opt_outs_chunk, chunks, opted_out))
-    chunks = run.done("dedupe", run.once(dedupe_chunks, chunks))
-    history, in_doubt = run.once(load_ledger, warehouse_url, lease)
-    plan = (history, campaign.template.param_columns, campaign.resend_unknown)
-    chunks = run.done("plan", run.each(plan_chunk, chunks, *plan))
+    run.done("consent + normalise", run.each(chunk_task, extracted.chunks, store, audience))
+    in_doubt, history = run.once(settle_ledger, warehouse_url, lease)
     ruled = rules or Rules(paused_regions=tuple(campaign.marketing_paused_regions))
-    chunks, stats = run.once(rules_task, chunks, ruled, warehouse_url, campaign.dry_run)
-    return Prepared(run.done("rules", chunks), in_doubt, stats)
+    now = now or datetime.now(UTC)
+    limit = ruled.messaging_limit
+    window = None if limit is None else run.once(limit_window, warehouse_url, limit, now)
+    plan = Plan(
+        warehouse_url,
+        lease.campaign_id,
+        campaign.template.param_columns,
+        ruled,
+        now,
+        campaign.resend_unknown,
+        history,
+        None if window is None else window.places,
+    )
+    partitions = list(range(count))
+    shaped = run.each(shape_task, partitions, store, plan)
+    run.done("opt-outs + dedupe + plan + rules", (s.tally for s in shaped))
+    verdict = None
+    if window is not None:
+        seats = [s.seats for s in shaped if s.seats is not None]
+        verdict = Limit(last_seat(seats, window.places), window.frees_at)
+    finished = run.each(finish_task, partitions, store, verdict, check)
+    run.done(_finish_stage(check), (f.tally for f in finished))
+    stats = RuleStats()
+    if window is not None:
+        stats = RuleStats(sum(f.over_limit for f in finished), limit, window.messaged)
+    return Prepared(
+        partitions,
+        in_doubt,
+        stats,
+        _summed(f.markets for f in finished),
+        VerifyStats(
+            sum(f.checks.checked for f in finished),
+            sum(f.checks.from_cache for f in finished),
+            sum(f.checks.suppressed for f in finished),
+        ),
+        _summed(f.owed for f in finished),
+    )
+
+
+def _finish_stage(check: Check | None) -> str:
+    """The finish stage's name in the log: what it did besides the limit."""
+    if check is None:
+        return "planned"
+    going = [p for p in check.senders if p.stopped is None]
+    return "reachability" if going and going[0].settings.api == "cloud" else "verify"
+
+
+def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Counts by key, summed."""
+    total: dict[str, int] = {}
+    for part in counts:
+        for key, n in part.items():
+            total[key] = total.get(key, 0) + n
+    return total

@@ -8,6 +8,7 @@ webhooks' `pricing` on each delivery, at the same card).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -17,7 +18,7 @@ from pydantic import SecretStr
 
 from connectors.masking import masked_errors
 from connectors.pricing.card import load_rate_card
-from connectors.pricing.estimate import ESTIMATE_COLUMNS, estimate
+from connectors.pricing.estimate import ESTIMATE_COLUMNS, estimate_counts
 from connectors.pricing.report import cost_lines
 from connectors.vocabulary import OUTCOME, PHONE_E164, Outcome
 from connectors.warehouse.connect import warehouse
@@ -36,7 +37,7 @@ def to_be_sent(frames: list[pd.DataFrame]) -> pd.Series:
 @task(name="cost-estimate", cache_policy=NO_CACHE)
 @masked_errors
 def estimate_task(
-    frames: list[pd.DataFrame],
+    markets: Mapping[str, int],
     category: str | None,
     warehouse_url: SecretStr,
     run_id: str,
@@ -44,14 +45,14 @@ def estimate_task(
     campaign_id: str,
 ) -> pd.DataFrame:
     """Prefect task: record the rate card (`WA_RATE_CARD` or the shipped one), which prices what
-    Meta bills, and the sends' estimate at it; no category (a v1 template without
-    `template.category`): nothing to estimate."""
+    Meta bills, and the estimate of the sends (`markets`: messages per market) at it; no
+    category (a v1 template without `template.category`): nothing to estimate."""
     card = load_rate_card()
     engine = warehouse(warehouse_url.get_secret_value())
     save_rate_card(engine, card)
     if category is None:
         return pd.DataFrame(columns=list(ESTIMATE_COLUMNS))
-    priced = estimate(to_be_sent(frames), category, card)
+    priced = estimate_counts(markets, category, card)
     save_estimate(
         engine,
         run_id=run_id,

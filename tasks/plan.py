@@ -120,12 +120,13 @@ def plan_chunk(
     return require_params(settled, param_columns)
 
 
-@task(name="load-ledger", cache_policy=NO_CACHE)
+@task(name="settle-ledger", cache_policy=NO_CACHE)
 @masked_errors
-def load_ledger(warehouse_url: SecretStr, lease: Lease) -> tuple[pd.DataFrame, int]:
+def settle_ledger(warehouse_url: SecretStr, lease: Lease) -> tuple[int, bool]:
     """Prefect task: turn sends left in doubt by a dead run into `unknown`, settle those whose
-    status webhooks named them since (Cloud: the send's callback key), then read the ledger."""
+    status webhooks named them since (Cloud: the send's callback key); how many were left in
+    doubt, and whether the campaign has any ledger row for the partitions to look up."""
     engine = warehouse(warehouse_url.get_secret_value())
     in_doubt = ledger.mark_in_doubt(engine, lease)
     resolve_in_doubt(engine, lease.campaign_id)
-    return ledger.load(engine, lease.campaign_id), in_doubt
+    return in_doubt, ledger.has_rows(engine, lease.campaign_id)

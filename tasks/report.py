@@ -26,12 +26,12 @@ def artifact_key(campaign_id: str, kind: str) -> str:
     return f"{slug}-{kind}"
 
 
-def start_progress(campaign_id: str, total: int) -> UUID | None:
-    """A progress artifact at 0 % for the sends about to start."""
+def start_progress(campaign_id: str, total: int, sender: str = "") -> UUID | None:
+    """A progress artifact at 0 % for the sends about to start (of one `sender`, when named)."""
     artifact = create_progress_artifact(
         progress=0.0 if total else 100.0,
-        key=artifact_key(campaign_id, "progress"),
-        description=f"Sending {total:,} messages",
+        key=artifact_key(campaign_id, f"progress-{sender}" if sender else "progress"),
+        description=f"Sending {total:,} messages" + (f" through {sender}" if sender else ""),
     )
     return artifact if isinstance(artifact, UUID) else None
 

@@ -23,6 +23,7 @@ from connectors.vocabulary import (
     Reason,
 )
 from connectors.whatsapp import PhoneFacts
+from tasks.frame import Tally
 from tasks.rules.budget import RuleStats
 
 Pair = tuple[str, str | None]
@@ -113,13 +114,11 @@ def format_funnel(lines: dict[str, int]) -> str:
     return "\n".join(f"  {label:<{width}}  {count:>9,}" for label, count in lines.items())
 
 
-def stage_line(stage: str, frames: list[pd.DataFrame], seconds: float) -> str:
+def stage_line(stage: str, tally: Tally, seconds: float) -> str:
     """One log line per stage: customers, how many are out so far, and the time it took."""
-    total = sum(len(f) for f in frames)
-    settled = sum(int(f[OUTCOME].notna().sum()) for f in frames)
     return (
-        f"{stage}: {total:,} customers, {total - settled:,} still in the running, "
-        f"{settled:,} with an outcome ({seconds:.2f} s)"
+        f"{stage}: {tally.rows:,} customers, {tally.rows - tally.settled:,} still in the "
+        f"running, {tally.settled:,} with an outcome ({seconds:.2f} s)"
     )
 
 
@@ -200,7 +199,7 @@ class RunReport(TypedDict):
 
 @dataclass(frozen=True)
 class RunFacts:
-    """What the flow knows of a run besides its chunks."""
+    """What the flow knows of a run besides its customers' outcomes."""
 
     run_id: str
     attempt: int
@@ -221,10 +220,13 @@ class RunFacts:
 
 
 def build_report(
-    facts: RunFacts, frames: list[pd.DataFrame], delivery: dict[str, int]
+    facts: RunFacts,
+    counts: Counts,
+    examples: list[tuple[str, str, str]],
+    delivery: dict[str, int],
 ) -> RunReport:
-    """The run's report from its recorded chunks and the delivery statuses so far."""
-    counts = Counts.of(frames)
+    """The run's report from its customers' outcomes, a few failures to show (masked) and the
+    delivery statuses so far."""
     lines = funnel(counts, delivery)
     sent_now = lines["sent in this run"]
     seconds = facts.send_seconds
@@ -246,7 +248,7 @@ def build_report(
         send_rate=sent_now / seconds if seconds > 0 else 0.0,
         rate_limit=facts.rate_limit,
         top_failures=top_failures(counts),
-        failure_examples=failure_examples(frames),
+        failure_examples=examples[:5],
         warehouse=facts.warehouse,
         senders=facts.senders,
         messaging_limit=facts.limit.limit,

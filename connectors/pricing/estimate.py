@@ -7,6 +7,7 @@ rate, as the view `wa_campaign_costs` prices a delivery whose market is NULL.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Final
 
@@ -29,23 +30,33 @@ def card_category(template_category: str) -> str:
     return category
 
 
+def market_counts(phones: pd.Series) -> dict[str, int]:
+    """How many of these numbers each market has (`*`: numbers no region owns)."""
+    markets = regions_of(phones.dropna()).fillna(REST_OF_WORLD).astype(object)
+    return {str(k): int(v) for k, v in markets.value_counts(sort=False).items()}
+
+
 def estimate(phones: pd.Series, category: str, card: RateCard) -> pd.DataFrame:
     """One row per market of the numbers: how many messages and their USD (None: no rate);
     `category` is the template's (MARKETING) or the card's (marketing)."""
+    return estimate_counts(market_counts(phones), category, card)
+
+
+def estimate_counts(counts: Mapping[str, int], category: str, card: RateCard) -> pd.DataFrame:
+    """`estimate` from messages per market (summed over partitions, say)."""
     priced = card_category(category)
-    present = phones.dropna()
-    markets = regions_of(present).fillna(REST_OF_WORLD).astype(object)
-    counts = markets.value_counts(sort=False).sort_index()
-    rates = card.rates_of(pd.Series(counts.index, dtype=object), priced)
+    markets = sorted(m for m, n in counts.items() if n)
+    rates = card.rates_of(pd.Series(markets, dtype=object), priced)
+    sizes = [int(counts[m]) for m in markets]
     usd = [
-        rate * Decimal(int(n)) if isinstance(rate, Decimal) else None
-        for rate, n in zip(rates, counts.to_numpy(), strict=True)
+        rate * Decimal(n) if isinstance(rate, Decimal) else None
+        for rate, n in zip(rates, sizes, strict=True)
     ]
     return pd.DataFrame(
         {
-            "category": pd.Series([priced] * len(counts), dtype=object),
-            "market": pd.Series(list(counts.index), dtype=object),
-            "messages": pd.Series(counts.to_numpy(), dtype="int64"),
+            "category": pd.Series([priced] * len(markets), dtype=object),
+            "market": pd.Series(markets, dtype=object),
+            "messages": pd.Series(sizes, dtype="int64"),
             "usd": pd.Series(usd, dtype=object),
         },
         columns=list(ESTIMATE_COLUMNS),

@@ -8,11 +8,12 @@ then sends as many as have freed). Chunks are taken in order, so the first custo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
+import numpy as np
 import pandas as pd
 
 from connectors.vocabulary import PHONE_E164, Reason
@@ -70,3 +71,49 @@ def apply_budget(
             deferred += int(over.sum())
         out.append(chunk)
     return out, deferred
+
+
+NEW_RECIPIENT: Final = "_new_recipient"
+"""Set by `mark_new` on a partition between the two halves of the budget: a row that would take
+a place (its number not messaged in the window)."""
+
+
+def mark_new(frame: pd.DataFrame, known: Collection[str]) -> pd.DataFrame:
+    """A copy marking the customers who would take a place: still in the running, with a number
+    not messaged in the window."""
+    out = frame.copy()
+    phones = out[PHONE_E164]
+    out[NEW_RECIPIENT] = in_running(out) & phones.notna() & ~phones.isin(list(known))
+    return out
+
+
+def first_seats(frame: pd.DataFrame, places: int, order: str) -> np.ndarray:
+    """The `order` values (audience positions) of the partition's first `places` new
+    recipients: no more of them can be among the whole audience's first `places`."""
+    values = frame.loc[frame[NEW_RECIPIENT], order].to_numpy(dtype=np.int64)
+    return np.sort(values)[:places]
+
+
+def last_seat(seats: Sequence[np.ndarray], places: int) -> int | None:
+    """The audience position of the last new recipient who gets a place, over all partitions'
+    `first_seats`; None when all of them do."""
+    every = np.concatenate(list(seats)) if seats else np.empty(0, dtype=np.int64)
+    if len(every) <= places:
+        return None
+    if places == 0:
+        return -1
+    return int(np.partition(every, places - 1)[places - 1])
+
+
+def defer_over(
+    frame: pd.DataFrame, last: int | None, order: str, frees_at: datetime
+) -> tuple[pd.DataFrame, int]:
+    """The partition with new recipients after the last seat deferred (`messaging_limit`), the
+    mark dropped; and how many were deferred."""
+    out = with_not_before(frame.drop(columns=[NEW_RECIPIENT]))
+    if last is None:
+        return out, 0
+    over = frame[NEW_RECIPIENT] & (frame[order] > last)
+    if over.any():
+        defer(out, over, Reason.MESSAGING_LIMIT, frees_at)
+    return out, int(over.sum())

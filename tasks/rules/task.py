@@ -9,7 +9,7 @@ get `not_before`, and a later run of the campaign sends them once it has passed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 from prefect import task
@@ -24,7 +24,6 @@ from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import marketing_limited_since, marketing_stopped
 from tasks.campaign import SendWindow
 from tasks.frame import in_running
-from tasks.plan import mark_planned
 from tasks.rules.budget import WINDOW, Budget, RuleStats, apply_budget
 from tasks.rules.markets import (
     MARKETING_LIMIT_HOURS,
@@ -77,13 +76,19 @@ def _running_phones(frames: list[pd.DataFrame]) -> list[str]:
     return sorted(found)
 
 
-@task(name="rules", cache_policy=NO_CACHE)
+@dataclass(frozen=True)
+class Window:
+    """The messaging limit's window when the run planned: places left, when the next frees."""
+
+    places: int
+    frees_at: datetime
+    messaged: int
+
+
+@task(name="messaging-limit", cache_policy=NO_CACHE)
 @masked_errors
-def rules_task(
-    frames: list[pd.DataFrame], rules: Rules, warehouse_url: SecretStr, dry_run: bool
-) -> tuple[list[pd.DataFrame], RuleStats]:
-    """Prefect task: the rules over every chunk at once (the limit is shared by all); on a dry
-    run, whoever is left is `planned`."""
+def limit_window(warehouse_url: SecretStr, limit: int, now: datetime) -> Window:
+    """Prefect task: how many new numbers the portfolio's 24-hour window still takes."""
     engine = warehouse(warehouse_url.get_secret_value())
-    ruled, stats = apply_rules(frames, rules, engine, datetime.now(UTC))
-    return ([mark_planned(f) for f in ruled] if dry_run else ruled), stats
+    budget = Budget(limit, messaged_since(engine, now - WINDOW))
+    return Window(budget.places() or 0, budget.frees_at(now), len(budget.messaged))

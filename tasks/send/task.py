@@ -1,11 +1,13 @@
-"""The send stage for Prefect: all chunks, one after another, each number through its sender."""
+"""The send stage: each sender one stream over the run's partitions, as one Prefect task
+wherever it runs, so its pace and in-flight cap hold; `send` does the same for frames in
+memory (all senders at once in one event loop)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
-import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 
@@ -15,19 +17,18 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
 from connectors.masking import masked_errors
-from connectors.vocabulary import PHONE_E164, Outcome, Reason
-from connectors.warehouse import ledger
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease
-from connectors.whatsapp import SendLimits, Template, open_sender
-from tasks.frame import in_running
+from connectors.whatsapp import Sender, SendLimits, Template, open_sender
+from tasks.partition.split import part_folder
+from tasks.partition.store import Store
 from tasks.report import Progress
-from tasks.rules.settle import settle, with_not_before
-from tasks.send.loop import SenderStoppedError, send_all
-from tasks.send.messages import Past, apply_results, outgoing
-from tasks.send.senders import SenderPlan, assign_senders
+from tasks.send.senders import SenderPlan
+from tasks.send.share import SendRun, Share
 
-log = logging.getLogger(__name__)
+HALT = "halt"
+"""The store name a sender writes when the campaign must stop: every sender watches for it."""
+HALT_POLL_S = 0.25
 
 
 @contextmanager
@@ -42,9 +43,20 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+@contextlib.asynccontextmanager
+async def client_of(plan: SenderPlan) -> AsyncIterator[Sender | None]:
+    """The sender's client, paced by its plan; None for a sender that may not send."""
+    if plan.stopped is not None:
+        yield None
+        return
+    limits = SendLimits(plan.rate_per_s, plan.concurrency)
+    async with open_sender(plan.settings, send_limits=limits) as client:
+        yield client
+
+
 @dataclass(frozen=True)
 class Sent:
-    """The chunks with their outcomes, and each sender that stopped on its own with why."""
+    """The frames with their outcomes, and each sender that stopped on its own with why."""
 
     frames: list[pd.DataFrame]
     stopped: dict[str, str] = field(default_factory=dict)
@@ -62,144 +74,162 @@ def send(
     breaker_threshold: int = 10,
     progress: Callable[[int], None] | None = None,
 ) -> Sent:
-    """Send every chunk's messages, chunk after chunk, each number through its own sender (all
-    senders at once, each at its own rate, in one event loop), recording every attempt in the
-    ledger. A chunk's messages are made as slots free up and its outcomes are written back as
-    soon as it is done, so only one chunk's results are held.
+    """Send every frame's messages, each number through its own sender (all senders at once,
+    each at its own rate, in one event loop), recording every attempt in the ledger.
 
     A sender that stops for a cause of its own is left out from then on and its recipients are
     deferred (`sender_stopped`) for the next run; a cause about the campaign stops every sender
     and raises."""
-    engine = warehouse(warehouse_url)
-    past = Past.of(ledger.load(engine, lease.campaign_id))
-    plans = {plan.sender_id: plan for plan in senders}
+    run = SendRun(
+        warehouse(warehouse_url),
+        lease,
+        run_id,
+        template,
+        param_columns,
+        [plan.sender_id for plan in senders],
+        breaker_threshold,
+    )
+    halt = asyncio.Event()
+    done: dict[str, int] = {}
 
-    def write(results: Sequence[ledger.Result], claims: Sequence[ledger.Claim]) -> frozenset[str]:
-        return ledger.advance(engine, lease, run_id, results=results, claims=claims)
+    def reporter(sender_id: str) -> Callable[[int], None] | None:
+        def report(n: int) -> None:
+            done[sender_id] = n
+            if progress is not None:
+                progress(sum(done.values()))
 
-    async def run() -> Sent:
-        sent: list[pd.DataFrame] = []
-        stopped = {plan.sender_id: plan.stopped for plan in senders if plan.stopped}
-        counts = _Counts(progress)
-        halt = asyncio.Event()
-        async with AsyncExitStack() as stack:
-            clients = {
-                plan.sender_id: await stack.enter_async_context(
-                    open_sender(
-                        plan.settings,
-                        send_limits=SendLimits(plan.rate_per_s, plan.concurrency),
-                    )
-                )
-                for plan in senders
-                if not plan.stopped
-            }
-            for frame in frames:
-                owner = assign_senders(frame[PHONE_E164], list(plans))
-                results: dict[str, ledger.Result] = {}
-                going = [sid for sid in clients if sid not in stopped]
-                outcomes = await asyncio.gather(
-                    *(
-                        send_all(
-                            clients[sid],
-                            outgoing(frame.loc[owner == sid], param_columns, past),
-                            template,
-                            write=write,
-                            concurrency=plans[sid].concurrency,
-                            breaker_threshold=breaker_threshold,
-                            progress=counts.reporter(sid),
-                            campaign_id=lease.campaign_id,
-                            halt=halt,
-                            into=results,
-                        )
-                        for sid in going
-                    ),
-                    return_exceptions=True,
-                )
-                failure = _failure(dict(zip(going, outcomes, strict=True)), stopped)
-                counts.chunk_done()
-                if failure is not None:
-                    raise failure
-                done = apply_results(frame, results)
-                sent.append(defer_stopped(done, owner, stopped))
-        return Sent(sent, dict(stopped))
+        return report if progress is not None else None
+
+    async def one(plan: SenderPlan) -> tuple[list[pd.DataFrame], str | None]:
+        async with client_of(plan) as client:
+            share = Share(plan, run, client, halt, reporter(plan.sender_id))
+            return [piece async for piece in share.stream(frames)], share.stopped
+
+    async def every() -> list[tuple[list[pd.DataFrame], str | None] | BaseException]:
+        return await asyncio.gather(*(one(plan) for plan in senders), return_exceptions=True)
 
     with frozen_heap():
-        return asyncio.run(run())
+        outcomes = asyncio.run(every())
+    failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+    if failure is not None:
+        raise failure
+    shares = [o for o in outcomes if not isinstance(o, BaseException)]
+    stopped = {plan.sender_id: why for plan, (_, why) in zip(senders, shares, strict=True) if why}
+    merged = [
+        pd.concat([pieces[i] for pieces, _ in shares]).reindex(frame.index)
+        for i, frame in enumerate(frames)
+    ]
+    return Sent(merged, stopped)
 
 
-def _failure(
-    outcomes: dict[str, dict[str, ledger.Result] | BaseException], stopped: dict[str, str]
-) -> BaseException | None:
-    """The error that ends the send (about the campaign), after noting senders that stopped on
-    their own in `stopped`."""
-    failure: BaseException | None = None
-    for sid, outcome in outcomes.items():
-        if isinstance(outcome, SenderStoppedError):
-            log.warning("%s", outcome)
-            stopped[sid] = str(outcome)
-        elif isinstance(outcome, BaseException) and failure is None:
-            failure = outcome
-    return failure
+def sent_name(partition: int, sender_index: int) -> str:
+    """The store name of one sender's rows of one partition, with their outcomes."""
+    return f"{part_folder(partition)}/sent-{sender_index:03d}"
 
 
-def defer_stopped(
-    frame: pd.DataFrame, owner: pd.Series, stopped: Mapping[str, str]
-) -> pd.DataFrame:
-    """Defer the customers still in the running whose sender stopped: the next run sends them."""
-    mask = in_running(frame) & owner.isin(list(stopped))
-    if not mask.any():
-        return frame
-    out = with_not_before(frame)
-    settle(out, mask, Outcome.DEFERRED, Reason.SENDER_STOPPED)
-    return out
+def ready_name(partition: int) -> str:
+    """The store name of a partition ready to send (verified, ruled, budgeted)."""
+    return f"{part_folder(partition)}/ready"
 
 
-class _Counts:
-    """Sends done per sender, summed over chunks, for one progress callback."""
+@dataclass(frozen=True)
+class SenderDone:
+    """What one sender's stream did: its sends, and why it stopped (None: it did not)."""
 
-    def __init__(self, progress: Callable[[int], None] | None) -> None:
-        self.progress = progress
-        self.before = 0
-        self.now: dict[str, int] = {}
-
-    def reporter(self, sender_id: str) -> Callable[[int], None] | None:
-        if self.progress is None:
-            return None
-        progress = self.progress
-
-        def report(done: int) -> None:
-            self.now[sender_id] = done
-            progress(self.before + sum(self.now.values()))
-
-        return report
-
-    def chunk_done(self) -> None:
-        self.before += sum(self.now.values())
-        self.now = {}
+    sender_id: str
+    sent: int
+    stopped: str | None
 
 
-@task(name="send", cache_policy=NO_CACHE)
-@masked_errors
-def send_chunks(
-    frames: list[pd.DataFrame],
+def send_partitions(
+    store: Store,
+    partitions: Sequence[int],
+    plan: SenderPlan,
+    *,
+    senders: Sequence[SenderPlan],
     lease: Lease,
     run_id: str,
     template: Template,
     param_columns: list[str],
+    warehouse_url: str,
+    breaker_threshold: int = 10,
+    progress: Callable[[int], None] | None = None,
+) -> SenderDone:
+    """One sender's stream over the partitions: its rows of each sent (or deferred, when it
+    stopped) and stored beside the partition. A failure about the campaign is written to the
+    store, so the other senders stop claiming, and raised."""
+    ids = [p.sender_id for p in senders]
+    index = ids.index(plan.sender_id)
+    run = SendRun(
+        warehouse(warehouse_url), lease, run_id, template, param_columns, ids, breaker_threshold
+    )
+    present = [p for p in partitions if store.path(ready_name(p)).exists()]
+
+    async def stream() -> SenderDone:
+        halt = asyncio.Event()
+        async with AsyncExitStack() as stack:
+            client = await stack.enter_async_context(client_of(plan))
+            watcher = asyncio.create_task(_watch(store, halt))
+            stack.callback(watcher.cancel)
+            share = Share(plan, run, client, halt, progress)
+            frames = (store.read(ready_name(p)) for p in present)
+            try:
+                async for partition, piece in _numbered(present, share.stream(frames)):
+                    store.write(sent_name(partition, index), piece)
+            except Exception:
+                store.write(HALT, pd.DataFrame())
+                raise
+            return SenderDone(plan.sender_id, share.sent, share.stopped)
+
+    with frozen_heap():
+        return asyncio.run(stream())
+
+
+async def _numbered(
+    partitions: Sequence[int], pieces: AsyncIterator[pd.DataFrame]
+) -> AsyncIterator[tuple[int, pd.DataFrame]]:
+    """Each piece with the partition it came from."""
+    i = 0
+    async for piece in pieces:
+        yield partitions[i], piece
+        i += 1
+
+
+async def _watch(store: Store, halt: asyncio.Event) -> None:
+    """Set `halt` once another sender has written that the campaign must stop."""
+    while not halt.is_set():
+        if store.path(HALT).exists():
+            halt.set()
+        await asyncio.sleep(HALT_POLL_S)
+
+
+@task(name="send", cache_policy=NO_CACHE)
+@masked_errors
+def send_through(
+    plan: SenderPlan,
+    store: Store,
+    partitions: list[int],
     senders: list[SenderPlan],
+    lease: Lease,
+    run_id: str,
+    template: Template,
+    param_columns: list[str],
     warehouse_url: SecretStr,
     breaker_threshold: int = 10,
-    progress: Progress | None = None,
-) -> Sent:
-    """Prefect task: send all chunks, one after another, through every sender at once."""
-    return send(
-        frames,
+    progress: dict[str, Progress] | None = None,
+) -> SenderDone:
+    """Prefect task: one sender's stream over every partition (see `send_partitions`);
+    `progress` holds each sender's progress artifact."""
+    return send_partitions(
+        store,
+        partitions,
+        plan,
+        senders=senders,
         lease=lease,
         run_id=run_id,
         template=template,
         param_columns=param_columns,
-        senders=senders,
         warehouse_url=warehouse_url.get_secret_value(),
         breaker_threshold=breaker_threshold,
-        progress=progress,
+        progress=(progress or {}).get(plan.sender_id),
     )

@@ -1,14 +1,10 @@
-"""The verify stage for Prefect: the v1 contact check, or the Cloud API's reachability."""
+"""The verify stage: the v1 contact check, or the Cloud API's reachability, by the senders."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from pydantic import SecretStr
 
-from connectors.masking import masked_errors
 from connectors.vocabulary import PHONE_E164
 from tasks.send.senders import SenderPlan, assign_senders
 from tasks.verify.common import VerifyStats
@@ -16,27 +12,24 @@ from tasks.verify.contacts import verify
 from tasks.verify.reachability import reach
 
 
-@task(name="verify", cache_policy=NO_CACHE)
-@masked_errors
-def verify_chunks(
+def verify_frames(
     frames: list[pd.DataFrame],
     senders: list[SenderPlan],
-    warehouse_url: SecretStr,
+    *,
+    warehouse_url: str,
     batch_size: int,
     suppress_days: int = 30,
 ) -> tuple[list[pd.DataFrame], VerifyStats]:
-    """Prefect task: one pass over all chunks of the campaign, as the senders' API allows: the
-    v1 contact check, each number on the server that will send to it, or (Cloud) the numbers
-    earlier sends showed undeliverable."""
-    url = warehouse_url.get_secret_value()
+    """The frames checked as the senders' API allows: the v1 contact check, each number on the
+    server that will send to it, or (Cloud) the numbers earlier sends showed undeliverable."""
     going = [plan.settings for plan in senders if not plan.stopped]
     if not going:  # every sender stopped before sending: nothing to check for
         return frames, VerifyStats(0, 0)
     if going[0].api == "cloud":
-        return reach(frames, warehouse_url=url, suppress_days=suppress_days)
+        return reach(frames, warehouse_url=warehouse_url, suppress_days=suppress_days)
     if len(senders) == 1:
-        return verify(frames, whatsapp=going[0], warehouse_url=url, batch_size=batch_size)
-    return verify_on_each(frames, senders, warehouse_url=url, batch_size=batch_size)
+        return verify(frames, whatsapp=going[0], warehouse_url=warehouse_url, batch_size=batch_size)
+    return verify_on_each(frames, senders, warehouse_url=warehouse_url, batch_size=batch_size)
 
 
 def verify_on_each(
