@@ -5,6 +5,7 @@ started for the run whose workers have a memory limit. The flow's code is the sa
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any, Final
@@ -48,7 +49,8 @@ def task_runner(env: Mapping[str, str] | None = None) -> TaskRunner[Any]:
             "threads_per_worker": _count(env, "DASK_THREADS_PER_WORKER", DASK_THREADS),
             "memory_limit": env.get("DASK_WORKER_MEMORY") or DASK_MEMORY,
             "processes": True,
-            "dashboard_address": None,
+            "dashboard_address": ":0",  # any free port: two runs on one machine never clash
+            "silence_logs": logging.WARNING,
         },
     )
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from pydantic import SecretStr
 
-from connectors.masking import masked_errors
 from connectors.vocabulary import (
     OPT_IN,
     OPT_IN_AT,
@@ -21,8 +17,6 @@ from connectors.vocabulary import (
     Outcome,
     Reason,
 )
-from connectors.warehouse.connect import warehouse
-from connectors.warehouse.events import opted_out_numbers
 from tasks.frame import in_running
 
 
@@ -73,13 +67,6 @@ def apply_consent(
     return out
 
 
-@task(name="consent", cache_policy=NO_CACHE)
-def consent_chunk(frame: pd.DataFrame, max_age_days: int | None = None) -> pd.DataFrame:
-    """Prefect task: consent filter over one chunk."""
-    max_age = timedelta(days=max_age_days) if max_age_days else None
-    return apply_consent(frame, max_age=max_age)
-
-
 def apply_opt_outs(frame: pd.DataFrame, opted_out: set[str]) -> pd.DataFrame:
     """Exclude numbers that replied STOP on WhatsApp, whatever the CRM says."""
     out = frame.copy()
@@ -87,16 +74,3 @@ def apply_opt_outs(frame: pd.DataFrame, opted_out: set[str]) -> pd.DataFrame:
     out.loc[mask, OUTCOME] = Outcome.EXCLUDED_NO_CONSENT
     out.loc[mask, REASON] = Reason.OPTED_OUT_VIA_WHATSAPP
     return out
-
-
-@task(name="whatsapp-opt-outs", cache_policy=NO_CACHE)
-@masked_errors
-def load_opt_outs(warehouse_url: SecretStr) -> set[str]:
-    """Prefect task: every number that opted out by replying on WhatsApp."""
-    return opted_out_numbers(warehouse(warehouse_url.get_secret_value()))
-
-
-@task(name="opt-outs", cache_policy=NO_CACHE)
-def opt_outs_chunk(frame: pd.DataFrame, opted_out: set[str]) -> pd.DataFrame:
-    """Prefect task: WhatsApp opt-outs over one chunk."""
-    return apply_opt_outs(frame, opted_out)

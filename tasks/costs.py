@@ -20,18 +20,8 @@ from connectors.masking import masked_errors
 from connectors.pricing.card import load_rate_card
 from connectors.pricing.estimate import ESTIMATE_COLUMNS, estimate_counts
 from connectors.pricing.report import cost_lines
-from connectors.vocabulary import OUTCOME, PHONE_E164, Outcome
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.costs import campaign_costs, save_estimate, save_rate_card
-from tasks.frame import in_running
-
-
-def to_be_sent(frames: list[pd.DataFrame]) -> pd.Series:
-    """The numbers the run is about to message: still in the running, or planned (dry run)."""
-    picked = [
-        f.loc[in_running(f) | (f[OUTCOME] == Outcome.PLANNED), PHONE_E164].dropna() for f in frames
-    ]
-    return pd.concat(picked, ignore_index=True) if picked else pd.Series(dtype="str")
 
 
 @task(name="cost-estimate", cache_policy=NO_CACHE)

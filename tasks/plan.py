@@ -107,19 +107,6 @@ def mark_planned(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-@task(name="plan", cache_policy=NO_CACHE)
-@masked_errors
-def plan_chunk(
-    frame: pd.DataFrame,
-    ledger: pd.DataFrame,
-    param_columns: list[str],
-    resend_unknown: bool,
-) -> pd.DataFrame:
-    """Prefect task: parameters and what the ledger says is done, for one chunk."""
-    settled = apply_ledger(frame, ledger, resend_unknown=resend_unknown)
-    return require_params(settled, param_columns)
-
-
 @task(name="settle-ledger", cache_policy=NO_CACHE)
 @masked_errors
 def settle_ledger(warehouse_url: SecretStr, lease: Lease) -> tuple[int, bool]:

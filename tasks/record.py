@@ -24,7 +24,7 @@ from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import reconcile_campaign
 from connectors.warehouse.lease import Lease
 from connectors.warehouse.ledger import sent_under
-from connectors.warehouse.records import delivery_counts, finish_run, start_run, write_recipients
+from connectors.warehouse.records import delivery_counts, finish_run, start_run
 from tasks.frame import in_running
 
 
@@ -67,17 +67,6 @@ def recipient_rows(
         {**constant, **dict(zip(names, values, strict=True))}
         for values in zip(*columns.values(), strict=True)
     ]
-
-
-@task(name="record", cache_policy=NO_CACHE)
-@masked_errors
-def record_chunk(
-    frame: pd.DataFrame, campaign_id: str, run_id: str, warehouse_url: SecretStr
-) -> int:
-    """Prefect task: write one chunk's outcomes in one transaction; returns the row count."""
-    rows = recipient_rows(frame, campaign_id=campaign_id, run_id=run_id, now=datetime.now(UTC))
-    write_recipients(warehouse(warehouse_url.get_secret_value()), rows)
-    return len(rows)
 
 
 @task(name="start-run", cache_policy=NO_CACHE)

@@ -23,7 +23,7 @@ def artifact_key(campaign_id: str, kind: str) -> str:
     """A stable key per campaign and kind (lowercase letters, digits, dashes), so the UI keeps
     the history of every run of the campaign under one name."""
     slug = re.sub(r"[^a-z0-9]+", "-", campaign_id.lower()).strip("-")[:80] or "campaign"
-    return f"{slug}-{kind}"
+    return f"{slug}-{re.sub(r'[^a-z0-9]+', '-', kind.lower()).strip('-')}"
 
 
 def start_progress(campaign_id: str, total: int, sender: str = "") -> UUID | None:

@@ -65,9 +65,14 @@ def chunk_stage(store: Store, name: str, audience: Audience) -> Tally:
         consented, default_region=audience.default_region, mobile_only=audience.mobile_only
     )
     parts = partition_of(out, audience.partitions)
+    order = np.argsort(parts, kind="stable")  # each partition's rows together, in their order
+    grouped, sorted_parts = out.iloc[order], parts[order]
+    present = np.unique(sorted_parts)
+    starts = np.searchsorted(sorted_parts, present, side="left")
+    ends = np.searchsorted(sorted_parts, present, side="right")
     piece = name.rsplit("/", 1)[-1]
-    for partition in np.unique(parts):
-        store.write(f"{part_folder(int(partition))}/from-{piece}", out.iloc[parts == partition])
+    for partition, start, end in zip(present, starts, ends, strict=True):
+        store.write(f"{part_folder(int(partition))}/from-{piece}", grouped.iloc[start:end])
     store.remove(name)
     return Tally.of(out)
 

@@ -88,10 +88,11 @@ def mark_new(frame: pd.DataFrame, known: Collection[str]) -> pd.DataFrame:
 
 
 def first_seats(frame: pd.DataFrame, places: int, order: str) -> np.ndarray:
-    """The `order` values (audience positions) of the partition's first `places` new
-    recipients: no more of them can be among the whole audience's first `places`."""
+    """The `order` values (audience positions) of the partition's first `places` + 1 new
+    recipients: no more of them can be among the whole audience's first `places`, and the one
+    more tells `last_seat` that the audience has more new recipients than places."""
     values = frame.loc[frame[NEW_RECIPIENT], order].to_numpy(dtype=np.int64)
-    return np.sort(values)[:places]
+    return np.sort(values)[: places + 1]
 
 
 def last_seat(seats: Sequence[np.ndarray], places: int) -> int | None:

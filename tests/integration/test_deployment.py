@@ -137,7 +137,9 @@ def test_deployment_run_by_a_worker_completes_with_artifacts_and_no_secret_anywh
     }
     progress = next(a for a in artifacts if a.key == "it-deploy-progress")
     assert float(progress.data) == 100.0  # type: ignore[arg-type]
-    stage_lines = [log.message for log in logs if log.message.startswith(("consent:", "send:"))]
+    stage_lines = [
+        log.message for log in logs if log.message.startswith(("consent + normalise:", "send:"))
+    ]
     assert len(stage_lines) == 2
     stored = json.dumps(finished.parameters) + "".join(str(a.data) for a in artifacts)
     stored += "".join(log.message for log in logs)

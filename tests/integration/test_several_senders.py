@@ -27,7 +27,8 @@ from connectors.whatsapp.cloud.sandbox import (
 from connectors.whatsapp.onprem.sandbox import SandboxConfig, start_sandbox
 from tasks.send.loop import SenderStoppedError
 from tasks.send.senders import SenderPlan, assign_senders
-from tasks.send.task import defer_stopped, send
+from tasks.send.share import defer_stopped
+from tasks.send.task import send
 from tasks.verify.task import verify_on_each
 from tests.conftest import make_chunk
 from tests.helpers import sandbox_settings

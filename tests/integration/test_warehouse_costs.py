@@ -159,8 +159,7 @@ def test_a_run_without_a_template_category_still_records_the_card_that_prices_it
     from connectors.warehouse.schema import cost_estimates
     from tasks.costs import estimate_task
 
-    frame = pd.DataFrame({"phone_e164": ["+5511987654321"], "outcome": [None]})
-    priced = estimate_task.fn([frame], None, SecretStr(sqlite_url), "run-1", 1, "c")
+    priced = estimate_task.fn({"BR": 1}, None, SecretStr(sqlite_url), "run-1", 1, "c")
 
     assert priced.empty
     engine = warehouse(sqlite_url)

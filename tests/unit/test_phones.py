@@ -25,7 +25,6 @@ from tasks.frame import with_stage_columns
 from tasks.phones.bulk import classify_distinct
 from tasks.phones.dedupe import dedupe
 from tasks.phones.normalise import normalise
-from tasks.phones.task import dedupe_chunks, normalise_chunk
 
 REASONS = set(NUMBER_REASONS)
 
@@ -352,13 +351,6 @@ def test_dedupe_of_nothing_is_nothing() -> None:
     assert dedupe([]) == []
     only = normalised(("1", A, None))
     pd.testing.assert_frame_equal(dedupe([only])[0], only)
-
-
-def test_prefect_tasks_wrap_the_plain_functions() -> None:
-    assert (normalise_chunk.name, dedupe_chunks.name) == ("normalise", "dedupe")
-    chunk = normalise_chunk.fn(frame_of(["+4915123456789", "0151 23456789"], [None, "DE"]), "US")
-    outs = dedupe_chunks.fn([chunk])
-    assert outs[0][DUPLICATE_OF].tolist()[1] == "c0"
 
 
 @pytest.mark.parametrize(

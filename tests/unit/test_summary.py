@@ -8,7 +8,15 @@ import pytest
 from connectors.errors import StopRunError
 from tasks.frame import with_stage_columns
 from tasks.record import recipient_rows
-from tasks.summary import Counts, RunFacts, build_report, format_funnel, funnel, top_failures
+from tasks.summary import (
+    Counts,
+    RunFacts,
+    build_report,
+    failure_examples,
+    format_funnel,
+    funnel,
+    top_failures,
+)
 
 
 def test_funnel_splits_sent_now_from_already_sent_and_counts_everyone() -> None:
@@ -38,6 +46,6 @@ def test_the_report_counts_outcomes_and_pairs_without_joining_them_into_strings(
     assert counts.outcome("send_failed", "1013") == 2 and counts.customers == 3
     assert top_failures(counts)[0] == ("send_failed: 1013", 2)
     facts = RunFacts("r", 1, "c", "ns/t/en", False, 50.0, "sqlite://", send_seconds=2.0)
-    report = build_report(facts, [frame], {})
+    report = build_report(facts, counts, failure_examples([frame]), {})
     assert report["counts"] == {"send_failed": 2, "unknown": 1}
     assert report["run_counts"]["customers"] == 3 and report["messages_sent"] == 0
