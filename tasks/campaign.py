@@ -172,7 +172,11 @@ class Campaign(BaseModel):
         "the Cloud number's own limit (v1: none).",
     )
     chunk_size: int = Field(
-        default=50_000, ge=100, le=1_000_000, description="Customers per task run."
+        default=50_000,
+        ge=100,
+        le=1_000_000,
+        description="Customers per chunk read from the CRM and, about, per partition: what one "
+        "task holds in memory.",
     )
 
     @field_validator("default_region")
