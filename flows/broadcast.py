@@ -7,7 +7,8 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -26,7 +27,6 @@ from flows.runner import remote_scheduler, task_runner
 from flows.stages import PrefectRunner, Prepared, prepare
 from tasks.campaign import Campaign
 from tasks.costs import cost_report_task, estimate_task
-from tasks.frame import Tally
 from tasks.partition.stages import Check, sum_counts
 from tasks.partition.store import Store
 from tasks.partition.task import record_task
@@ -39,7 +39,7 @@ from tasks.record import (
 from tasks.report import Progress, advance_progress, publish_report, start_progress
 from tasks.rules.task import Rules
 from tasks.send.senders import SenderPlan, describe_plan, plan_senders
-from tasks.send.task import SenderDone, send_through
+from tasks.send.task import SenderDone, describe_done, send_through
 from tasks.summary import (
     RunFacts,
     RunReport,
@@ -137,49 +137,26 @@ def _run(
 ) -> RunReport:
     """The stages, in the order of the diagram; the frames in the run's store, removed after."""
     wh, run = conns.warehouse_url, PrefectRunner()
-    route = {"marketing_route": campaign.marketing_route}
-    senders = [s.model_copy(update=route) for s in conns.senders]
-    sender = senders[0]  # the account's: template look-ups, rules, reachability
-    facts_by_sender = sender_facts()
-    described = describe_senders(facts_by_sender)
-    run.logger.info("senders: %s", described)
-    plans = plan_senders(
-        senders,
-        facts_by_sender,
-        rate_per_s=campaign.rate_limit_per_s,
-        concurrency=campaign.concurrency,
-    )
-    run.logger.info("sending through: %s", "; ".join(describe_plan(p) for p in plans))
+    plans, described = _plan_senders(run, campaign, conns)
+    sender = plans[0].settings  # the account's: template look-ups, rules, reachability
     template = run.once(resolve_template_task, campaign.template, sender)
-    rules = campaign_rules(campaign, template, sender, facts_by_sender.values())
+    rules = campaign_rules(campaign, template, sender, sender_facts().values())
     check = None
     if not campaign.dry_run:
         batch, days = campaign.contacts_batch_size, campaign.undeliverable_suppress_days
         check = Check(plans, wh, batch, days)
-    store = Store.for_run(conns.partitions_root, campaign.campaign_id, f"{run_id}-{attempt}")
-    try:
+    with run_store(conns, campaign.campaign_id, f"{run_id}-{attempt}") as store:
         prepared = prepare(run, campaign, conns.crm_url, wh, lease, store, rules=rules, check=check)
         cost_key = (wh, run_id, attempt, campaign.campaign_id)
         priced = run.once(estimate_task, prepared.markets, template.category, *cost_key)
-        sent: list[SenderDone] = []
-        send_started = time.monotonic()
+        sent, send_seconds = [], 0.0
         if not campaign.dry_run:
+            send_started = time.monotonic()
             sent = _send(run, campaign, plans, template, run_id, lease, store, prepared, wh)
-        send_seconds = time.monotonic() - send_started
-        now = datetime.now(UTC)
-        recorded = run.each(
-            record_task,
-            prepared.partitions,
-            store,
-            len(sent),
-            campaign.campaign_id,
-            run_id,
-            wh,
-            now,
-        )
+            send_seconds = time.monotonic() - send_started
+        record = (store, len(sent), campaign.campaign_id, run_id, wh, datetime.now(UTC))
+        recorded = run.each(record_task, prepared.partitions, *record)
         run.done("record", (r.tally for r in recorded))
-    finally:
-        store.clear()
     settle_webhooks()
     costs = run.once(cost_report_task, priced, wh, campaign.campaign_id, campaign.dry_run)
     facts = RunFacts(
@@ -207,6 +184,33 @@ def _run(
     if stopped:
         raise SendersStoppedError(stopped, len(plans), report)
     return report
+
+
+def _plan_senders(
+    run: PrefectRunner, campaign: Campaign, conns: Connections
+) -> tuple[list[SenderPlan], str]:
+    """Each sender's pace (or why it may not send) from what the preflight read; and the
+    senders described for the logs and the summary."""
+    route = {"marketing_route": campaign.marketing_route}
+    senders = [s.model_copy(update=route) for s in conns.senders]
+    facts = sender_facts()
+    described = describe_senders(facts)
+    run.logger.info("senders: %s", described)
+    plans = plan_senders(
+        senders, facts, rate_per_s=campaign.rate_limit_per_s, concurrency=campaign.concurrency
+    )
+    run.logger.info("sending through: %s", "; ".join(describe_plan(p) for p in plans))
+    return plans, described
+
+
+@contextmanager
+def run_store(conns: Connections, campaign_id: str, attempt_key: str) -> Iterator[Store]:
+    """The run's store of frames, removed when the run ends however it ends (it holds numbers)."""
+    store = Store.for_run(conns.partitions_root, campaign_id, attempt_key)
+    try:
+        yield store
+    finally:
+        store.clear()
 
 
 def campaign_rules(
@@ -267,7 +271,7 @@ def _send(
     for plan in plans:
         bar = progress[plan.sender_id]
         advance_progress(bar.artifact_id, bar.total, bar.total)
-    run.done("send", [Tally(sum(prepared.owed.values()), sum(d.sent for d in done))])
+    run.said("send", "; ".join(describe_done(d) for d in done))
     return done
 
 

@@ -83,6 +83,12 @@ class PrefectRunner:
         self.logger.info(stage_line(stage, sum(tallies, Tally()), now - self.last))
         self.last = now
 
+    def said(self, stage: str, what: str) -> None:
+        """Log what a stage did in its own words, and its duration."""
+        now = time.monotonic()
+        self.logger.info("%s: %s (%.2f s)", stage, what, now - self.last)
+        self.last = now
+
 
 @dataclass
 class PlainRunner:

@@ -8,6 +8,7 @@ ends, and a new run of the campaign removes what a crashed one left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import re
@@ -78,5 +79,7 @@ class Store:
         self.path(name).unlink(missing_ok=True)
 
     def clear(self) -> None:
-        """Remove the run's folder and everything in it."""
+        """Remove the run's folder and everything in it, and the campaign's folder once empty."""
         shutil.rmtree(self.root, ignore_errors=True)
+        with contextlib.suppress(OSError):  # another attempt's folder is still there
+            Path(self.root).parent.rmdir()

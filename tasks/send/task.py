@@ -141,6 +141,12 @@ class SenderDone:
     stopped: str | None
 
 
+def describe_done(done: SenderDone) -> str:
+    """What one sender did, for the run's log."""
+    line = f"{done.sender_id} sent {done.sent:,}"
+    return f"{line}, then stopped: {done.stopped}" if done.stopped else line
+
+
 def send_partitions(
     store: Store,
     partitions: Sequence[int],
