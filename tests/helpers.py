@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from connectors.whatsapp.cloud.sandbox import RunningCloudSandbox
+from connectors.whatsapp.cloud.sandbox import CloudSandboxConfig, RunningCloudSandbox
 from connectors.whatsapp.onprem.sandbox import RunningSandbox
 from connectors.whatsapp.settings import WhatsAppSettings
+from tasks.send.senders import SenderPlan
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
@@ -81,3 +82,28 @@ def statuses_stored(sandbox: RunningCloudSandbox, warehouse_url: str, timeout: f
         wait_until(lambda: stored() >= len(owed), timeout, f"{len(owed)} statuses stored")
     finally:
         engine.dispose()
+
+
+def one_number_sandbox(number: str, **extra: object) -> CloudSandboxConfig:
+    """A Cloud sandbox with one phone number, no throughput cap and no pause between pairs."""
+    values: dict[str, object] = {
+        "phone_numbers": {number: f"1555{number[-7:]}"},
+        "throughput_per_s": None,
+        "pair_interval_s": 0,
+    }
+    return CloudSandboxConfig(**{**values, **extra})  # type: ignore[arg-type]
+
+
+def cloud_plan(sandbox: RunningCloudSandbox, rate: float = 400, concurrency: int = 4) -> SenderPlan:
+    """A sender plan for a one-number Cloud sandbox, with quick backoffs."""
+    config = sandbox.config
+    settings = WhatsAppSettings(
+        api="cloud",
+        base_url=sandbox.url,
+        token=config.tokens[0],  # type: ignore[arg-type]
+        phone_number_id=config.phone_number_id,
+        waba_id=config.waba_id,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+    )
+    return SenderPlan(settings, rate_per_s=rate, concurrency=concurrency)

@@ -16,42 +16,16 @@ import pytest
 from connectors.vocabulary import OUTCOME, PHONE_E164, WA_ID, Outcome
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease, acquire
-from connectors.whatsapp import Template, WhatsAppSettings
-from connectors.whatsapp.cloud.sandbox import (
-    CloudSandboxConfig,
-    RunningCloudSandbox,
-    start_cloud_sandbox,
-)
+from connectors.whatsapp import Template
+from connectors.whatsapp.cloud.sandbox import RunningCloudSandbox, start_cloud_sandbox
 from tasks.partition.store import Store
 from tasks.send.senders import SenderPlan, assign_senders
 from tasks.send.task import HALT, SenderDone, ready_name, send_partitions, sent_name
 from tests.conftest import make_chunk
+from tests.helpers import cloud_plan, one_number_sandbox
 
 WELCOME = Template(None, "welcome", "en", "UTILITY", "POSITIONAL")
 NUMBERS = ("106540352242001", "106540352242002")
-
-
-def _sandbox(number: str, **extra: object) -> CloudSandboxConfig:
-    values: dict[str, object] = {
-        "phone_numbers": {number: f"1555{number[-7:]}"},
-        "throughput_per_s": None,
-        "pair_interval_s": 0,
-    }
-    return CloudSandboxConfig(**{**values, **extra})  # type: ignore[arg-type]
-
-
-def _plan(sandbox: RunningCloudSandbox, rate: float = 400) -> SenderPlan:
-    config = sandbox.config
-    settings = WhatsAppSettings(
-        api="cloud",
-        base_url=sandbox.url,
-        token=config.tokens[0],  # type: ignore[arg-type]
-        phone_number_id=config.phone_number_id,
-        waba_id=config.waba_id,
-        backoff_initial_s=0.01,
-        backoff_max_s=0.05,
-    )
-    return SenderPlan(settings, rate_per_s=rate, concurrency=4)
 
 
 def _store(tmp_path: Path, partitions: int, per_partition: int) -> Store:
@@ -73,7 +47,7 @@ def lease(sqlite_url: str) -> Lease:
 @pytest.fixture
 def two() -> Iterator[list[RunningCloudSandbox]]:
     with ExitStack() as stack:
-        yield [stack.enter_context(start_cloud_sandbox(_sandbox(n))) for n in NUMBERS]
+        yield [stack.enter_context(start_cloud_sandbox(one_number_sandbox(n))) for n in NUMBERS]
 
 
 def _send(
@@ -101,7 +75,7 @@ def test_each_sender_streams_its_own_rows_of_every_partition(
     two: list[RunningCloudSandbox], tmp_path: Path, lease: Lease, sqlite_url: str
 ) -> None:
     store = _store(tmp_path, 3, 40)
-    plans = [_plan(s) for s in two]
+    plans = [cloud_plan(s) for s in two]
 
     done = [_send(store, plan, plans, lease, sqlite_url) for plan in plans]
 
@@ -126,9 +100,13 @@ def test_a_campaign_failure_in_one_senders_task_halts_the_other_through_the_stor
     store = _store(tmp_path, 3, 300)
     unknown = {"fault_script": {"messages": ("code:132001",) * 50}}
     with ExitStack() as stack:
-        failing = stack.enter_context(start_cloud_sandbox(_sandbox(NUMBERS[0], **unknown)))
-        slow = stack.enter_context(start_cloud_sandbox(_sandbox(NUMBERS[1], latency_s=0.05)))
-        plans = [_plan(failing), _plan(slow, rate=50)]
+        failing = stack.enter_context(
+            start_cloud_sandbox(one_number_sandbox(NUMBERS[0], **unknown))
+        )
+        slow = stack.enter_context(
+            start_cloud_sandbox(one_number_sandbox(NUMBERS[1], latency_s=0.05))
+        )
+        plans = [cloud_plan(failing), cloud_plan(slow, rate=50)]
         other: list[SenderDone] = []
         thread = threading.Thread(
             target=lambda: other.append(_send(store, plans[1], plans, lease, sqlite_url))

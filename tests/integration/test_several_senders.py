@@ -18,12 +18,8 @@ from connectors.vocabulary import OUTCOME, PHONE_E164, REASON, WA_ID, Outcome, R
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import acquire
 from connectors.warehouse.schema import deliveries
-from connectors.whatsapp import Template, WhatsAppSettings
-from connectors.whatsapp.cloud.sandbox import (
-    CloudSandboxConfig,
-    RunningCloudSandbox,
-    start_cloud_sandbox,
-)
+from connectors.whatsapp import Template
+from connectors.whatsapp.cloud.sandbox import RunningCloudSandbox, start_cloud_sandbox
 from connectors.whatsapp.onprem.sandbox import SandboxConfig, start_sandbox
 from tasks.send.loop import SenderStoppedError
 from tasks.send.senders import SenderPlan, assign_senders
@@ -31,42 +27,23 @@ from tasks.send.share import defer_stopped
 from tasks.send.task import send
 from tasks.verify.task import verify_on_each
 from tests.conftest import make_chunk
-from tests.helpers import sandbox_settings
+from tests.helpers import cloud_plan, one_number_sandbox, sandbox_settings
 
 WELCOME = Template(None, "welcome", "en", "UTILITY", "POSITIONAL")
 NUMBERS = ("106540352242001", "106540352242002", "106540352242003")
-
-
-def _config(number: str, **extra: object) -> CloudSandboxConfig:
-    values: dict[str, object] = {
-        "phone_numbers": {number: f"1555{number[-7:]}"},
-        "throughput_per_s": None,
-        "pair_interval_s": 0,
-    }
-    return CloudSandboxConfig(**{**values, **extra})  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def sandboxes() -> Iterator[list[RunningCloudSandbox]]:
     """Three Cloud numbers, each behind its own sandbox; the second hits its spam limit at once."""
     spam = {"fault_script": {"messages": ("code:131048",)}}
-    configs = [_config(NUMBERS[0]), _config(NUMBERS[1], **spam), _config(NUMBERS[2])]
+    configs = [
+        one_number_sandbox(NUMBERS[0]),
+        one_number_sandbox(NUMBERS[1], **spam),
+        one_number_sandbox(NUMBERS[2]),
+    ]
     with ExitStack() as stack:
         yield [stack.enter_context(start_cloud_sandbox(c)) for c in configs]
-
-
-def _plan(sandbox: RunningCloudSandbox) -> SenderPlan:
-    config = sandbox.config
-    settings = WhatsAppSettings(
-        api="cloud",
-        base_url=sandbox.url,
-        token=config.tokens[0],  # type: ignore[arg-type]
-        phone_number_id=config.phone_number_id,
-        waba_id=config.waba_id,
-        backoff_initial_s=0.01,
-        backoff_max_s=0.05,
-    )
-    return SenderPlan(settings, rate_per_s=400, concurrency=4)
 
 
 def _verified(count: int) -> pd.DataFrame:
@@ -81,7 +58,7 @@ def test_one_sender_stops_on_its_spam_limit_while_the_others_finish(
 ) -> None:
     engine = warehouse(sqlite_url)
     held = acquire(engine, "portfolio", "r#1", timedelta(minutes=5))
-    plans = [_plan(s) for s in sandboxes]
+    plans = [cloud_plan(s) for s in sandboxes]
     frames = [_verified(90), _verified(60).assign(customer_id=lambda f: "b" + f["customer_id"])]
     frames[1][PHONE_E164] = frames[1][PHONE_E164].str.replace("+5511", "+5521")
     frames[1][WA_ID] = frames[1][PHONE_E164].str[1:]
@@ -127,7 +104,7 @@ def test_a_campaign_level_failure_stops_every_sender(
 ) -> None:
     engine = warehouse(sqlite_url)
     held = acquire(engine, "paused", "r#1", timedelta(minutes=5))
-    plans = [_plan(s) for s in (sandboxes[0], sandboxes[2])]
+    plans = [cloud_plan(s) for s in (sandboxes[0], sandboxes[2])]
     paused = Template(None, "no_such_template", "en", "UTILITY", "POSITIONAL")
 
     with pytest.raises(Exception, match="132001") as caught:
