@@ -98,8 +98,9 @@ CHILD_DEADLINE_S: Final = 3600.0
 # The CRM ---------------------------------------------------------------------------------------
 
 
-def crm_table(rows: int, *, distinct: float, seed: int) -> pd.DataFrame:
-    """Generated `crm_contacts` rows (id, fname, mobile, cc, optin, optout) with a consent mix."""
+def crm_table(rows: int, *, distinct: float, seed: int, first_id: int = 1) -> pd.DataFrame:
+    """Generated `crm_contacts` rows (id, fname, mobile, cc, optin, optout) with a consent mix,
+    ids counting from `first_id`."""
     frame = crm_rows(rows, distinct=distinct, seed=seed)
     rng = np.random.default_rng(seed + 1)
     opt_in = frame["opt_in_at"].dt.tz_localize(None).to_numpy(dtype="datetime64[us]", copy=True)
@@ -118,7 +119,7 @@ def crm_table(rows: int, *, distinct: float, seed: int) -> pd.DataFrame:
     names[rng.random(rows) < NO_NAME_SHARE] = None
     return pd.DataFrame(
         {
-            "id": np.arange(1, rows + 1),
+            "id": np.arange(first_id, first_id + rows),
             "fname": names,
             "mobile": frame[PHONE_RAW],
             "cc": frame[COUNTRY],
@@ -149,17 +150,24 @@ def seed_crm(url: str, table: pd.DataFrame) -> None:
     try:
         crm_contacts.drop(engine, checkfirst=True)
         demo_metadata.create_all(engine, tables=[crm_contacts])
+    finally:
+        engine.dispose()
+    append_crm(url, table)
+
+
+def append_crm(url: str, table: pd.DataFrame) -> None:
+    """Add rows to `crm_contacts`: COPY on PostgreSQL, one executemany on SQLite."""
+    engine = create_engine(url)
+    try:
         postgres = engine.dialect.name == "postgresql"
-        rows = list(
-            zip(
-                table["id"].tolist(),
-                _texts(table["fname"]),
-                _texts(table["mobile"]),
-                _texts(table["cc"]),
-                _timestamps(table["optin"], with_zone=postgres),
-                _timestamps(table["optout"], with_zone=postgres),
-                strict=True,
-            )
+        rows = zip(
+            table["id"].tolist(),
+            _texts(table["fname"]),
+            _texts(table["mobile"]),
+            _texts(table["cc"]),
+            _timestamps(table["optin"], with_zone=postgres),
+            _timestamps(table["optout"], with_zone=postgres),
+            strict=True,
         )
         columns = "id, fname, mobile, cc, optin, optout"
         raw = engine.raw_connection()
@@ -173,7 +181,7 @@ def seed_crm(url: str, table: pd.DataFrame) -> None:
                         copy.write_row(row)
             else:
                 insert_sql = f"INSERT INTO crm_contacts ({columns}) VALUES (?, ?, ?, ?, ?, ?)"
-                raw.cursor().executemany(insert_sql, rows)
+                raw.cursor().executemany(insert_sql, list(rows))
             raw.commit()
         finally:
             raw.close()
