@@ -195,7 +195,11 @@ def test_workers_report_to_the_tests_prefect_api_with_its_isolated_home(
     assert {pid for pid, _, _ in seen} <= workers and os.getpid() not in workers
     assert {api for _, api, _ in seen} == {str(PREFECT_API_URL.value())}
     assert str(PREFECT_API_URL.value()).startswith("http://127.0.0.1")
-    assert {home for _, _, home in seen} == {os.environ["PREFECT_HOME"]}
+    # The settings the flow runs with, not os.environ: importing tests.conftest a second time
+    # (as `from tests.conftest import ...` does) points PREFECT_HOME at another new folder.
+    ours = str(PREFECT_HOME.value())
+    assert Path(ours).name.startswith("wa-tests-prefect-")
+    assert {home for _, _, home in seen} == {ours}
 
 
 def test_a_remote_cluster_with_the_embedded_defaults_is_refused_before_anything_runs(

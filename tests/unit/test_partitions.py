@@ -26,7 +26,7 @@ from tasks.partition.split import AUDIENCE_ROW, partition_count, partition_of
 from tasks.partition.store import Store, campaign_dir
 from tasks.rules.budget import Budget, apply_budget, defer_over, first_seats, last_seat, mark_new
 
-FEW = settings(max_examples=150, deadline=None, database=None)
+FEW = settings(max_examples=60, deadline=None, database=None)
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 PINNED = {  # number -> partition of 7 and of 64: a change of hash moves customers between runs
     "+5511987650001": (4, 24),
