@@ -392,10 +392,11 @@ def run_flow(
     if args.py_spy is not None:
         args.py_spy.mkdir(parents=True, exist_ok=True)
         spy = Path(sys.executable).with_name("py-spy")
-        out = args.py_spy / f"{runner}-{rows}.svg"
+        suffix = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}[args.py_spy_format]
+        out = args.py_spy / f"{runner}-{rows}.{suffix}"
         command = [
-            *(str(spy), "record", "--subprocesses", "--idle", "--rate", "20"),
-            *("-o", str(out), "--", *command),
+            *(str(spy), "record", "--subprocesses", "--rate", "20", "--format"),
+            *(args.py_spy_format, "-o", str(out), "--", *command),
         ]
     shutil.rmtree(home / "partitions", ignore_errors=True)
     deadline = args.deadline_per_million * max(1.0, rows / 1_000_000)
@@ -549,8 +550,8 @@ def run_figures(run: Run, *, rss_target: bool) -> list[Figure]:
         ),
         Figure(
             f"{label}: CPU per 1,000 customers",
-            run.tree_cpu_s / run.rows * 1000,
-            "s",
+            run.tree_cpu_s / run.rows * 1_000_000,
+            "ms",
             note=f"user + system of the flow process and its reaped descendants: "
             f"{run.tree_cpu_s:.1f} s (sampled per process: {run.sampled_cpu_s:.1f} s); besides, "
             f"the Prefect server {run.server_cpu_s:.1f} s, PostgreSQL ~{run.postgres_cpu_s:.1f} s",
@@ -648,7 +649,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-dir", type=Path, help="keep each flow's output in this folder")
     parser.add_argument(
-        "--py-spy", type=Path, help="record each flow's tree with py-spy into this folder (.svg)"
+        "--py-spy", type=Path, help="record each flow's tree with py-spy (CPU) into this folder"
+    )
+    parser.add_argument(
+        "--py-spy-format", choices=("flamegraph", "raw", "speedscope"), default="flamegraph"
     )
     return parser
 
