@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
 # Before anything imports prefect: no analytics, no settings leaking in from ~/.prefect or .env.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="wa-tests-prefect-")
@@ -18,6 +18,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from sqlalchemy import Connection, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+
+from tests.helpers import make_chunk  # noqa: E402
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -119,17 +121,6 @@ def kill_other_sessions(conn: Connection) -> int:
         conn.execute(text(f"KILL {int(session)}"))
         count += 1
     return count
-
-
-def make_chunk(phones: Sequence[str], names: Sequence[str | None] | None = None) -> pd.DataFrame:
-    """A chunk as the stages pass it on: customers 0..n-1 with these numbers and first names."""
-    from tasks.frame import with_stage_columns
-
-    frame = with_stage_columns(pd.DataFrame({"customer_id": [str(i) for i in range(len(phones))]}))
-    frame["phone_e164"] = pd.Series(list(phones), dtype="str")
-    given = list(names) if names is not None else ["Asha"] * len(phones)
-    frame["param_first_name"] = pd.Series(given, dtype="str")
-    return frame
 
 
 @pytest.fixture

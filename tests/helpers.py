@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -107,3 +108,14 @@ def cloud_plan(sandbox: RunningCloudSandbox, rate: float = 400, concurrency: int
         backoff_max_s=0.05,
     )
     return SenderPlan(settings, rate_per_s=rate, concurrency=concurrency)
+
+
+def make_chunk(phones: Sequence[str], names: Sequence[str | None] | None = None) -> pd.DataFrame:
+    """A chunk as the stages pass it on: customers 0..n-1 with these numbers and first names."""
+    from tasks.frame import with_stage_columns
+
+    frame = with_stage_columns(pd.DataFrame({"customer_id": [str(i) for i in range(len(phones))]}))
+    frame["phone_e164"] = pd.Series(list(phones), dtype="str")
+    given = list(names) if names is not None else ["Asha"] * len(phones)
+    frame["param_first_name"] = pd.Series(given, dtype="str")
+    return frame

@@ -21,8 +21,7 @@ from connectors.whatsapp.cloud.sandbox import RunningCloudSandbox, start_cloud_s
 from tasks.partition.store import Store
 from tasks.send.senders import SenderPlan, assign_senders
 from tasks.send.task import HALT, SenderDone, ready_name, send_partitions, sent_name
-from tests.conftest import make_chunk
-from tests.helpers import cloud_plan, one_number_sandbox
+from tests.helpers import cloud_plan, make_chunk, one_number_sandbox
 
 WELCOME = Template(None, "welcome", "en", "UTILITY", "POSITIONAL")
 NUMBERS = ("106540352242001", "106540352242002")

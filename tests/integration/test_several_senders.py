@@ -26,8 +26,7 @@ from tasks.send.senders import SenderPlan, assign_senders
 from tasks.send.share import defer_stopped
 from tasks.send.task import send
 from tasks.verify.task import verify_on_each
-from tests.conftest import make_chunk
-from tests.helpers import cloud_plan, one_number_sandbox, sandbox_settings
+from tests.helpers import cloud_plan, make_chunk, one_number_sandbox, sandbox_settings
 
 WELCOME = Template(None, "welcome", "en", "UTILITY", "POSITIONAL")
 NUMBERS = ("106540352242001", "106540352242002", "106540352242003")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tasks.send.messages import Past, outgoing
-from tests.conftest import make_chunk
+from tests.helpers import make_chunk
 
 
 def test_each_outgoing_message_carries_the_market_of_its_number() -> None:
