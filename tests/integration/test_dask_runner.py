@@ -195,8 +195,6 @@ def test_workers_report_to_the_tests_prefect_api_with_its_isolated_home(
     assert {pid for pid, _, _ in seen} <= workers and os.getpid() not in workers
     assert {api for _, api, _ in seen} == {str(PREFECT_API_URL.value())}
     assert str(PREFECT_API_URL.value()).startswith("http://127.0.0.1")
-    # The settings the flow runs with, not os.environ: importing tests.conftest a second time
-    # (as `from tests.conftest import ...` does) points PREFECT_HOME at another new folder.
     ours = str(PREFECT_HOME.value())
     assert Path(ours).name.startswith("wa-tests-prefect-")
     assert {home for _, _, home in seen} == {ours}
