@@ -11,6 +11,9 @@ tasks hand back counts only.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from prefect import Task, get_run_logger, unmapped
+from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from pydantic import SecretStr
 
@@ -66,13 +70,17 @@ class PrefectRunner:
     def __init__(self) -> None:
         self.logger = get_run_logger()
         self.last = time.monotonic()
+        self.starting = start_cluster()
 
     def once(self, task: Task[..., T], *args: Any) -> T:
         """The task run once, as a Prefect task run."""
         return task(*args)
 
     def each(self, task: Task[..., T], items: Sequence[Any], *args: Any) -> list[T]:
-        """One task run per item, mapped; every future resolved."""
+        """One task run per item, mapped (once the cluster has started); every future resolved."""
+        if self.starting is not None:
+            self.starting.join()
+            self.starting = None
         if not items:
             return []
         return resolved(task.map(list(items), *(unmapped(arg) for arg in args)))
@@ -88,6 +96,29 @@ class PrefectRunner:
         now = time.monotonic()
         self.logger.info("%s: %s (%.2f s)", stage, what, now - self.last)
         self.last = now
+
+
+def start_cluster() -> threading.Thread | None:
+    """Start the flow run's Dask cluster on a thread, so that its start (a local cluster's
+    worker processes import the project: seconds) overlaps extract, which runs in the flow's
+    process; None on the thread runner. The first mapped stage waits for it, and should the
+    start fail, the map starts it again and raises."""
+    context = FlowRunContext.get()
+    if context is None or "prefect_dask" not in sys.modules:  # Dask is loaded when asked for
+        return None
+    from prefect_dask.task_runners import DaskTaskRunner
+
+    runner = context.task_runner
+    if not isinstance(runner, DaskTaskRunner):
+        return None
+
+    def start() -> None:
+        with contextlib.suppress(Exception):
+            _ = runner.client  # created on first access: the cluster, then the client
+
+    starting = threading.Thread(target=start, name="dask-cluster-start", daemon=True)
+    starting.start()
+    return starting
 
 
 @dataclass
