@@ -135,8 +135,24 @@ def _record_failure(
 def _run(
     campaign: Campaign, conns: Connections, run_id: str, attempt: int, lease: Lease
 ) -> RunReport:
+    """The stages on the flow's task runner, its cluster's start awaited however they end."""
+    run = PrefectRunner()
+    try:
+        return _stages(run, campaign, conns, run_id, attempt, lease)
+    finally:
+        run.started()
+
+
+def _stages(
+    run: PrefectRunner,
+    campaign: Campaign,
+    conns: Connections,
+    run_id: str,
+    attempt: int,
+    lease: Lease,
+) -> RunReport:
     """The stages, in the order of the diagram; the frames in the run's store, removed after."""
-    wh, run = conns.warehouse_url, PrefectRunner()
+    wh = conns.warehouse_url
     plans, described = _plan_senders(run, campaign, conns)
     sender = plans[0].settings  # the account's: template look-ups, rules, reachability
     template = run.once(resolve_template_task, campaign.template, sender)

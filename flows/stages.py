@@ -78,9 +78,7 @@ class PrefectRunner:
 
     def each(self, task: Task[..., T], items: Sequence[Any], *args: Any) -> list[T]:
         """One task run per item, mapped (once the cluster has started); every future resolved."""
-        if self.starting is not None:
-            self.starting.join()
-            self.starting = None
+        self.started()
         if not items:
             return []
         return resolved(task.map(list(items), *(unmapped(arg) for arg in args)))
@@ -90,6 +88,13 @@ class PrefectRunner:
         now = time.monotonic()
         self.logger.info(stage_line(stage, sum(tallies, Tally()), now - self.last))
         self.last = now
+
+    def started(self) -> None:
+        """Wait for the cluster's start, if one is under way: before mapping, and before the
+        flow ends, so the task runner never closes while a cluster is still being made."""
+        if self.starting is not None:
+            self.starting.join()
+            self.starting = None
 
     def said(self, stage: str, what: str) -> None:
         """Log what a stage did in its own words, and its duration."""
