@@ -39,6 +39,7 @@ def task_runner(env: Mapping[str, str] | None = None) -> TaskRunner[Any]:
         raise RunnerSettingError(f'WA_TASK_RUNNER="{kind}": use "threads" or "dask"')
     from prefect_dask.task_runners import DaskTaskRunner  # loads Dask: only when asked for
 
+    quiet_dask()
     address = (env.get("DASK_SCHEDULER_ADDRESS") or "").strip()
     if address:
         return DaskTaskRunner(address=address)
@@ -53,6 +54,13 @@ def task_runner(env: Mapping[str, str] | None = None) -> TaskRunner[Any]:
             "silence_logs": logging.WARNING,
         },
     )
+
+
+def quiet_dask() -> None:
+    """Dask's own INFO lines (workers starting and stopping) out of the run's log, in this
+    process and the local cluster's workers (which read Dask's settings from the environment)."""
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
 def _count(env: Mapping[str, str], name: str, default: int) -> int:
