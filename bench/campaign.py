@@ -190,8 +190,20 @@ def run_flow(params: Path, env: dict[str, str], deadline_s: float, py_spy: Path 
             *(str(spy), "record", "--subprocesses", "--idle", "--rate", "50"),
             *("--format", kind, "-o", str(py_spy), "--", *command),
         ]
-    output = Output()
     started = time.monotonic()
+    with flow_child(command, env) as (process, output):
+        code = wait_or_stop(process, deadline_s)
+        exited = time.monotonic()
+    return FlowRun(started, exited, code, output)
+
+
+@contextmanager
+def flow_child(
+    command: list[str], env: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[str], Output]]:
+    """The flow's command as a child in its own process group, its output read as it comes
+    (and echoed); stopped if the caller fails, its output drained at the end."""
+    output = Output()
     process = subprocess.Popen(
         command,
         cwd=ROOT,
@@ -205,16 +217,21 @@ def run_flow(params: Path, env: dict[str, str], deadline_s: float, py_spy: Path 
     reader = threading.Thread(target=_read, args=(process.stdout, output, True), daemon=True)
     reader.start()
     try:
-        code = process.wait(timeout=deadline_s)
-    except subprocess.TimeoutExpired:
-        print(f"flow still running after {deadline_s:.0f} s: stopping it", flush=True)
-        code = _stop(process)
+        yield process, output
     except BaseException:
         _stop(process)
         raise
-    exited = time.monotonic()
-    reader.join(timeout=STOP_DEADLINE_S)
-    return FlowRun(started, exited, code, output)
+    finally:
+        reader.join(timeout=STOP_DEADLINE_S)
+
+
+def wait_or_stop(process: subprocess.Popen[str], deadline_s: float) -> int:
+    """The child's exit code, stopping it past the deadline."""
+    try:
+        return process.wait(timeout=deadline_s)
+    except subprocess.TimeoutExpired:
+        print(f"flow still running after {deadline_s:.0f} s: stopping it", flush=True)
+        return _stop(process)
 
 
 def _stop(process: subprocess.Popen[str] | subprocess.Popen[bytes]) -> int:

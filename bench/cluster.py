@@ -35,7 +35,6 @@ import json
 import re
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -54,14 +53,13 @@ from bench.campaign import (
     FLOW_BEGINS,
     FLOW_ENDS,
     FlowRun,
-    Output,
     TaskRuns,
-    _read,
-    _stop,
+    flow_child,
     funnel_lines,
     prefect_env,
     prefect_server,
     settled_task_runs,
+    wait_or_stop,
 )
 from bench.common import Figure, Target, load_average, report, scratch_postgres
 from bench.funnel import append_crm, crm_table, seed_crm
@@ -405,31 +403,13 @@ def run_flow(
         load_before = load_average()
         server_cpu = _tree_cpu_s(server_pid)
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        output = Output()
         started = time.monotonic()
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # its own process group: the whole tree can be stopped
-        )
-        assert process.stdout is not None
-        reader = threading.Thread(target=_read, args=(process.stdout, output, True), daemon=True)
-        reader.start()
-        with Sampler(process.pid, server_pid, args.interval) as sampler:
-            try:
-                code = process.wait(timeout=deadline)
-            except subprocess.TimeoutExpired:
-                print(f"flow still running after {deadline:.0f} s: stopping it", flush=True)
-                code = _stop(process)
-            except BaseException:
-                _stop(process)
-                raise
+        with (
+            flow_child(command, env) as (process, output),
+            Sampler(process.pid, server_pid, args.interval) as sampler,
+        ):
+            code = wait_or_stop(process, deadline)
             exited = time.monotonic()
-        reader.join(timeout=10)
         children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         server_cpu = _tree_cpu_s(server_pid) - server_cpu
         load_after = load_average()
