@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Literal
+from typing import Any, Final, Literal
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
@@ -27,7 +27,7 @@ class TemplateSpec(BaseModel):
     language: str = Field(default="en", min_length=2, description="Template language code.")
     body_params: list[str] = Field(
         default_factory=list,
-        description="Body parameters in order; each names a param_<name> column of the audience.",
+        description="Body parameters in order; each names a `param_<name>` column of the audience.",
     )
     category: Literal["MARKETING", "UTILITY", "AUTHENTICATION"] | None = Field(
         default=None,
@@ -53,6 +53,19 @@ class TemplateSpec(BaseModel):
 
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_CLOCK_FIELD: Final[dict[str, JsonValue]] = {"pattern": _CLOCK.pattern}
+_REGIONS: Final = list[JsonValue](sorted(phonenumbers.SUPPORTED_REGIONS))
+_BOUNDS: Final = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def _bounds_on_field(schema: dict[str, Any]) -> None:
+    """Move an optional number's bounds from its `anyOf` branch to the field itself, so a form
+    names the bound a value breaks ("-1 is less than the minimum of 0.1"), not only that it
+    matches no branch (JSON Schema applies number bounds to numbers only: null still passes)."""
+    for branch in schema.get("anyOf", []):
+        for key in _BOUNDS:
+            if key in branch:
+                schema[key] = branch.pop(key)
 
 
 class SendWindow(BaseModel):
@@ -61,8 +74,16 @@ class SendWindow(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    start: str = Field(description="Local opening time, HH:MM (24 h).", examples=["09:00"])
-    end: str = Field(description="Local closing time, HH:MM (24 h).", examples=["20:00"])
+    start: str = Field(
+        description="Local opening time, HH:MM (24 h).",
+        examples=["09:00"],
+        json_schema_extra=_CLOCK_FIELD,
+    )
+    end: str = Field(
+        description="Local closing time, HH:MM (24 h).",
+        examples=["20:00"],
+        json_schema_extra=_CLOCK_FIELD,
+    )
 
     @field_validator("start", "end")
     @classmethod
@@ -102,11 +123,14 @@ class Campaign(BaseModel):
     default_region: str = Field(
         default="US",
         description="ISO region for numbers whose row has no usable country.",
-        json_schema_extra={"enum": list[JsonValue](sorted(phonenumbers.SUPPORTED_REGIONS))},
+        json_schema_extra={"enum": _REGIONS},
     )
     mobile_only: bool = Field(default=False, description="Keep only mobile numbers.")
     consent_max_age_days: int | None = Field(
-        default=None, gt=0, description="Opt-ins older than this are treated as no consent."
+        default=None,
+        gt=0,
+        description="Opt-ins older than this are treated as no consent.",
+        json_schema_extra=_bounds_on_field,
     )
     dry_run: bool = Field(default=False, description="Plan only: nothing checked, nothing sent.")
     resend_unknown: bool = Field(
@@ -119,6 +143,7 @@ class Campaign(BaseModel):
         description="Messages per second per sender (0.1 to 1,000); below 0.1/s a campaign "
         "never ends. Unset: a Cloud number's throughput (80/s STANDARD, 1,000/s HIGH), 50/s on "
         "v1; set, it also caps a Cloud number's throughput.",
+        json_schema_extra=_bounds_on_field,
     )
     concurrency: int | None = Field(
         default=None,
@@ -126,6 +151,7 @@ class Campaign(BaseModel):
         le=1024,
         description="Sends in flight at most per sender; unset: rate x 0.2 + 2 (at least 16), "
         "enough while an answer plus its ledger turn take up to 0.2 s at the sender's rate.",
+        json_schema_extra=_bounds_on_field,
     )
     contacts_batch_size: int = Field(
         default=1000, ge=1, le=100_000, description="Numbers per /v1/contacts call."
@@ -145,8 +171,8 @@ class Campaign(BaseModel):
     )
     marketing_route: Literal["auto", "messages"] = Field(
         default="auto",
-        description="Cloud API: MARKETING templates go to /marketing_messages (auto) or are "
-        "forced to /messages.",
+        description="Cloud API: MARKETING templates go to `/marketing_messages` (auto) or are "
+        "forced to `/messages`.",
     )
     undeliverable_suppress_days: int = Field(
         default=30,
@@ -163,13 +189,15 @@ class Campaign(BaseModel):
     marketing_paused_regions: list[str] = Field(
         default_factory=lambda: ["US"],
         description="Regions (from the number) where Meta does not deliver MARKETING templates; "
-        "such customers are excluded_policy.",
+        "such customers are `excluded_policy`.",
+        json_schema_extra={"items": {"type": "string", "enum": _REGIONS}},
     )
     messaging_limit: int | None = Field(
         default=None,
         ge=0,
         description="Unique recipients per moving 24 hours for the business portfolio; unset: "
         "the Cloud number's own limit (v1: none).",
+        json_schema_extra=_bounds_on_field,
     )
     chunk_size: int = Field(
         default=50_000,

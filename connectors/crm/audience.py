@@ -19,7 +19,8 @@ class Audience(BaseModel):
     query: str | None = Field(
         default=None,
         description="A single SELECT whose result columns use the frame's names "
-        "(customer_id, phone_raw, country, opt_in_at, opt_out_at, param_*).",
+        "(`customer_id`, `phone_raw`, `country`, `opt_in_at`, `opt_out_at`, `param_*`); "
+        "the box takes several lines (drag its corner to enlarge it).",
     )
     table: str | None = Field(default=None, description="A CRM table to read instead of a query.")
     columns: dict[str, str] = Field(
