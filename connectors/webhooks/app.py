@@ -151,7 +151,7 @@ class ReceiverApp:
         self.writer.start()
         if settings.token is None:
             log.warning("WEBHOOK_TOKEN is not set: v1 webhooks and the Cloud handshake get 401/403")
-        if settings.app_secret is None:
+        if settings.app_secret is None and settings.cloud:
             log.warning("WHATSAPP_APP_SECRET is not set: Cloud API webhooks get 401")
         try:
             yield

@@ -39,6 +39,8 @@ class ReceiverSettings(BaseModel):
     token: SecretStr | None = None
     token_via: TokenVia = "both"
     app_secret: SecretStr | None = None
+    cloud: bool = True
+    """Cloud API webhooks are expected: a start without `app_secret` warns (the v1 demo: False)."""
     max_body_bytes: int = Field(default=MIB, gt=0)
     opt_out_keywords: tuple[str, ...] = DEFAULT_OPT_OUT_KEYWORDS
     max_batch_events: int = Field(default=5000, gt=0)
