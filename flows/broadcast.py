@@ -27,6 +27,7 @@ from flows.runner import remote_scheduler, task_runner
 from flows.stages import PrefectRunner, Prepared, prepare
 from tasks.campaign import Campaign
 from tasks.costs import cost_report_task, estimate_task
+from tasks.insight.artifact import publish_charts
 from tasks.partition.stages import Check, sum_counts
 from tasks.partition.store import Store
 from tasks.partition.task import record_task
@@ -106,12 +107,14 @@ def _broadcast(campaign: Campaign, secrets: SecretBlocks | None) -> RunReport:
             error = safe_error(exc, secrets_in([conns]))
             _record_failure(wh, run_id, attempt, lease, error, exc.report["run_counts"])
             publish_report(exc.report)
+            publish_charts(wh, campaign.campaign_id)
             raise
         except BaseException as exc:
             _record_failure(wh, run_id, attempt, lease, safe_error(exc, secrets_in([conns])))
             raise
         finish_run_task(wh, run_id, attempt, RunStatus.COMPLETED, report["run_counts"])
     publish_report(report)
+    publish_charts(wh, campaign.campaign_id)
     return report
 
 

@@ -77,24 +77,52 @@ def _checks_line(report: RunReport) -> str:
     )
 
 
-def publish_report(report: RunReport) -> None:
-    """The funnel as a table artifact and the run's story as a markdown artifact."""
-    campaign_id = report["campaign_id"]
-    create_table_artifact(
-        key=artifact_key(campaign_id, "funnel"),
-        table=[{"stage": k, "customers": v} for k, v in report["funnel"].items()],
-        description=f"Funnel of campaign {campaign_id}, run {report['run_id']}",
-    )
+def funnel_rows(funnel: dict[str, int]) -> list[dict[str, str]]:
+    """The funnel table's rows: each line's customers with thousands separators and its share
+    of the customers read."""
+    total = funnel.get("customers read", 0)
+    return [
+        {
+            "stage": stage,
+            "customers": f"{count:,}",
+            "share of customers read": f"{count / total:.1%}" if total else "-",
+        }
+        for stage, count in funnel.items()
+    ]
+
+
+def _reason_table(title: str, pairs: list[tuple[str, int]]) -> list[str]:
+    if not pairs:
+        return []
+    lines = ["", f"## {title}", "", "| outcome: reason | customers |", "|---|---:|"]
+    return lines + [f"| `{k}` | {v:,} |" for k, v in pairs]
+
+
+def _sent_line(report: RunReport) -> list[str]:
+    """Says so when a real run sent nothing new (a re-run of a finished campaign)."""
+    funnel = report["funnel"]
+    if report["dry_run"] or funnel.get("sent in this run", 0):
+        return []
+    earlier = funnel.get("sent by an earlier run", 0)
+    why = f": {earlier:,} customers were already messaged by earlier runs" if earlier else ""
+    return ["", f"**Nothing new sent**{why}."]
+
+
+def summary_markdown(report: RunReport) -> str:
+    """The run's story: what ran, what it sent, why customers were left out or failed."""
     lines = [
-        f"# Campaign `{campaign_id}`",
+        f"# Campaign `{report['campaign_id']}`",
         "",
-        f"- run: `{report['run_id']}`"
-        + (" — **dry run**: nothing checked, nothing sent" if report["dry_run"] else ""),
+        f"- run: `{report['run_id']}` (attempt {report['attempt']})",
+        "- dry run: **yes**, nothing checked, nothing sent"
+        if report["dry_run"]
+        else "- dry run: no",
         f"- template: `{report['template']}`",
         f"- senders: {report['senders'] or '-'}",
         _checks_line(report),
         f"- sends: {report['messages_sent']:,} in {report['send_seconds']:.1f} s "
         f"({report['send_rate']:.1f}/s against a limit of {report['rate_limit']:g}/s)",
+        *_sent_line(report),
         "",
         "```",
         format_funnel(report["funnel"]),
@@ -109,14 +137,24 @@ def publish_report(report: RunReport) -> None:
     if report["costs"]:
         lines += ["", "## Cost (USD at the rate card: estimate, and billed so far)", ""]
         lines += report["costs"]
-    if report["top_failures"]:
-        lines += ["", "## Top failure reasons", "", "| outcome:reason | customers |", "|---|---:|"]
-        lines += [f"| `{k}` | {v:,} |" for k, v in report["top_failures"]]
+    lines += _reason_table("Top exclusion reasons", report["top_exclusions"])
+    lines += _reason_table("Top failure reasons", report["top_failures"])
     if report["failure_examples"]:
         lines += ["", "## Examples (masked)", "", "| number | outcome | reason |", "|---|---|---|"]
         lines += [f"| `{p}` | {o} | {r} |" for p, o, r in report["failure_examples"]]
+    return "\n".join(lines)
+
+
+def publish_report(report: RunReport) -> None:
+    """The funnel as a table artifact and the run's story as a markdown artifact."""
+    campaign_id = report["campaign_id"]
+    create_table_artifact(
+        key=artifact_key(campaign_id, "funnel"),
+        table=funnel_rows(report["funnel"]),
+        description=f"Funnel of campaign {campaign_id}, run {report['run_id']}",
+    )
     create_markdown_artifact(
         key=artifact_key(campaign_id, "summary"),
-        markdown="\n".join(lines),
+        markdown=summary_markdown(report),
         description=f"Summary of campaign {campaign_id}",
     )

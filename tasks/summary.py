@@ -135,6 +135,16 @@ def top_failures(counts: Counts, limit: int = 5) -> list[tuple[str, int]]:
     return sorted(pairs, key=lambda kv: (-kv[1], kv[0]))[:limit]
 
 
+def top_exclusions(counts: Counts, limit: int = 5) -> list[tuple[str, int]]:
+    """The most frequent exclusions and deferrals, as (`outcome: reason`, customers)."""
+    pairs = [
+        (f"{outcome}: {reason or '-'}", n)
+        for (outcome, reason), n in counts.pairs.items()
+        if outcome.startswith("excluded") or outcome == Outcome.DEFERRED
+    ]
+    return sorted(pairs, key=lambda kv: (-kv[1], kv[0]))[:limit]
+
+
 def failure_examples(frames: list[pd.DataFrame], limit: int = 5) -> list[tuple[str, str, str]]:
     """A few failed customers as (masked number, outcome, reason), for the run summary."""
     examples: list[tuple[str, str, str]] = []
@@ -188,6 +198,7 @@ class RunReport(TypedDict):
     send_rate: float
     rate_limit: float
     top_failures: list[tuple[str, int]]
+    top_exclusions: list[tuple[str, int]]
     failure_examples: list[tuple[str, str, str]]
     warehouse: str
     senders: str
@@ -248,6 +259,7 @@ def build_report(
         send_rate=sent_now / seconds if seconds > 0 else 0.0,
         rate_limit=facts.rate_limit,
         top_failures=top_failures(counts),
+        top_exclusions=top_exclusions(counts),
         failure_examples=examples[:5],
         warehouse=facts.warehouse,
         senders=facts.senders,

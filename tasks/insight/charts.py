@@ -79,8 +79,17 @@ def timeline_chart(timeline: pd.DataFrame, bucket: str, fmt: Format = "svg") -> 
         if timeline.empty:
             ax.text(0.5, 0.5, "no messages sent yet", ha="center", transform=ax.transAxes)
         when = pd.DatetimeIndex(timeline.index).tz_localize(None)
-        for name in timeline.columns:
-            ax.plot(when, timeline[name], label=name, color=COLOURS[name], marker=".")
+        # Lines often coincide (a sandbox delivers and reads at once): styles keep each visible.
+        for name, style in zip(timeline.columns, ("-", "--", ":", "-."), strict=False):
+            total = int(timeline[name].sum())
+            ax.plot(
+                when,
+                timeline[name],
+                style,
+                label=f"{name} ({total:,})",
+                color=COLOURS[name],
+                linewidth=2 if style == "-" else 1.5,
+            )
         ax.yaxis.set_major_formatter(_THOUSANDS)
         ax.set_title(f"Messages per {bucket} (UTC)")
         if not timeline.empty:

@@ -35,7 +35,7 @@ class CampaignFigures:
     campaign_id: str
     funnel: pd.DataFrame  # stage, customers, share (of customers read), kept (of the stage before)
     timeline: pd.DataFrame  # index: bucket start (UTC); columns TIMELINE_COLUMNS
-    bucket: str  # "minute", "hour" or "day"
+    bucket: str  # "second", "minute", "hour" or "day"
     reasons: pd.DataFrame  # kind, label, customers: exclusions, deferrals and failures
     costs: pd.DataFrame  # market, billable_messages, cost_usd (Decimal, None: no rate)
     runs: pd.DataFrame  # views.RUN_COLUMNS
@@ -93,16 +93,19 @@ def funnel_of(outcomes: pd.DataFrame) -> pd.DataFrame:
 
 
 def bucket_of(events: pd.DataFrame) -> str:
-    """Minutes for a campaign sent within 3 hours, hours within a week, days beyond."""
+    """Seconds for a campaign over within 5 minutes, minutes within 3 hours, hours within a
+    week, days beyond."""
     if events.empty:
         return "minute"
     span = events["at"].max() - events["at"].min()
+    if span <= pd.Timedelta(minutes=5):
+        return "second"
     if span <= pd.Timedelta(hours=3):
         return "minute"
     return "hour" if span <= pd.Timedelta(days=7) else "day"
 
 
-_FREQ: Final = {"minute": "min", "hour": "h", "day": "D"}
+_FREQ: Final = {"second": "s", "minute": "min", "hour": "h", "day": "D"}
 
 
 def timeline_of(events: pd.DataFrame, bucket: str | None = None) -> tuple[pd.DataFrame, str]:

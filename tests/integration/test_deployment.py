@@ -134,7 +134,10 @@ def test_deployment_run_by_a_worker_completes_with_artifacts_and_no_secret_anywh
         "it-deploy-funnel",
         "it-deploy-summary",
         "it-deploy-progress",
+        "it-deploy-charts",
     }
+    charts = next(a for a in artifacts if a.key == "it-deploy-charts")
+    assert "](data:image/png;base64," in str(charts.data)
     progress = next(a for a in artifacts if a.key == "it-deploy-progress")
     assert float(progress.data) == 100.0  # type: ignore[arg-type]
     stage_lines = [
