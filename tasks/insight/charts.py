@@ -93,7 +93,8 @@ def timeline_chart(timeline: pd.DataFrame, bucket: str, fmt: Format = "svg") -> 
         ax.yaxis.set_major_formatter(_THOUSANDS)
         ax.set_title(f"Messages per {bucket} (UTC)")
         if not timeline.empty:
-            ax.legend(loc="upper right", frameon=False)
+            # Below the axes: inside, it hides the lines' ends.
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
         figure.autofmt_xdate()
         return render(figure, fmt)
@@ -120,9 +121,16 @@ def cost_chart(costs: pd.DataFrame, fmt: Format = "svg") -> bytes:
     with _figure(3.0) as figure:
         ax = figure.subplots()
         amounts = [float(v) for v in priced["cost_usd"]]
-        ax.bar(list(priced["market"]), amounts, color=COLOURS["sent"])
+        ax.bar(list(priced["market"]), amounts, color=COLOURS["sent"], width=0.6)
+        ax.set_xlim(-0.75, max(len(amounts), 4) - 0.25)  # one market is not one wide slab
         for x, amount in enumerate(amounts):
             ax.text(x, amount, f"${amount:,.2f}", ha="center", va="bottom", fontsize=9)
-        ax.set_title("Cost so far by country (USD at the rate card)")
+        unpriced = len(costs) - len(priced)
+        note = (
+            f"; {unpriced} {'country' if unpriced == 1 else 'countries'} without a rate"
+            if unpriced
+            else ""
+        )
+        ax.set_title(f"Cost so far by country (USD at the rate card{note})")
         ax.spines[["top", "right"]].set_visible(False)
         return render(figure, fmt)
