@@ -7,7 +7,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: run test lint bench ui deploy worker serve migrate sandbox receiver clean
+.PHONY: run report test lint bench ui deploy worker serve migrate sandbox receiver clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: $(STAMP) ## the demo campaign on the embedded defaults (reported to `make u
 	  echo "Reporting to the Prefect server at $(UI_URL) (make ui)"; \
 	  export PREFECT_API_URL=$(UI_URL)/api; fi; \
 	$(BIN)/python -m flows.broadcast --params deployments/demo-campaign.json
+
+CAMPAIGN ?= demo-order-update
+report: $(STAMP) ## CAMPAIGN's one-file HTML report from the warehouse (default: the demo's)
+	$(BIN)/python -m flows.report $(CAMPAIGN) --out $(CAMPAIGN).html
 
 test: $(STAMP) ## the whole suite
 	$(BIN)/pytest
