@@ -3,16 +3,19 @@ in time, and the campaign's runs."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import pandas as pd
 from sqlalchemy import (
+    ColumnElement,
     Engine,
     Integer,
     String,
+    cast,
     column,
     func,
     literal,
+    literal_column,
     select,
     table,
     union_all,
@@ -59,9 +62,10 @@ def outcome_reasons(engine: Engine, campaign_id: str) -> pd.DataFrame:
 
 
 def delivery_events(engine: Engine, campaign_id: str) -> pd.DataFrame:
-    """Every message event of the campaign as (event, at UTC): sent and refused sends from the
-    ledger, delivered / read / failed from the stored statuses (what `wa_delivery_timeline`
-    counts per hour)."""
+    """The campaign's message events counted per event and second, as (event, at UTC, messages):
+    sent and refused sends from the ledger, delivered / read / failed from the stored statuses
+    (what `wa_delivery_timeline` counts per hour). Counted in the database: a million messages
+    are a few thousand rows here, not millions."""
     d, e = deliveries.c, status_events.c
     sent = select(literal("sent").label("event"), d.sent_at.label("at")).where(
         d.campaign_id == campaign_id, d.sent_at.is_not(None)
@@ -78,12 +82,28 @@ def delivery_events(engine: Engine, campaign_id: str) -> pd.DataFrame:
             e.status.in_([DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.FAILED]),
         )
     )
+    events = union_all(sent, refused, statuses).subquery("events")
+    second = _epoch_seconds(engine.dialect.name, events.c.at).label("second")
+    stmt = (
+        select(events.c.event, second, func.count().label("messages"))
+        .where(events.c.at.is_not(None))
+        .group_by(events.c.event, literal_column("second"))
+    )
     with engine.connect() as conn:
-        rows = [tuple(r) for r in conn.execute(union_all(sent, refused, statuses))]
-    frame = pd.DataFrame.from_records(rows, columns=["event", "at"])
-    frame = frame.loc[frame["at"].notna()]
-    frame["at"] = pd.to_datetime(frame["at"], utc=True)
+        rows = [(str(ev), int(sec), int(n)) for ev, sec, n in conn.execute(stmt)]
+    frame = pd.DataFrame.from_records(rows, columns=["event", "second", "messages"])
+    frame.insert(1, "at", pd.to_datetime(frame.pop("second"), unit="s", utc=True))
+    frame["messages"] = frame["messages"].astype("int64")
     return frame.sort_values(["at", "event"], ignore_index=True)
+
+
+def _epoch_seconds(dialect: str, at: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Whole seconds since 1970 of a UTC timestamp (naive UTC outside PostgreSQL)."""
+    if dialect == "postgresql":
+        return func.floor(func.extract("epoch", at))
+    if dialect in ("mysql", "mariadb"):
+        return func.timestampdiff(literal_column("SECOND"), literal_column("'1970-01-01'"), at)
+    return cast(func.strftime("%s", at), Integer)
 
 
 def runs(engine: Engine, campaign_id: str) -> pd.DataFrame:

@@ -34,7 +34,7 @@ class CampaignFigures:
 
     campaign_id: str
     funnel: pd.DataFrame  # stage, customers, share (of customers read), kept (of the stage before)
-    timeline: pd.DataFrame  # index: bucket start (UTC); columns TIMELINE_COLUMNS
+    timeline: pd.DataFrame  # index: bucket start (UTC); columns TIMELINE_COLUMNS (messages)
     bucket: str  # "second", "minute", "hour" or "day"
     reasons: pd.DataFrame  # kind, label, customers: exclusions, deferrals and failures
     costs: pd.DataFrame  # market, billable_messages, cost_usd (Decimal, None: no rate)
@@ -114,7 +114,11 @@ def timeline_of(events: pd.DataFrame, bucket: str | None = None) -> tuple[pd.Dat
     bucket = bucket or bucket_of(events)
     kinds = events["event"].replace({"send_failed": "failed"})
     starts = events["at"].dt.floor(_FREQ[bucket])
-    counts = pd.crosstab(starts, kinds) if not events.empty else pd.DataFrame()
+    counts = (
+        pd.crosstab(starts, kinds, values=events["messages"], aggfunc="sum")
+        if not events.empty
+        else pd.DataFrame()
+    )
     index = (
         pd.date_range(starts.min(), starts.max(), freq=_FREQ[bucket], name="at")
         if not events.empty

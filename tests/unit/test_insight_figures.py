@@ -32,6 +32,7 @@ OUTCOMES = pd.DataFrame(
 def _events(*rows: tuple[str, str]) -> pd.DataFrame:
     frame = pd.DataFrame(list(rows), columns=["event", "at"])
     frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    frame["messages"] = 1
     return frame
 
 
