@@ -10,7 +10,6 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import SecretStr
 
 from connectors.warehouse.connect import warehouse
-from tasks.insight import charts
 from tasks.insight.figures import CampaignFigures, load
 from tasks.report import artifact_key
 
@@ -28,6 +27,8 @@ def _image(title: str, png: bytes) -> list[str]:
 
 def charts_markdown(figures: CampaignFigures) -> str:
     """The campaign's charts as markdown with inline PNG images."""
+    from tasks.insight import charts  # matplotlib loads here, not when the flow is imported
+
     lines = [f"# Campaign `{figures.campaign_id}` in charts", ""]
     lines += _image("Funnel", charts.funnel_chart(figures.funnel, "png"))
     lines += _image(
