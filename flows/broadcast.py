@@ -40,7 +40,7 @@ from tasks.record import (
 from tasks.report import Progress, advance_progress, publish_report, start_progress
 from tasks.rules.task import Rules
 from tasks.send.senders import SenderPlan, describe_plan, plan_senders
-from tasks.send.task import SenderDone, describe_done, send_through
+from tasks.send.task import SenderDone, describe_send, send_through
 from tasks.summary import (
     RunFacts,
     RunReport,
@@ -273,6 +273,7 @@ def _send(
         progress[plan.sender_id] = Progress(
             start_progress(campaign.campaign_id, owed, suffix), total=owed
         )
+    started = time.monotonic()
     done = run.each(
         send_through,
         plans,
@@ -290,7 +291,7 @@ def _send(
     for plan in plans:
         bar = progress[plan.sender_id]
         advance_progress(bar.artifact_id, bar.total, bar.total)
-    run.said("send", "; ".join(describe_done(d) for d in done))
+    run.said("send", describe_send(done, time.monotonic() - started))
     return done
 
 

@@ -37,7 +37,7 @@ from tasks.partition.task import chunk_task, finish_task, shape_task
 from tasks.plan import settle_ledger
 from tasks.rules.budget import RuleStats, last_seat
 from tasks.rules.task import Rules, limit_window
-from tasks.summary import stage_line
+from tasks.stage_words import stage_line
 from tasks.verify.common import VerifyStats
 
 T = TypeVar("T")
@@ -70,6 +70,7 @@ class PrefectRunner:
     def __init__(self) -> None:
         self.logger = get_run_logger()
         self.last = time.monotonic()
+        self.tally = Tally()  # the last stage's, which the next one's words are told against
         self.starting = start_cluster()
 
     def once(self, task: Task[..., T], *args: Any) -> T:
@@ -84,10 +85,10 @@ class PrefectRunner:
         return resolved(task.map(list(items), *(unmapped(arg) for arg in args)))
 
     def done(self, stage: str, tallies: Iterable[Tally]) -> None:
-        """Log the stage's counts and duration."""
-        now = time.monotonic()
-        self.logger.info(stage_line(stage, sum(tallies, Tally()), now - self.last))
-        self.last = now
+        """Log what the stage did, in its words, and its duration."""
+        now, tally = time.monotonic(), sum(tallies, Tally())
+        self.logger.info(stage_line(stage, self.tally, tally, now - self.last))
+        self.last, self.tally = now, tally
 
     def started(self) -> None:
         """Wait for the cluster's start, if one is under way: before mapping, and before the

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,6 +36,7 @@ from connectors.warehouse.schema import ID
 from tasks.frame import Tally, in_running, with_stage_columns
 from tasks.partition.split import AUDIENCE_ROW
 from tasks.partition.store import Store
+from tasks.progress import run_log, shown
 
 NULL_ID_PREFIX: Final = "null-id:"
 _ID_LENGTH: Final = ID.length or 128
@@ -180,26 +182,30 @@ def extract_to(
     chunk_size: int,
     *,
     required_params: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Extracted:
     """Stream the audience into the store chunk by chunk, settled (module docstring): one chunk
-    in memory at a time, and 8 bytes per customer to find repeated ids."""
+    in memory at a time, and 8 bytes per customer to find repeated ids; `progress` hears the
+    customers read after each chunk."""
     settler = Settler()
     names: list[str] = []
-    settled = 0
+    counted = Tally()
     engine = crm_engine(crm_url)
     try:
         read = read_audience(engine, audience, chunk_size, required_params=required_params or ())
         for chunk in read:
             out = settler.settle(chunk)
-            settled += int(out[OUTCOME].notna().sum())
+            counted += Tally.of(out)
             names.append(chunk_name(len(names)))
             store.write(names[-1], out)
+            if progress is not None:
+                progress(counted.rows, 0)
     finally:
         engine.dispose()
     repeated = settler.repeated()
     if len(repeated):
         refuse_duplicate_ids([_with_hashes(store.read(name), repeated) for name in names])
-    return Extracted(names, Tally(settler.rows, settled))
+    return Extracted(names, Tally(settler.rows, counted.settled, counted.outcomes))
 
 
 def _with_hashes(chunk: pd.DataFrame, hashes: np.ndarray) -> pd.Series:
@@ -217,7 +223,14 @@ def extract_audience(
     chunk_size: int,
     required_params: list[str] | None = None,
 ) -> Extracted:
-    """Prefect task: the audience into the run's store, chunk by chunk (see `extract_to`)."""
-    return extract_to(
-        store, crm_url.get_secret_value(), audience, chunk_size, required_params=required_params
-    )
+    """Prefect task: the audience into the run's store, chunk by chunk (see `extract_to`), its
+    progress shown as customers read (the total is not known until the end)."""
+    with shown("extract", None, run_log(), verb="read") as bar:
+        return extract_to(
+            store,
+            crm_url.get_secret_value(),
+            audience,
+            chunk_size,
+            required_params=required_params,
+            progress=bar,
+        )

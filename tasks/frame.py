@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from connectors.vocabulary import OUTCOME, STAGE_COLUMNS
+from connectors.vocabulary import OUTCOME, REASON, STAGE_COLUMNS
+
+Pair = tuple[str, str | None]
+"""An (outcome, reason) pair; no reason is None."""
 
 
 def in_running(frame: pd.DataFrame) -> pd.Series:
@@ -26,15 +30,24 @@ def with_stage_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Tally:
-    """What a stage did to some customers, for its log line: how many, how many settled."""
+    """What a stage did to some customers, for its log line: how many, how many settled, and the
+    settled ones per (outcome, reason)."""
 
     rows: int = 0
     settled: int = 0
+    outcomes: Mapping[Pair, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, frame: pd.DataFrame) -> Tally:
         """Count one frame."""
-        return cls(len(frame), int(frame[OUTCOME].notna().sum()))
+        settled = frame.loc[frame[OUTCOME].notna(), [OUTCOME, REASON]]
+        counts = settled.value_counts(dropna=False)
+        pairs = zip(counts.index.tolist(), counts.tolist(), strict=True)
+        outcomes = {(str(o), r if isinstance(r, str) else None): int(n) for (o, r), n in pairs}
+        return cls(len(frame), len(settled), outcomes)
 
     def __add__(self, other: Tally) -> Tally:
-        return Tally(self.rows + other.rows, self.settled + other.settled)
+        outcomes = dict(self.outcomes)
+        for pair, n in other.outcomes.items():
+            outcomes[pair] = outcomes.get(pair, 0) + n
+        return Tally(self.rows + other.rows, self.settled + other.settled, outcomes)

@@ -23,7 +23,6 @@ from connectors.vocabulary import (
     Reason,
 )
 from connectors.whatsapp import PhoneFacts
-from tasks.frame import Tally
 from tasks.rules.budget import RuleStats
 
 Pair = tuple[str, str | None]
@@ -112,14 +111,6 @@ def format_funnel(lines: dict[str, int]) -> str:
     """The funnel as an aligned text table."""
     width = max(len(label) for label in lines)
     return "\n".join(f"  {label:<{width}}  {count:>9,}" for label, count in lines.items())
-
-
-def stage_line(stage: str, tally: Tally, seconds: float) -> str:
-    """One log line per stage: customers, how many are out so far, and the time it took."""
-    return (
-        f"{stage}: {tally.rows:,} customers, {tally.rows - tally.settled:,} still in the "
-        f"running, {tally.settled:,} with an outcome ({seconds:.2f} s)"
-    )
 
 
 _FAILURES: Final = (Outcome.SEND_FAILED, Outcome.CHECK_FAILED, Outcome.UNKNOWN)

@@ -207,7 +207,7 @@ async def send_all(
     write: ledger.LedgerWrite,
     concurrency: int,
     breaker_threshold: int = 10,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     progress_every_s: float = 1.0,
     campaign_id: str | None = None,
     halt: asyncio.Event | None = None,
@@ -230,7 +230,7 @@ async def send_all(
     in_flight = _InFlight()
     finished: list[_Done] = []
     results: dict[str, ledger.Result] = {} if into is None else into
-    recorded = 0
+    recorded = failed = 0
     breaker = _Breaker(breaker_threshold, client.sender_id)
     reporter = _Reporter(progress, progress_every_s)
     stopped: Exception | None = None
@@ -249,8 +249,9 @@ async def send_all(
             stopped = _refused(refused)
         results.update((r.phone_e164, r) for r in done)
         recorded += len(done)
+        failed += sum(r.state == LedgerState.SEND_FAILED for r in done)
         if finished:
-            reporter.report(recorded)
+            reporter.report(recorded, failed)
         finished = []
         for c in items_now:
             if c.phone_e164 in won:
@@ -288,21 +289,21 @@ def _claims(items: list[Outgoing], sender: str) -> list[ledger.Claim]:
 
 
 class _Reporter:
-    """Hands the count of sends done to `progress` at most once per interval, off the loop (an
-    API call to Prefect must not hold up the paced sends), never two at once."""
+    """Hands the count of sends done (and failed) to `progress` at most once per interval, off
+    the loop (an API call to Prefect must not hold up the paced sends), never two at once."""
 
-    def __init__(self, progress: Callable[[int], None] | None, every_s: float) -> None:
+    def __init__(self, progress: Callable[[int, int], None] | None, every_s: float) -> None:
         self.progress = progress
         self.every_s = every_s
         self.pending: asyncio.Future[None] | None = None
         self.next_at = 0.0
 
-    def report(self, done: int) -> None:
+    def report(self, done: int, failed: int) -> None:
         """Report `done` if the last report has finished and the interval has passed."""
         idle = self.pending is None or self.pending.done()
         if self.progress is None or not idle or time.monotonic() < self.next_at:
             return
-        self.pending = asyncio.ensure_future(asyncio.to_thread(self.progress, done))
+        self.pending = asyncio.ensure_future(asyncio.to_thread(self.progress, done, failed))
         self.next_at = time.monotonic() + self.every_s
 
     async def finish(self) -> None:

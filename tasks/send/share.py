@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 from sqlalchemy import Engine
 
-from connectors.vocabulary import PHONE_E164, WA_ID, Outcome, Reason
+from connectors.vocabulary import PHONE_E164, WA_ID, LedgerState, Outcome, Reason
 from connectors.warehouse import ledger
 from connectors.warehouse.lease import Lease
 from connectors.whatsapp import Sender, Template
@@ -52,9 +53,12 @@ class Share:
     run: SendRun
     client: Sender | None
     halt: asyncio.Event = field(default_factory=asyncio.Event)
-    progress: Callable[[int], None] | None = None
+    progress: Callable[[int, int], None] | None = None
     stopped: str | None = None
     sent: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+    """Failed sends per reason (the API's error code)."""
+    in_doubt: int = 0
 
     def __post_init__(self) -> None:
         self.stopped = self.plan.stopped
@@ -78,7 +82,7 @@ class Share:
         c = self.run
         past = Past.of(ledger.load(c.engine, c.lease.campaign_id, phones))
         results: dict[str, ledger.Result] = {}
-        before = self.sent
+        before = (self.sent + sum(self.failed.values()) + self.in_doubt, sum(self.failed.values()))
         try:
             await send_all(
                 self.client,
@@ -95,13 +99,21 @@ class Share:
         except SenderStoppedError as exc:
             log.warning("%s", exc)
             self.stopped = str(exc)
-        self.sent += len(results)
+        for result in results.values():
+            if result.state == LedgerState.SENT:
+                self.sent += 1
+            elif result.state == LedgerState.SEND_FAILED:
+                self.failed[result.error_code or "?"] += 1
+            else:
+                self.in_doubt += 1
         return apply_results(mine, results)
 
 
-def _after(progress: Callable[[int], None], before: int) -> Callable[[int], None]:
-    """Progress counted on from the sends of earlier frames."""
-    return lambda done: progress(before + done)
+def _after(
+    progress: Callable[[int, int], None], before: tuple[int, int]
+) -> Callable[[int, int], None]:
+    """Progress counted on from the sends (and failures) of earlier frames."""
+    return lambda done, failed: progress(before[0] + done, before[1] + failed)
 
 
 def defer_stopped(

@@ -195,7 +195,7 @@ def test_progress_is_reported_off_the_event_loop_and_its_failures_do_not_stop_se
                 WELCOME,
                 write=write,
                 concurrency=4,
-                progress=progress,
+                progress=lambda done, _failed: progress(done),
                 progress_every_s=every_s,
             )
 
