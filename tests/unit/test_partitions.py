@@ -24,6 +24,7 @@ from tasks.extract import Settler, extract, extract_to, name_missing_ids, settle
 from tasks.frame import with_stage_columns
 from tasks.partition.split import AUDIENCE_ROW, partition_count, partition_of
 from tasks.partition.store import Store, campaign_dir
+from tasks.progress import ProgressLines
 from tasks.rules.budget import Budget, apply_budget, defer_over, first_seats, last_seat, mark_new
 
 FEW = settings(max_examples=60, deadline=None, database=None)
@@ -339,8 +340,20 @@ def test_extract_to_the_store_gives_the_chunks_extract_gives_with_consecutive_po
     url = _sqlite_crm(tmp_path, rows)
     store = Store.for_run(tmp_path / "runs", "c", "r")
 
-    extracted = extract_to(store, url, AUDIENCE, 8)
+    logged: list[str] = []
+    ticks = iter(range(100))  # the fake clock: one second more each time it is read
+    lines = ProgressLines("extract", None, logged.append, 2, lambda: next(ticks), "read")
 
+    extracted = extract_to(store, url, AUDIENCE, 8, progress=lines)
+    lines.close()
+
+    assert logged == [
+        "extract: 16 read, 8.0/s",
+        "extract: 32 read, 8.0/s",
+        "extract: 48 read, 8.0/s",
+        "extract: 50 read, 6.2/s",
+    ]
+    assert extracted.tally.outcomes == {("excluded_invalid_customer_id", "missing_customer_id"): 8}
     assert extracted.chunks == [f"chunks/{i:06d}" for i in range(7)]
     stored = [store.read(name) for name in extracted.chunks]
     listed = extract(url, AUDIENCE, 8)
