@@ -10,6 +10,7 @@ Callers report `(done, failed)` as often as they like; the shown line or bar thr
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ from rich.progress import (
 )
 
 LINE_EVERY_S = 10.0
-"""How often a plain progress line is logged at most."""
+"""How often a plain progress line is logged at most (`WA_PROGRESS_EVERY_S` overrides it)."""
 
 Log = Callable[[str], None]
 Clock = Callable[[], float]
@@ -63,7 +64,7 @@ def progress_line(
     words.append(f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.1f}/s")
     if failed:
         words.append(f"{failed:,} failed")
-    if total and rate > 0:
+    if total and rate > 0 and done < total:
         words.append(f"ETA {_eta(max(0, total - done) / rate)}")
     return f"{stage}: {', '.join(words)}"
 
@@ -162,10 +163,11 @@ def shown(
     *,
     terminal: bool | None = None,
     verb: str = "",
-    every_s: float = LINE_EVERY_S,
+    every_s: float | None = None,
     clock: Clock = time.monotonic,
 ) -> Iterator[Shown]:
-    """The stage's progress as a bar on a terminal, else as plain lines through `log`."""
+    """The stage's progress as a bar on a terminal, else as plain lines through `log` every
+    `every_s` (default: `WA_PROGRESS_EVERY_S`, else 10 s)."""
     if terminal if terminal is not None else on_terminal():
         bar = ProgressBar(stage, total, Console(stderr=True), verb)
         bar.start()
@@ -174,6 +176,8 @@ def shown(
         finally:
             bar.close()
         return
+    if every_s is None:
+        every_s = float(os.environ.get("WA_PROGRESS_EVERY_S") or LINE_EVERY_S)
     lines = ProgressLines(stage, total, log, every_s, clock, verb)
     try:
         yield lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -115,6 +116,7 @@ def test_deployment_run_by_a_worker_completes_with_artifacts_and_no_secret_anywh
     from prefect.deployments import run_deployment
 
     env, warehouse_url, customers = _run_env(deployed, sandbox, tmp_path, 400)
+    env["WA_PROGRESS_EVERY_S"] = "0.1"  # the worker has no terminal: plain progress lines
     campaign = {**DEMO, "campaign_id": "it-deploy", "rate_limit_per_s": 500}
     flow_run = run_deployment(
         "broadcast/broadcast",
@@ -141,9 +143,15 @@ def test_deployment_run_by_a_worker_completes_with_artifacts_and_no_secret_anywh
     progress = next(a for a in artifacts if a.key == "it-deploy-progress")
     assert float(progress.data) == 100.0  # type: ignore[arg-type]
     stage_lines = [
-        log.message for log in logs if log.message.startswith(("consent + normalise:", "send:"))
+        log.message
+        for log in logs
+        if log.message.startswith(("consent + normalise:", "send:")) and log.message.endswith(" s)")
     ]
     assert len(stage_lines) == 2
+    shown = [m.message for m in logs if re.fullmatch(r"send: [\d,]+ of .*", m.message)]
+    assert shown, "the worker (no terminal) logged its send's progress to the flow run's logs"
+    line = r"send: [\d,]+ of [\d,]+ \(\d+ %\), [\d,.]+/s(, [\d,]+ failed)?(, ETA .*)?"
+    assert all(re.fullmatch(line, m) for m in shown), shown
     stored = json.dumps(finished.parameters) + "".join(str(a.data) for a in artifacts)
     stored += "".join(log.message for log in logs)
     assert PASSWORD not in stored and warehouse_url not in stored
