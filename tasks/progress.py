@@ -96,9 +96,10 @@ class ProgressLines:
             self.next_at = now + self.every_s
 
     def close(self) -> None:
-        """The last count, if it was not the last line logged and the stage took a while."""
+        """The last count, unless it was the last line logged or the stage took less than the
+        interval."""
         now = self.clock()
-        if self.logged is not None and self.logged != self.last:
+        if self.logged != self.last and now - self.started >= self.every_s:
             self._log(now)
 
     def _log(self, now: float) -> None:

@@ -110,3 +110,11 @@ def test_a_send_off_the_terminal_logs_its_progress_with_its_failures() -> None:
     assert logged, "a line every 10 s of the fake clock"
     assert all(line.startswith("send: ") and " of 60 (" in line for line in logged)
     assert logged[-1].startswith("send: 60 of 60 (100 %), ") and logged[-1].endswith(", 6 failed")
+
+
+def test_a_stage_longer_than_the_interval_logs_its_last_count_when_it_ends() -> None:
+    logged: list[str] = []
+    lines = ProgressLines("send", 10, logged.append, clock=Clock(6.0))  # starts at 6
+    lines(10)  # at 12: 6 s in, no line yet
+    lines.close()  # at 18: 12 s in
+    assert logged == ["send: 10 of 10 (100 %), 0.8/s"]
