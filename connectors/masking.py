@@ -185,7 +185,9 @@ def _userinfo_end(url: str, start: int, *, rfc: bool) -> int | None:
 
     Web URLs follow RFC 3986 (the authority ends at the first `/`, `?` or `#`). Database URLs
     follow SQLAlchemy, whose passwords may hold `/`, `?` or `#` unescaped; and since a password
-    may hold an unescaped "@" too, the userinfo runs to the last "@" before the host ends.
+    may hold an unescaped "@" too, the userinfo runs to the last "@" before the host ends: for
+    a database URL, at the path's `/` (a `?` or `#` after an "@" may still be the password's,
+    so masking errs towards hiding the host rather than showing part of a password).
     """
     first = url.find("@", start)
     if first < 0:
@@ -193,7 +195,7 @@ def _userinfo_end(url: str, start: int, *, rfc: bool) -> int | None:
     if rfc and any(c in url[start:first] for c in "/?#"):
         return None
     host_end = len(url)
-    for delimiter in "/?#":
+    for delimiter in "/?#" if rfc else "/":
         found = url.find(delimiter, first)
         if found >= 0:
             host_end = min(host_end, found)

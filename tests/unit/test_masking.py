@@ -55,6 +55,7 @@ from connectors.settings import mask_url as settings_mask_url
         ("sqlite://", "sqlite://"),
         ("postgresql:/etl:hunter2@db/wh", "postgresql:***@db/wh"),
         ("etl:hunter2@db/wh", "etl:***@db/wh"),
+        ("postgresql+psycopg://:0000@?@a/db", "postgresql+psycopg://:***@a/db"),
         ("host=db user=etl password=hunter2 dbname=wh", "host=db user=etl password=*** dbname=wh"),
         ("", ""),
     ],
