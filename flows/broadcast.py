@@ -332,9 +332,10 @@ def print_report(report: RunReport) -> None:
         f"\nResults: {report['warehouse']}\n"
         "  tables wa_recipients (one row per customer), wa_deliveries (the send ledger), "
         "wa_campaign_runs, wa_contact_checks, wa_cost_estimates; views wa_campaign_funnel, "
-        "wa_campaign_costs\n"
-        f"  e.g. SELECT outcome, reason, COUNT(*) FROM wa_recipients "
-        f"WHERE campaign_id = '{report['campaign_id']}' GROUP BY outcome, reason;"
+        "wa_outcome_reasons, wa_delivery_timeline, wa_campaign_costs\n"
+        f"  e.g. SELECT kind, outcome, reason, customers FROM wa_outcome_reasons "
+        f"WHERE campaign_id = '{report['campaign_id']}';\n"
+        f"  report: python -m flows.report {report['campaign_id']} --out campaign.html"
     )
 
 
