@@ -15,6 +15,7 @@ import contextlib
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -246,8 +247,7 @@ def _finish_stage(check: Check | None) -> str:
 
 def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
     """Counts by key, summed."""
-    total: dict[str, int] = {}
+    total: Counter[str] = Counter()
     for part in counts:
-        for key, n in part.items():
-            total[key] = total.get(key, 0) + n
-    return total
+        total.update(part)
+    return dict(total)

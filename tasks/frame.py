@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -47,7 +48,6 @@ class Tally:
         return cls(len(frame), len(settled), outcomes)
 
     def __add__(self, other: Tally) -> Tally:
-        outcomes = dict(self.outcomes)
-        for pair, n in other.outcomes.items():
-            outcomes[pair] = outcomes.get(pair, 0) + n
+        outcomes = Counter(self.outcomes)
+        outcomes.update(other.outcomes)
         return Tally(self.rows + other.rows, self.settled + other.settled, outcomes)

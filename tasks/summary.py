@@ -23,9 +23,8 @@ from connectors.vocabulary import (
     Reason,
 )
 from connectors.whatsapp import PhoneFacts
+from tasks.frame import Pair
 from tasks.rules.budget import RuleStats
-
-Pair = tuple[str, str | None]
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,14 @@ class Counts:
             outcomes.update(outcome.tolist())
             pairs.update(zip(outcome.tolist(), reason.tolist(), strict=True))
         return cls(outcomes, pairs)
+
+    @classmethod
+    def of_pairs(cls, pairs: Mapping[Pair, int]) -> Counts:
+        """From customers per (outcome, reason), e.g. a `Tally` of recorded customers."""
+        outcomes: Counter[str] = Counter()
+        for (outcome, _), n in pairs.items():
+            outcomes[outcome] += n
+        return cls(outcomes, Counter(pairs))
 
     @property
     def customers(self) -> int:

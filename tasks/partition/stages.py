@@ -11,7 +11,6 @@ returns only counts, so neither the flow nor a worker ever holds more than one p
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -207,11 +206,10 @@ def _owed(frame: pd.DataFrame, senders: list[SenderPlan]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Recorded:
-    """A recorded partition: its customers per outcome, and a few failures to show."""
+    """A recorded partition: its customers per outcome (and reason), a few failures to show."""
 
-    counts: Counts
-    examples: list[tuple[str, str, str]]
     tally: Tally
+    examples: list[tuple[str, str, str]]
 
 
 def record_stage(
@@ -227,21 +225,16 @@ def record_stage(
     """Put the partition back together from its senders' pieces (`senders` 0: nothing was
     sent, a dry run) and write every customer's outcome."""
     if not store.path(ready_name(partition)).exists():
-        return Recorded(Counts(), [], Tally())
+        return Recorded(Tally(), [])
     frame = store.read(ready_name(partition))
     if senders:
         pieces = [store.read(sent_name(partition, i)) for i in range(senders)]
         frame = pd.concat(pieces).reindex(frame.index)
     rows = recipient_rows(frame, campaign_id=campaign_id, run_id=run_id, now=now)
     write_recipients(warehouse(warehouse_url.get_secret_value()), rows)
-    return Recorded(Counts.of([frame]), failure_examples([frame]), Tally.of(frame))
+    return Recorded(Tally.of(frame), failure_examples([frame]))
 
 
 def sum_counts(parts: list[Recorded]) -> Counts:
-    """The run's customers per outcome, over its partitions."""
-    outcomes: Counter[str] = Counter()
-    pairs: Counter[tuple[str, str | None]] = Counter()
-    for part in parts:
-        outcomes.update(part.counts.outcomes)
-        pairs.update(part.counts.pairs)
-    return Counts(outcomes, pairs)
+    """The run's customers per outcome, over its recorded partitions (every one settled)."""
+    return Counts.of_pairs(sum((part.tally for part in parts), Tally()).outcomes)
