@@ -36,6 +36,7 @@ from connectors.whatsapp.cloud.sandbox.config import DEFAULT_TOKEN, DEFAULT_WABA
 from tasks.frame import with_stage_columns
 from tasks.send.senders import SenderPlan, assign_senders, default_concurrency
 from tasks.send.task import send
+from tasks.template import Fill
 
 CAMPAIGN: Final = "bench-senders"
 SHARE: Final = 0.95
@@ -125,8 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             frames,
             lease=held,
             run_id="bench",
-            template=CLOUD_TEMPLATE,
-            param_columns=["param_order"],
+            fill=Fill.plain(CLOUD_TEMPLATE, ["order"]),
             senders=plans,
             warehouse_url=url,
         )

@@ -48,7 +48,7 @@ from tasks.summary import (
     describe_senders,
     format_funnel,
 )
-from tasks.template import resolve_template_task
+from tasks.template import Fill, resolve_template_task
 
 T = TypeVar("T")
 
@@ -158,20 +158,23 @@ def _stages(
     wh = conns.warehouse_url
     plans, described = _plan_senders(run, campaign, conns)
     sender = plans[0].settings  # the account's: template look-ups, rules, reachability
-    template = run.once(resolve_template_task, campaign.template, sender)
+    fill = run.once(resolve_template_task, campaign.template, sender)
+    template = fill.template
     rules = campaign_rules(campaign, template, sender, sender_facts().values())
     check = None
     if not campaign.dry_run:
         batch, days = campaign.contacts_batch_size, campaign.undeliverable_suppress_days
         check = Check(plans, wh, batch, days)
     with run_store(conns, campaign.campaign_id, f"{run_id}-{attempt}") as store:
-        prepared = prepare(run, campaign, conns.crm_url, wh, lease, store, rules=rules, check=check)
+        prepared = prepare(
+            run, campaign, conns.crm_url, wh, lease, store, fill=fill, rules=rules, check=check
+        )
         cost_key = (wh, run_id, attempt, campaign.campaign_id)
         priced = run.once(estimate_task, prepared.markets, template.category, *cost_key)
         sent, send_seconds = [], 0.0
         if not campaign.dry_run:
             send_started = time.monotonic()
-            sent = _send(run, campaign, plans, template, run_id, lease, store, prepared, wh)
+            sent = _send(run, campaign, plans, fill, run_id, lease, store, prepared, wh)
             send_seconds = time.monotonic() - send_started
         record = (store, len(sent), campaign.campaign_id, run_id, wh, datetime.now(UTC))
         recorded = run.each(record_task, prepared.partitions, *record)
@@ -257,7 +260,7 @@ def _send(
     run: PrefectRunner,
     campaign: Campaign,
     plans: list[SenderPlan],
-    template: Template,
+    fill: Fill,
     run_id: str,
     lease: Lease,
     store: Store,
@@ -282,8 +285,7 @@ def _send(
         plans,
         lease,
         run_id,
-        template,
-        campaign.template.param_columns,
+        fill,
         wh,
         campaign.circuit_breaker,
         progress,

@@ -39,6 +39,7 @@ from tasks.plan import settle_ledger
 from tasks.rules.budget import RuleStats, last_seat
 from tasks.rules.task import Rules, limit_window
 from tasks.stage_words import stage_line
+from tasks.template import Fill
 from tasks.verify.common import VerifyStats
 
 T = TypeVar("T")
@@ -177,18 +178,16 @@ def prepare(
     lease: Lease,
     store: Store,
     *,
+    fill: Fill | None = None,
     rules: Rules | None = None,
     check: Check | None = None,
     now: datetime | None = None,
 ) -> Prepared:
-    """Extract .. rules, the limit, then `planned` (no `check`: a dry run) or checked."""
+    """Extract .. rules, the limit, then `planned` (no `check`: a dry run) or checked; `fill`
+    is the resolved template (unset: as the campaign declares it)."""
+    fill = fill or Fill.declared(campaign.template)
     extracted = run.once(
-        extract_audience,
-        store,
-        crm_url,
-        campaign.audience,
-        campaign.chunk_size,
-        campaign.template.param_columns,
+        extract_audience, store, crm_url, campaign.audience, campaign.chunk_size, fill.columns
     )
     run.done("extract", [extracted.tally])
     count = partition_count(extracted.tally.rows, campaign.chunk_size)
@@ -204,7 +203,7 @@ def prepare(
     plan = Plan(
         warehouse_url,
         lease.campaign_id,
-        campaign.template.param_columns,
+        fill,
         ruled,
         now,
         campaign.resend_unknown,

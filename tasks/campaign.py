@@ -10,46 +10,10 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from connectors.crm import Audience, missing_param_message
-from connectors.whatsapp import Template
+from connectors.vocabulary import PARAM_PREFIX
+from tasks.template.spec import TemplateSpec
 
-
-class TemplateSpec(BaseModel):
-    """An approved template and the CRM columns that fill its body parameters, in order."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    namespace: str | None = Field(
-        default=None,
-        min_length=1,
-        description="The template namespace of the business (the v1 API needs it; Cloud has none).",
-    )
-    name: str = Field(min_length=1, description="The approved template's name.")
-    language: str = Field(default="en", min_length=2, description="Template language code.")
-    body_params: list[str] = Field(
-        default_factory=list,
-        description="Body parameters in order; each names a `param_<name>` column of the audience.",
-    )
-    category: Literal["MARKETING", "UTILITY", "AUTHENTICATION"] | None = Field(
-        default=None,
-        description="v1 API: the template's category, for the marketing rules (Cloud reads it "
-        "from the WhatsApp Business Account and refuses a different one here).",
-    )
-
-    def as_template(self) -> Template:
-        """The client-side template address."""
-        return Template(
-            namespace=self.namespace, name=self.name, language=self.language, category=self.category
-        )
-
-    @property
-    def address(self) -> str:
-        """`namespace/name/language` (`name/language` without a namespace), for reports."""
-        return "/".join(p for p in (self.namespace, self.name, self.language) if p)
-
-    @property
-    def param_columns(self) -> list[str]:
-        """The frame columns that hold the body parameters."""
-        return [f"param_{p}" for p in self.body_params]
+__all__ = ["Campaign", "SendWindow", "TemplateSpec"]
 
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -230,12 +194,10 @@ class Campaign(BaseModel):
 
     @model_validator(mode="after")
     def _params_are_mapped(self) -> Campaign:
-        """Refuse a body parameter a table audience does not map, before the run (a query's
+        """Refuse a template parameter a table audience does not map, before the run (a query's
         columns are only known when it runs: extract refuses those)."""
         if self.audience.table is not None:
-            for param, column in zip(
-                self.template.body_params, self.template.param_columns, strict=True
-            ):
-                if column not in self.audience.columns:
+            for param in self.template.all_params:
+                if f"{PARAM_PREFIX}{param}" not in self.audience.columns:
                     raise ValueError(missing_param_message(param))
         return self

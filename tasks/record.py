@@ -19,6 +19,7 @@ from connectors.vocabulary import (
     OUTCOME,
     PHONE_E164,
     REASON,
+    TEMPLATE_LANGUAGE,
 )
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.events import reconcile_campaign
@@ -60,6 +61,9 @@ def recipient_rows(
         "phone_e164": _texts(frame[PHONE_E164]),
         "duplicate_of": _texts(frame[DUPLICATE_OF]),
         "not_before": _instants(frame),
+        "template_language": _texts(frame[TEMPLATE_LANGUAGE])
+        if TEMPLATE_LANGUAGE in frame.columns
+        else [None] * len(frame),
     }
     constant = {"campaign_id": campaign_id, "run_id": run_id, "updated_at": now}
     names = list(columns)

@@ -37,6 +37,7 @@ _SPECIAL: Final[Mapping[Pair, str]] = {
     (Outcome.EXCLUDED_NO_CONSENT, Reason.STOPPED_MARKETING): "stopped marketing",
     (Outcome.EXCLUDED_NOT_ON_WHATSAPP, Reason.UNDELIVERABLE): "undeliverable",
     (Outcome.SENT, Reason.ALREADY_SENT): "sent by an earlier run",
+    (Outcome.EXCLUDED_POLICY, Reason.NO_TEMPLATE_LANGUAGE): "no template in their language",
 }
 
 

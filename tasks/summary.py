@@ -73,12 +73,15 @@ def funnel(counts: Counts, delivery: dict[str, int] | None = None) -> dict[str, 
     already = counts.outcome(Outcome.SENT, Reason.ALREADY_SENT)
     unsent = sum(counts.outcome(Outcome.SEND_FAILED, r) for r in _PARAMETER_REASONS)
     stopped = counts.outcome(Outcome.EXCLUDED_NO_CONSENT, Reason.STOPPED_MARKETING)
+    no_language = counts.outcome(Outcome.EXCLUDED_POLICY, Reason.NO_TEMPLATE_LANGUAGE)
     lines = {
         "customers read": counts.customers,
         "excluded: no customer id": counts.outcome(Outcome.EXCLUDED_INVALID_CUSTOMER_ID),
         "excluded: no consent": counts.outcome(Outcome.EXCLUDED_NO_CONSENT) - stopped,
         "excluded: stopped marketing messages": stopped,
-        "excluded: marketing paused in the region": counts.outcome(Outcome.EXCLUDED_POLICY),
+        "excluded: marketing paused in the region": counts.outcome(Outcome.EXCLUDED_POLICY)
+        - no_language,
+        "excluded: no template in their language": no_language,
         "excluded: invalid number": counts.outcome(Outcome.EXCLUDED_INVALID_NUMBER),
         "excluded: duplicate number": counts.outcome(Outcome.EXCLUDED_DUPLICATE),
         "excluded: not on WhatsApp": counts.outcome(Outcome.EXCLUDED_NOT_ON_WHATSAPP),
@@ -99,7 +102,7 @@ def funnel(counts: Counts, delivery: dict[str, int] | None = None) -> dict[str, 
         "failed: missing template parameter": counts.outcome(
             Outcome.SEND_FAILED, Reason.MISSING_PARAMETER
         ),
-        "failed: template parameter too long": counts.outcome(
+        "failed: template parameter invalid": counts.outcome(
             Outcome.SEND_FAILED, Reason.INVALID_PARAMETER
         ),
         "failed: API refused": counts.outcome(Outcome.SEND_FAILED) - unsent,

@@ -48,9 +48,9 @@ def check_frame_name(name: str) -> None:
 
 
 def missing_param_message(param: str) -> str:
-    """The refusal of a template body parameter that the audience does not return."""
+    """The refusal of a template parameter (body, header, button) the audience does not return."""
     return (
-        f'template.body_params "{param}" is not returned by the audience: map a column as '
+        f'template parameter "{param}" is not returned by the audience: map a column as '
         f"{PARAM_PREFIX}{param}"
     )
 

@@ -87,6 +87,7 @@ recipients = Table(
     Column("run_id", String(64), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("not_before", UTCDateTime),  # deferred: a later run sends it from then on
+    Column("template_language", String(16)),  # the template's language this customer gets
 )
 
 deliveries = Table(

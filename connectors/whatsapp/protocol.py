@@ -14,6 +14,8 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self, TypeAlias, runtime_checkable
 
 from connectors.vocabulary import ContactStatus
+from connectors.whatsapp.components import NO_EXTRAS, Extras
+from connectors.whatsapp.shape import NO_SHAPE, TemplateShape
 
 ParameterFormat: TypeAlias = Literal["NAMED", "POSITIONAL"]
 
@@ -25,7 +27,8 @@ class Template:
     `namespace` is the v1 API's (its body needs one); Cloud templates have none. The Cloud facts
     (from `TemplateDirectory.lookup_template`) decide the Cloud route and body: `category`
     (MARKETING, UTILITY, AUTHENTICATION), `parameter_format` and, for NAMED templates, the
-    template's `parameter_names` in the order the body parameters are given.
+    template's `parameter_names` in the order the body parameters are given and its TEXT
+    header's `header_names`.
     """
 
     namespace: str | None
@@ -34,6 +37,7 @@ class Template:
     category: str | None = None
     parameter_format: ParameterFormat | None = None
     parameter_names: tuple[str, ...] = ()
+    header_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +61,8 @@ class TemplateInfo:
 
     `status`: APPROVED, PENDING, REJECTED, PAUSED, DISABLED, ...; only APPROVED ones can be sent.
     `parameter_names`: a NAMED template's body parameter names in the order they first appear;
-    `parameter_count`: how many body parameters a send must carry (both formats).
+    `parameter_count`: how many body parameters a send must carry (both formats); `shape`: its
+    header and buttons.
     """
 
     name: str
@@ -67,6 +72,7 @@ class TemplateInfo:
     parameter_format: ParameterFormat
     parameter_names: tuple[str, ...] = ()
     parameter_count: int = 0
+    shape: TemplateShape = NO_SHAPE
 
     @property
     def approved(self) -> bool:
@@ -82,6 +88,7 @@ class TemplateInfo:
             category=self.category,
             parameter_format=self.parameter_format,
             parameter_names=self.parameter_names,
+            header_names=self.shape.header_params if self.parameter_format == "NAMED" else (),
         )
 
 
@@ -122,14 +129,16 @@ class Sender(Protocol):
         template: Template,
         params: Sequence[str],
         *,
+        extras: Extras = NO_EXTRAS,
         number: str | None = None,
         callback: str | None = None,
     ) -> SendReceipt:
         """Send one template message to `to` and return what the API answered.
 
-        `number` is the E.164 number behind `to`, for a flavour that may need to look the
-        recipient up again; `callback` travels with the message and comes back in its status
-        webhooks (Cloud `biz_opaque_callback_data`; v1 ignores it)."""
+        `params` fill the body, `extras` the header and buttons. `number` is the E.164 number
+        behind `to`, for a flavour that may need to look the recipient up again; `callback`
+        travels with the message and comes back in its status webhooks (Cloud
+        `biz_opaque_callback_data`; v1 ignores it)."""
         ...
 
     async def health(self) -> Mapping[str, Any] | None:
@@ -174,6 +183,11 @@ class TemplateDirectory(Protocol):
     async def lookup_template(self, name: str, language: str) -> TemplateInfo:
         """The business account's template of this name and language, whatever its status;
         raises a StopRunError-kind error naming both when the account has no such template."""
+        ...
+
+    async def lookup_translations(self, name: str) -> list[TemplateInfo]:
+        """Every language of the business account's template of this name, whatever their
+        status (none: an empty list)."""
         ...
 
     async def phone_facts(self) -> PhoneFacts:

@@ -32,13 +32,15 @@ from tasks.partition.split import AUDIENCE_ROW, part_folder, partition_of
 from tasks.partition.store import Store
 from tasks.phones.dedupe import dedupe
 from tasks.phones.normalise import normalise
-from tasks.plan import apply_ledger, mark_planned, require_params
+from tasks.plan import apply_ledger, mark_planned
 from tasks.record import recipient_rows
 from tasks.rules.budget import WINDOW, defer_over, first_seats, mark_new
 from tasks.rules.task import Rules, apply_rules
 from tasks.send.senders import SenderPlan, assign_senders
 from tasks.send.task import ready_name, sent_name
 from tasks.summary import Counts, failure_examples
+from tasks.template import Fill
+from tasks.template.customers import check_fills, choose_template_languages
 from tasks.verify.common import VerifyStats
 from tasks.verify.task import verify_frames
 
@@ -82,7 +84,7 @@ class Plan:
 
     warehouse_url: SecretStr
     campaign_id: str
-    param_columns: list[str]
+    fill: Fill
     rules: Rules
     now: datetime
     resend_unknown: bool = False
@@ -108,12 +110,10 @@ def shape_stage(store: Store, partition: int, plan: Plan) -> Shaped:
     frame = pd.concat([store.read(name) for name in pieces], ignore_index=True)
     engine = warehouse(plan.warehouse_url.get_secret_value())
     frame = apply_opt_outs(frame, opted_out_numbers(engine, _running_phones(frame)))
-    frame = dedupe([frame])[0]
+    frame = choose_template_languages(dedupe([frame])[0], plan.fill)
     phones = _running_phones(frame)
     history = ledger.load(engine, plan.campaign_id, phones) if plan.history else _NO_HISTORY
-    frame = require_params(
-        apply_ledger(frame, history, resend_unknown=plan.resend_unknown), plan.param_columns
-    )
+    frame = check_fills(apply_ledger(frame, history, resend_unknown=plan.resend_unknown), plan.fill)
     rules = dataclasses.replace(plan.rules, messaging_limit=None)
     frame = apply_rules([frame], rules, engine, plan.now)[0][0]
     seats = None

@@ -61,7 +61,12 @@ async def _send_one(
     key = callback_key(campaign_id, item.phone_e164) if campaign_id else None
     try:
         receipt = await client.send_template(
-            item.wa_id, template, item.params, number=item.phone_e164, callback=key
+            item.wa_id,
+            item.template or template,
+            item.params,
+            extras=item.extras,
+            number=item.phone_e164,
+            callback=key,
         )
     except OutcomeUnknownError:
         return _Done(ledger.Result(item.phone_e164, LedgerState.UNKNOWN, _now()))

@@ -22,18 +22,24 @@ from connectors.vocabulary import (
     Reason,
 )
 from connectors.warehouse import ledger
+from connectors.whatsapp import Template
+from connectors.whatsapp.components import NO_EXTRAS, Extras
 from tasks.frame import in_running
 from tasks.phones.regions import regions_of
+from tasks.template import Fill
 
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One message to send: where to, with which parameters, and its ledger history."""
+    """One message to send: where to, with which parameters, and its ledger history;
+    `template` is the template in the customer's language (None: the campaign's)."""
 
     phone_e164: str
     customer_id: str
     wa_id: str
     params: tuple[str, ...]
+    extras: Extras = NO_EXTRAS
+    template: Template | None = None
     attempts: int = 0
     first_attempt_at: datetime | None = None
     ledger_state: str | None = None  # the number's ledger row when planned (None: no row)
@@ -65,24 +71,27 @@ class Past:
         )
 
 
-def outgoing(frame: pd.DataFrame, param_columns: list[str], past: Past) -> Iterator[Outgoing]:
+def outgoing(frame: pd.DataFrame, fill: Fill, past: Past) -> Iterator[Outgoing]:
     """The messages a chunk still owes: verified rows still in the running, made one by one as
     the sender asks for them (built all at once, they would hold up the first send); each
     number's market is read once per chunk, vectorised."""
     todo = frame.loc[in_running(frame) & frame[WA_ID].notna()]
-    columns = [todo[c].astype("str").str.strip() for c in param_columns]
+    columns = [todo[c].astype("str").str.strip() for c in fill.body_columns]
     params: Iterable[tuple[str, ...]] = (
         zip(*columns, strict=True) if columns else itertools.repeat((), len(todo))
     )
     markets = regions_of(todo[PHONE_E164])
-    for phone, customer, wa_id, values, market in zip(
-        todo[PHONE_E164], todo[CUSTOMER_ID], todo[WA_ID], params, markets, strict=True
+    rest = zip(fill.extras_of(todo), fill.templates_of(todo), strict=True)
+    for phone, customer, wa_id, values, market, (extras, template) in zip(
+        todo[PHONE_E164], todo[CUSTOMER_ID], todo[WA_ID], params, markets, rest, strict=True
     ):
         yield Outgoing(
             phone_e164=phone,
             customer_id=customer,
             wa_id=wa_id,
             params=tuple(values),
+            extras=extras,
+            template=template,
             attempts=past.attempts.get(phone, 0),
             first_attempt_at=past.first_attempt_at.get(phone),
             ledger_state=past.states.get(phone),

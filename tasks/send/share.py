@@ -15,12 +15,13 @@ from sqlalchemy import Engine
 from connectors.vocabulary import PHONE_E164, WA_ID, LedgerState, Outcome, Reason
 from connectors.warehouse import ledger
 from connectors.warehouse.lease import Lease
-from connectors.whatsapp import Sender, Template
+from connectors.whatsapp import Sender
 from tasks.frame import in_running
 from tasks.rules.settle import settle, with_not_before
 from tasks.send.loop import SenderStoppedError, send_all
 from tasks.send.messages import Past, apply_results, outgoing
 from tasks.send.senders import SenderPlan, assign_senders
+from tasks.template import Fill
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,7 @@ class SendRun:
     engine: Engine
     lease: Lease
     run_id: str
-    template: Template
-    param_columns: list[str]
+    fill: Fill
     sender_ids: Sequence[str]
     breaker_threshold: int = 10
 
@@ -86,8 +86,8 @@ class Share:
         try:
             await send_all(
                 self.client,
-                outgoing(mine, c.param_columns, past),
-                c.template,
+                outgoing(mine, c.fill, past),
+                c.fill.template,
                 write=c.write,
                 concurrency=self.plan.concurrency,
                 breaker_threshold=c.breaker_threshold,

@@ -19,13 +19,14 @@ from pydantic import SecretStr
 from connectors.masking import masked_errors
 from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease
-from connectors.whatsapp import Sender, SendLimits, Template, open_sender
+from connectors.whatsapp import Sender, SendLimits, open_sender
 from tasks.partition.split import part_folder
 from tasks.partition.store import Store
 from tasks.progress import run_log, shown
 from tasks.report import Progress
 from tasks.send.senders import SenderPlan
 from tasks.send.share import SendRun, Share
+from tasks.template import Fill
 
 HALT = "halt"
 """The store name a sender writes when the campaign must stop: every sender watches for it."""
@@ -68,8 +69,7 @@ def send(
     *,
     lease: Lease,
     run_id: str,
-    template: Template,
-    param_columns: list[str],
+    fill: Fill,
     senders: Sequence[SenderPlan],
     warehouse_url: str,
     breaker_threshold: int = 10,
@@ -85,8 +85,7 @@ def send(
         warehouse(warehouse_url),
         lease,
         run_id,
-        template,
-        param_columns,
+        fill,
         [plan.sender_id for plan in senders],
         breaker_threshold,
     )
@@ -179,8 +178,7 @@ def send_partitions(
     senders: Sequence[SenderPlan],
     lease: Lease,
     run_id: str,
-    template: Template,
-    param_columns: list[str],
+    fill: Fill,
     warehouse_url: str,
     breaker_threshold: int = 10,
     progress: Callable[[int, int], None] | None = None,
@@ -190,9 +188,7 @@ def send_partitions(
     store, so the other senders stop claiming, and raised."""
     ids = [p.sender_id for p in senders]
     index = ids.index(plan.sender_id)
-    run = SendRun(
-        warehouse(warehouse_url), lease, run_id, template, param_columns, ids, breaker_threshold
-    )
+    run = SendRun(warehouse(warehouse_url), lease, run_id, fill, ids, breaker_threshold)
     present = [p for p in partitions if store.path(ready_name(p)).exists()]
 
     async def stream() -> SenderDone:
@@ -243,8 +239,7 @@ def send_through(
     senders: list[SenderPlan],
     lease: Lease,
     run_id: str,
-    template: Template,
-    param_columns: list[str],
+    fill: Fill,
     warehouse_url: SecretStr,
     breaker_threshold: int = 10,
     progress: dict[str, Progress] | None = None,
@@ -269,8 +264,7 @@ def send_through(
             senders=senders,
             lease=lease,
             run_id=run_id,
-            template=template,
-            param_columns=param_columns,
+            fill=fill,
             warehouse_url=warehouse_url.get_secret_value(),
             breaker_threshold=breaker_threshold,
             progress=report,

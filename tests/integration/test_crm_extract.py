@@ -372,7 +372,7 @@ def test_a_template_param_the_query_does_not_return_is_refused_before_any_row(
     any_db_url: str,
 ) -> None:
     _seed(any_db_url, 5)
-    with pytest.raises(AudienceError, match='body_params "city" is not returned by the audience'):
+    with pytest.raises(AudienceError, match='parameter "city" is not returned by the audience'):
         extract(
             any_db_url,
             Audience(query=DEMO_AUDIENCE_QUERY),

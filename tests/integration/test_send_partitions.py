@@ -21,6 +21,7 @@ from connectors.whatsapp.cloud.sandbox import RunningCloudSandbox, start_cloud_s
 from tasks.partition.store import Store
 from tasks.send.senders import SenderPlan, assign_senders
 from tasks.send.task import HALT, SenderDone, ready_name, send_partitions, sent_name
+from tasks.template import Fill
 from tests.helpers import cloud_plan, make_chunk, one_number_sandbox
 
 WELCOME = Template(None, "welcome", "en", "UTILITY", "POSITIONAL")
@@ -64,8 +65,7 @@ def _send(
         senders=plans,
         lease=lease,
         run_id="run-1",
-        template=template,
-        param_columns=[],
+        fill=Fill.plain(template),
         warehouse_url=url,
     )
 

@@ -25,6 +25,7 @@ from tasks.frame import with_stage_columns
 from tasks.plan import apply_ledger
 from tasks.send.senders import SenderPlan
 from tasks.send.task import send
+from tasks.template import Fill
 from tests.helpers import sandbox_settings
 
 WELCOME = Template("acme_ns", "welcome", "en")
@@ -59,7 +60,7 @@ def test_a_run_taken_over_mid_send_stops_and_the_new_run_sends_only_the_rest(
     frame = _verified(sandbox, 300)
     first = lease.acquire(engine, "spring", "run-a#1", TTL)
     settings = sandbox_settings(sandbox)
-    kwargs = {"template": WELCOME, "param_columns": [], "warehouse_url": any_db_url}
+    kwargs = {"fill": Fill.plain(WELCOME), "warehouse_url": any_db_url}
     failure: list[BaseException] = []
 
     def run_a() -> None:

@@ -25,6 +25,7 @@ from tasks.send.loop import SenderStoppedError
 from tasks.send.senders import SenderPlan, assign_senders
 from tasks.send.share import defer_stopped
 from tasks.send.task import send
+from tasks.template import Fill
 from tasks.verify.task import verify_on_each
 from tests.helpers import cloud_plan, make_chunk, one_number_sandbox, sandbox_settings
 
@@ -66,8 +67,7 @@ def test_one_sender_stops_on_its_spam_limit_while_the_others_finish(
         frames,
         lease=held,
         run_id="r",
-        template=WELCOME,
-        param_columns=[],
+        fill=Fill.plain(WELCOME),
         senders=plans,
         warehouse_url=sqlite_url,
     )
@@ -111,8 +111,7 @@ def test_a_campaign_level_failure_stops_every_sender(
             [_verified(200)],
             lease=held,
             run_id="r",
-            template=paused,
-            param_columns=[],
+            fill=Fill.plain(paused),
             senders=plans,
             warehouse_url=sqlite_url,
         )

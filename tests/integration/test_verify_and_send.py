@@ -27,6 +27,7 @@ from tasks.send.loop import CircuitOpenError, send_all
 from tasks.send.messages import Outgoing
 from tasks.send.senders import SenderPlan
 from tasks.send.task import send
+from tasks.template import Fill
 from tasks.verify.contacts import verify
 from tests.helpers import sandbox_settings
 
@@ -110,8 +111,7 @@ def test_send_records_every_outcome_and_the_ledger_says_the_same(
         chunks,
         lease=_lease(any_db_url, "c1"),
         run_id="r1",
-        template=TEMPLATE,
-        param_columns=["param_first_name"],
+        fill=Fill.plain(TEMPLATE, ["first_name"]),
         senders=[SenderPlan(settings, rate_per_s=500, concurrency=8)],
         warehouse_url=any_db_url,
     ).frames

@@ -51,7 +51,7 @@ NAMED = {
 def test_a_body_param_the_table_audience_does_not_map_is_refused_naming_it() -> None:
     audience = Audience(table="contacts", columns={"customer_id": "id", "phone_raw": "mobile"})
     message = (
-        'template.body_params "first_name" is not returned by the audience: map a column as '
+        'template parameter "first_name" is not returned by the audience: map a column as '
         "param_first_name"
     )
     with pytest.raises(ValidationError, match=re.escape(message)):

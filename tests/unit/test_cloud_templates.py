@@ -15,6 +15,7 @@ from connectors.whatsapp import TemplateInfo, errors
 from connectors.whatsapp.cloud.client import CloudSender
 from connectors.whatsapp.cloud.templates import template_info
 from connectors.whatsapp.settings import WhatsAppSettings
+from connectors.whatsapp.shape import TemplateShape
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "api"
 WABA_ID = "102290129340398"
@@ -64,6 +65,7 @@ def test_the_lookup_follows_the_pages_until_the_exact_name_and_language() -> Non
         parameter_format="POSITIONAL",
         parameter_names=(),
         parameter_count=2,
+        shape=TemplateShape(header="TEXT"),
     )
     assert info.approved
     assert [r.url.path for r in seen] == [f"/v23.0/{WABA_ID}/message_templates"] * 2

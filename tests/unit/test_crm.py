@@ -197,7 +197,7 @@ def test_a_template_parameter_the_query_does_not_return_is_refused_naming_it() -
     with pytest.raises(
         AudienceError,
         match=re.escape(
-            'template.body_params "first_name" is not returned by the audience: map a column '
+            'template parameter "first_name" is not returned by the audience: map a column '
             "as param_first_name"
         ),
     ):

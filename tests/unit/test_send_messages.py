@@ -9,7 +9,11 @@ import pandas as pd
 
 from connectors.vocabulary import MESSAGE_ID, OUTCOME, REASON, WA_ID, LedgerState
 from connectors.warehouse import ledger
+from connectors.whatsapp import Template
 from tasks.send.messages import Past, apply_results, outgoing
+from tasks.template import Fill
+
+WELCOME = Template(None, "welcome", "en")
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -29,7 +33,7 @@ def test_outgoing_carries_trimmed_parameters_and_ledger_history(
             "first_attempt_at": [pd.Timestamp(NOW)],
         }
     )
-    [item] = outgoing(frame, ["param_first_name"], Past.of(history))
+    [item] = outgoing(frame, Fill.plain(WELCOME, ["first_name"]), Past.of(history))
     assert (item.phone_e164, item.wa_id, item.params, item.attempts) == ("+1", "1", ("Asha",), 2)
     assert item.first_attempt_at == NOW
     assert item.ledger_state == "send_failed"  # the claim is made from this state only

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final, Literal
 
+from connectors.whatsapp.components import NO_EXTRAS, Extras, components
 from connectors.whatsapp.errors import TemplateMismatch
 from connectors.whatsapp.protocol import Template
 
@@ -37,14 +38,19 @@ def _parameters(template: Template, params: Sequence[str]) -> list[dict[str, str
 
 
 def template_body(
-    to: str, template: Template, params: Sequence[str], *, callback: str | None = None
+    to: str,
+    template: Template,
+    params: Sequence[str],
+    *,
+    extras: Extras = NO_EXTRAS,
+    callback: str | None = None,
 ) -> dict[str, Any]:
     """The `/messages` (or `/marketing_messages`) body for one template message to `to` (E.164
     digits; a leading `+` is dropped); `callback` becomes `biz_opaque_callback_data`."""
     message: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
-    parameters = _parameters(template, params)
-    if parameters:
-        message["components"] = [{"type": "body", "parameters": parameters}]
+    parts = components(_parameters(template, params), extras, header_names=template.header_names)
+    if parts:
+        message["components"] = parts
     body: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",

@@ -21,6 +21,7 @@ from connectors.whatsapp.answers import error_from_response
 from connectors.whatsapp.calls import api_client, retry_policy, send_json, with_retries
 from connectors.whatsapp.cloud import answers, templates
 from connectors.whatsapp.cloud.body import endpoint, template_body
+from connectors.whatsapp.components import NO_EXTRAS, Extras
 from connectors.whatsapp.errors import (
     MalformedAnswer,
     NetworkError,
@@ -156,6 +157,7 @@ class CloudSender:
         template: Template,
         params: Sequence[str],
         *,
+        extras: Extras = NO_EXTRAS,
         number: str | None = None,
         callback: str | None = None,
     ) -> SendReceipt:
@@ -165,7 +167,7 @@ class CloudSender:
         parameter format the body; `callback` becomes `biz_opaque_callback_data`. `number` is not
         needed: Cloud has no contact check to repeat.
         """
-        body = template_body(to, template, params, callback=callback)
+        body = template_body(to, template, params, extras=extras, callback=callback)
         path = f"/{self._phone_number_id}/{endpoint(template, self._settings.marketing_route)}"
 
         async def once() -> SendReceipt:
@@ -201,18 +203,20 @@ class CloudSender:
 
         return await with_retries(lambda: self._retrying(None), once)
 
+    async def _template_page(self, query: Mapping[str, str]) -> Mapping[str, Any]:
+        """One page of the account's templates."""
+        path = f"/{self._settings.waba_id}/message_templates"
+        return await self._get(path, query, "WHATSAPP_WABA_ID", templates.page)
+
     async def lookup_template(self, name: str, language: str) -> TemplateInfo:
         """The account's template of this name and language, whatever its status; raises
         `TemplateUnavailable` naming both when there is none."""
-        waba_id = self._settings.waba_id
-        path = f"/{waba_id}/message_templates"
+        account = f"WhatsApp Business Account {self._settings.waba_id}"
+        return await templates.find_template(self._template_page, name, language, account=account)
 
-        async def fetch_page(query: Mapping[str, str]) -> Mapping[str, Any]:
-            return await self._get(path, query, "WHATSAPP_WABA_ID", templates.page)
-
-        return await templates.find_template(
-            fetch_page, name, language, account=f"WhatsApp Business Account {waba_id}"
-        )
+    async def lookup_translations(self, name: str) -> list[TemplateInfo]:
+        """Every language of the account's template of this name, whatever their status."""
+        return await templates.find_translations(self._template_page, name)
 
     async def phone_facts(self) -> PhoneFacts:
         """The number's display number, quality rating, throughput and messaging limit."""

@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from connectors.whatsapp.errors import MalformedAnswer, TemplateUnavailable
 from connectors.whatsapp.protocol import ParameterFormat, TemplateInfo
+from connectors.whatsapp.shape import HEADER_FORMATS, ButtonShape, HeaderFormat, TemplateShape
 
 FIELDS: Final = "name,language,status,category,parameter_format,components"
 PAGE_SIZE: Final = 100
@@ -30,13 +31,42 @@ def page(answer: Any) -> Mapping[str, Any]:
     return answer
 
 
-def _body(components: object) -> dict[str, Any]:
-    """The BODY component of a template description ({} when there is none)."""
+def _component(components: object, kind: str) -> dict[str, Any]:
+    """The component of this type (BODY, HEADER, BUTTONS) of a description ({}: none)."""
     if isinstance(components, list):
         for component in components:
-            if isinstance(component, dict) and str(component.get("type", "")).upper() == "BODY":
+            if isinstance(component, dict) and str(component.get("type", "")).upper() == kind:
                 return component
     return {}
+
+
+def _header_params(header: Mapping[str, Any], parameter_format: ParameterFormat) -> tuple[str, ...]:
+    """A TEXT header's parameter names (NAMED) or numbers (POSITIONAL), from its text."""
+    pattern = _NAMED if parameter_format == "NAMED" else _POSITIONAL
+    return tuple(dict.fromkeys(pattern.findall(str(header.get("text") or ""))))
+
+
+def _button(button: object) -> ButtonShape:
+    """One listed button: its type, and for URL whether its address takes a suffix."""
+    if not isinstance(button, dict):
+        return ButtonShape("UNKNOWN")
+    kind = str(button.get("type") or "UNKNOWN").upper()
+    dynamic = kind == "URL" and bool(_POSITIONAL.search(str(button.get("url") or "")))
+    return ButtonShape(kind, dynamic)
+
+
+def shape_of(components: object, parameter_format: ParameterFormat) -> TemplateShape:
+    """The header and buttons of a template description."""
+    header = _component(components, "HEADER")
+    given = str(header.get("format") or "").upper()
+    header_format: HeaderFormat | None = None
+    for known in HEADER_FORMATS:
+        if given == known:
+            header_format = known
+    params = _header_params(header, parameter_format) if header_format == "TEXT" else ()
+    buttons = _component(components, "BUTTONS").get("buttons")
+    listed = tuple(_button(b) for b in buttons) if isinstance(buttons, list) else ()
+    return TemplateShape(header_format, params, listed)
 
 
 def _named(body: Mapping[str, Any]) -> tuple[str, ...]:
@@ -70,7 +100,7 @@ def template_info(item: Mapping[str, Any]) -> TemplateInfo:
     A template without `parameter_format` is POSITIONAL (Meta's default) unless its body uses
     named placeholders.
     """
-    body = _body(item.get("components"))
+    body = _component(item.get("components"), "BODY")
     given = str(item.get("parameter_format") or "").upper()
     parameter_format: ParameterFormat
     if given in ("NAMED", "POSITIONAL"):
@@ -87,6 +117,7 @@ def template_info(item: Mapping[str, Any]) -> TemplateInfo:
         parameter_format=parameter_format,
         parameter_names=names,
         parameter_count=len(names) if parameter_format == "NAMED" else _positional_count(body),
+        shape=shape_of(item.get("components"), parameter_format),
     )
 
 
@@ -100,26 +131,33 @@ def _next_cursor(answer: Mapping[str, Any]) -> str | None:
     return str(after) if after else None
 
 
-async def find_template(
-    fetch_page: FetchPage, name: str, language: str, *, account: str
-) -> TemplateInfo:
-    """The template of exactly this name and language, reading pages until it shows up (the
-    API's `name` filter also matches longer names); `TemplateUnavailable` naming both and the
-    `account` when no page has it."""
+async def find_translations(fetch_page: FetchPage, name: str) -> list[TemplateInfo]:
+    """Every language of the template of exactly this name, reading every page (the API's
+    `name` filter also matches longer names)."""
     query = {"name": name, "fields": FIELDS, "limit": str(PAGE_SIZE)}
+    found: list[TemplateInfo] = []
     for _ in range(MAX_PAGES):
         answer = await fetch_page(query)
-        for item in answer["data"]:
-            if (
-                isinstance(item, dict)
-                and item.get("name") == name
-                and item.get("language") == language
-            ):
-                return template_info(item)
+        found.extend(
+            template_info(item)
+            for item in answer["data"]
+            if isinstance(item, dict) and item.get("name") == name
+        )
         after = _next_cursor(answer)
         if after is None:
             break
         query = {**query, "after": after}
+    return found
+
+
+async def find_template(
+    fetch_page: FetchPage, name: str, language: str, *, account: str
+) -> TemplateInfo:
+    """The template of exactly this name and language; `TemplateUnavailable` naming both and
+    the `account` when no page has it."""
+    for info in await find_translations(fetch_page, name):
+        if info.language == language:
+            return info
     raise TemplateUnavailable(
         f"template {name!r} in language {language!r} is not in {account}: check the campaign's "
         "template name and language (the language code as the template was created, e.g. en "

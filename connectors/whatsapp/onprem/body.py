@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from connectors.whatsapp.components import NO_EXTRAS, Extras, components
 from connectors.whatsapp.errors import TemplateMismatch
 from connectors.whatsapp.protocol import Template
 
 
-def template_body(to: str, template: Template, params: Sequence[str]) -> dict[str, Any]:
+def template_body(
+    to: str, template: Template, params: Sequence[str], extras: Extras = NO_EXTRAS
+) -> dict[str, Any]:
     """The `/v1/messages` body for one template message; a template without a namespace is
     refused (`TemplateMismatch`, nothing sent): the v1 API needs one."""
     if not template.namespace:
@@ -25,11 +28,7 @@ def template_body(to: str, template: Template, params: Sequence[str]) -> dict[st
             "namespace": template.namespace,
             "name": template.name,
             "language": {"policy": "deterministic", "code": template.language},
-            "components": [],
+            "components": components([{"type": "text", "text": p} for p in params], extras),
         },
     }
-    if params:
-        body["template"]["components"] = [
-            {"type": "body", "parameters": [{"type": "text", "text": p} for p in params]}
-        ]
     return body

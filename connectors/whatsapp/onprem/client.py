@@ -18,6 +18,7 @@ from connectors.masking import mask_url
 from connectors.vocabulary import CONTACT_STATUSES, Contact
 from connectors.whatsapp.answers import error_from_response
 from connectors.whatsapp.calls import api_client, retry_policy, send_json, with_retries
+from connectors.whatsapp.components import NO_EXTRAS, Extras
 from connectors.whatsapp.errors import (
     MalformedAnswer,
     NetworkError,
@@ -253,6 +254,7 @@ class OnPremSender:
         template: Template,
         params: Sequence[str],
         *,
+        extras: Extras = NO_EXTRAS,
         number: str | None = None,
         callback: str | None = None,
     ) -> SendReceipt:
@@ -263,18 +265,20 @@ class OnPremSender:
         API carries nothing back in its webhooks.
         """
         try:
-            return SendReceipt(await self._send(to, template, params))
+            return SendReceipt(await self._send(to, template, params, extras))
         except UnknownContact:
             if number is None:
                 raise
             check = (await self.check_contacts([number]))[number]
             if check.status != Contact.VALID or check.wa_id is None:
                 raise
-            return SendReceipt(await self._send(check.wa_id, template, params))
+            return SendReceipt(await self._send(check.wa_id, template, params, extras))
 
-    async def _send(self, to: str, template: Template, params: Sequence[str]) -> str:
+    async def _send(
+        self, to: str, template: Template, params: Sequence[str], extras: Extras
+    ) -> str:
         answer = await self._post(
-            MESSAGES_PATH, template_body(to, template, params), idempotent=False
+            MESSAGES_PATH, template_body(to, template, params, extras), idempotent=False
         )
         try:
             message_id = answer["messages"][0]["id"]
