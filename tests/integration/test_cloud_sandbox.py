@@ -288,7 +288,7 @@ def test_templates_page_with_limit_and_after_until_no_next(client: httpx.Client)
             break
         params["after"] = answer["paging"]["cursors"]["after"]
         assert answer["paging"]["next"].startswith(f"{client.base_url}{TEMPLATES}?")
-    assert pages == 3
+    assert pages == 6
     assert seen == [
         ("order_update", "en", "APPROVED", "UTILITY"),
         ("order_update", "de", "APPROVED", "UTILITY"),
@@ -296,6 +296,12 @@ def test_templates_page_with_limit_and_after_until_no_next(client: httpx.Client)
         ("welcome", "en", "APPROVED", "UTILITY"),
         ("summer_promo", "en", "PAUSED", "MARKETING"),
         ("account_alert", "en", "APPROVED", "UTILITY"),
+        ("order_shipped", "en", "APPROVED", "UTILITY"),
+        ("order_shipped", "de", "APPROVED", "UTILITY"),
+        ("order_shipped", "fr", "PENDING", "UTILITY"),
+        ("spring_coupon", "en", "APPROVED", "MARKETING"),
+        ("terms_update", "en", "APPROVED", "UTILITY"),
+        ("product_video", "en", "APPROVED", "UTILITY"),
     ]
 
 

@@ -7,7 +7,7 @@ Start one with `start_cloud_sandbox(CloudSandboxConfig(...))`, or
 ```
 cloud/sandbox/
 ├── config.py     CloudSandboxConfig: token, numbers, templates, limits, faults, webhooks
-├── templates.py  the template registry and its paged listing
+├── templates.py  the template registry (header, body, buttons) and its paged listing
 ├── objects.py    the phone number's facts and the WABA (`GET /{version}/{id}`)
 ├── messages.py   validation of a template send, and the codes chosen where Meta is silent
 ├── rules.py      the number rule: what happens to an accepted send; the BSUID of a number
@@ -30,11 +30,18 @@ from connectors.whatsapp.cloud.sandbox.state import (
     CloudSandboxState,
     CloudSentMessage,
 )
-from connectors.whatsapp.cloud.sandbox.templates import DEFAULT_TEMPLATES, CloudTemplate
+from connectors.whatsapp.cloud.sandbox.templates import (
+    DEFAULT_TEMPLATES,
+    CloudButton,
+    CloudHeader,
+    CloudTemplate,
+)
 from connectors.whatsapp.cloud.sandbox.webhooks import signature
 
 __all__ = [
     "DEFAULT_TEMPLATES",
+    "CloudButton",
+    "CloudHeader",
     "CloudRecordedRequest",
     "CloudSandboxApp",
     "CloudSandboxConfig",

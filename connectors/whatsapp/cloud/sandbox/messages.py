@@ -8,7 +8,10 @@ Codes chosen where Meta's reference is silent (cloud-api.md says "choose"):
 - a template not APPROVED but neither PAUSED (132015) nor DISABLED (132016): 132001;
 - a POSITIONAL template given `parameter_name`, or NAMED names that differ: 132000;
 - a non-MARKETING template on `/marketing_messages`: 131064;
-- a free-form message (`type` text, image...): 131047, as outside a customer-service window.
+- a free-form message (`type` text, image...): 131047, as outside a customer-service window;
+- a header or button component that does not fit the template (see `sandbox_components`):
+  132000 when it does not match the template, 131008 when a required one is missing, 131009
+  when it is malformed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Final
 
 from connectors.whatsapp.cloud.sandbox.templates import CloudTemplate
 from connectors.whatsapp.onprem.sandbox.rules import digits_of
+from connectors.whatsapp.sandbox_components import ProblemKind, check_components
 
 MAX_TEXT: Final = 1024
 MAX_CALLBACK_DATA: Final = 512
@@ -33,6 +37,12 @@ BAD_TEXT_DETAILS: Final = (
 )
 _TO: Final = re.compile(r"\+?\d{1,20}")
 _BAD_TEXT: Final = re.compile(r"[\n\t]| {5,}")
+COMPONENT_CODES: Final[Mapping[ProblemKind, int]] = {
+    "mismatch": 132000,
+    "missing": 131008,
+    "invalid": 131009,
+}
+"""The code of each kind of header or button problem."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +80,8 @@ def _invalid(details: str) -> Rejection:
 def parse_send(
     body: Any, templates: Sequence[CloudTemplate], route: Route
 ) -> CloudSend | Rejection:
-    """Check a send body: envelope, template (exists, status, route), parameters, texts."""
+    """Check a send body: envelope, template (exists, status, route), parameters, texts, then
+    the header and buttons."""
     envelope = _envelope(body, route)
     if isinstance(envelope, Rejection):
         return envelope
@@ -85,6 +96,10 @@ def parse_send(
         problem = _text_problem(text, route.text_format_code)
         if problem is not None:
             return problem
+    named = template.parameter_format == "NAMED"
+    components = check_components(template_obj.get("components", []), template.shape, named=named)
+    if components is not None:
+        return Rejection(COMPONENT_CODES[components.kind], components.details)
     return CloudSend(to, digits_of(to), template, params, callback_data)
 
 

@@ -5,7 +5,12 @@ Start one with `start_sandbox(SandboxConfig(...))`, or
 """
 
 from connectors.whatsapp.onprem.sandbox.app import SandboxApp, create_app
-from connectors.whatsapp.onprem.sandbox.config import DEFAULT_TEMPLATES, FaultKind, SandboxConfig
+from connectors.whatsapp.onprem.sandbox.config import (
+    DEFAULT_TEMPLATES,
+    FaultKind,
+    SandboxConfig,
+    V1Template,
+)
 from connectors.whatsapp.onprem.sandbox.server import RunningSandbox, start_sandbox
 from connectors.whatsapp.onprem.sandbox.state import RecordedRequest, SandboxState, SentMessage
 
@@ -18,6 +23,7 @@ __all__ = [
     "SandboxConfig",
     "SandboxState",
     "SentMessage",
+    "V1Template",
     "create_app",
     "start_sandbox",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from connectors.vocabulary import DeliveryStatus
+from connectors.whatsapp.shape import ButtonShape, TemplateShape
 
 FaultKind = Literal["500", "503", "reset", "hang", "garbage"]
 FAULT_KINDS: Final[tuple[FaultKind, ...]] = ("500", "503", "reset", "hang", "garbage")
@@ -29,17 +30,63 @@ RateLimit = tuple[float, int]
 TemplateKey = tuple[str, str, str]
 """(namespace, name, language code) of an approved template."""
 
-DEFAULT_TEMPLATES: Final[Mapping[TemplateKey, int]] = {
-    ("acme_ns", "order_update", "en"): 1,
-    ("acme_ns", "spring_sale", "en"): 1,
-    ("acme_ns", "welcome", "en"): 0,
-    ("acme_ns", "order_update", "de"): 1,
+
+BODY_ONLY: Final = TemplateShape()
+"""The shape of a template without a header or buttons."""
+
+
+@dataclass(frozen=True, slots=True)
+class V1Template:
+    """An approved template as a v1 campaign declares it: its body's parameter count and its
+    header and buttons."""
+
+    body_params: int
+    shape: TemplateShape = BODY_ONLY
+
+
+def _order_shipped() -> V1Template:
+    """order_shipped in every language: an IMAGE header, a tracking link and a quick reply."""
+    buttons = (ButtonShape("URL", dynamic=True), ButtonShape("QUICK_REPLY"))
+    return V1Template(1, TemplateShape(header="IMAGE", buttons=buttons))
+
+
+DEFAULT_TEMPLATES: Final[Mapping[TemplateKey, V1Template]] = {
+    ("acme_ns", "order_update", "en"): V1Template(1),
+    ("acme_ns", "spring_sale", "en"): V1Template(1),
+    ("acme_ns", "welcome", "en"): V1Template(0),
+    ("acme_ns", "order_update", "de"): V1Template(1),
+    ("acme_ns", "order_shipped", "en"): _order_shipped(),
+    ("acme_ns", "order_shipped", "de"): _order_shipped(),
+    ("acme_ns", "spring_coupon", "en"): V1Template(
+        0,
+        TemplateShape(
+            header="TEXT",
+            header_params=("1",),
+            buttons=(ButtonShape("COPY_CODE"), ButtonShape("URL")),
+        ),
+    ),
+    ("acme_ns", "terms_update", "en"): V1Template(1, TemplateShape(header="DOCUMENT")),
+    ("acme_ns", "product_video", "en"): V1Template(
+        0, TemplateShape(header="VIDEO", buttons=(ButtonShape("QUICK_REPLY"),))
+    ),
 }
+"""The approved templates of namespace `acme_ns`; the last four have the Cloud sandbox's shapes:
+
+| name | languages | body parameters | header | buttons |
+|---|---|---|---|---|
+| order_update | en, de | 1 | - | - |
+| spring_sale | en | 1 | - | - |
+| welcome | en | 0 | - | - |
+| order_shipped | en, de | 1 | IMAGE | 0 URL (dynamic), 1 QUICK_REPLY |
+| spring_coupon | en | 0 | TEXT, 1 parameter | 0 COPY_CODE, 1 URL (static) |
+| terms_update | en | 1 | DOCUMENT | - |
+| product_video | en | 0 | VIDEO | 0 QUICK_REPLY |
+"""
 
 CONTACT_CACHE_S: Final = 7 * 24 * 3600
 
 
-def _default_templates() -> Mapping[TemplateKey, int]:
+def _default_templates() -> Mapping[TemplateKey, V1Template]:
     return dict(DEFAULT_TEMPLATES)
 
 
@@ -64,7 +111,7 @@ class SandboxConfig:
     retry_after_s: int | None = None
     """The Retry-After of a 429, in seconds; None: the time the bucket takes to refill one."""
 
-    templates: Mapping[TemplateKey, int] = field(default_factory=_default_templates)
+    templates: Mapping[TemplateKey, V1Template] = field(default_factory=_default_templates)
 
     fault_rates: Mapping[Endpoint, Mapping[FaultKind, float]] = field(default_factory=dict)
     fault_script: Mapping[Endpoint, tuple[FaultKind, ...]] = field(default_factory=dict)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from connectors.whatsapp.onprem.sandbox.config import TemplateKey
+from connectors.whatsapp.onprem.sandbox.config import TemplateKey, V1Template
+from connectors.whatsapp.sandbox_components import (
+    ComponentProblem,
+    ProblemKind,
+    check_components,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +50,9 @@ def _string(obj: Mapping[str, Any], key: str, field: str) -> str | Rejection:
     return value
 
 
-def parse_send(body: Any, templates: Mapping[TemplateKey, int]) -> TemplateSend | Rejection:
-    """Check a send body: shape (1008/1009), type, template registry (2001), count (2000), texts."""
+def parse_send(body: Any, templates: Mapping[TemplateKey, V1Template]) -> TemplateSend | Rejection:
+    """Check a send body: shape (1008/1009), type, template registry (2001), count (2000), texts,
+    then the header and buttons against the template (2000/1008/1009)."""
     if not isinstance(body, dict):
         return _invalid("body", "must be a JSON object")
     to = _string(body, "to", "to")
@@ -84,9 +90,10 @@ def parse_send(body: Any, templates: Mapping[TemplateKey, int]) -> TemplateSend 
         return texts
 
     key = (namespace, name, code)
-    expected = templates.get(key)
-    if expected is None:
+    approved = templates.get(key)
+    if approved is None:
         return Rejection(400, 2001, "Template missing", f"template {'/'.join(key)} is not approved")
+    expected = approved.body_params
     if len(texts) != expected:
         return Rejection(
             400,
@@ -97,7 +104,23 @@ def parse_send(body: Any, templates: Mapping[TemplateKey, int]) -> TemplateSend 
     for field, text in texts:
         if not text.strip():
             return _invalid(field, "empty text")
+    problem = check_components(template.get("components", []), approved.shape, named=False)
+    if problem is not None:
+        return _component_rejection(problem)
     return TemplateSend(to, key, tuple(text for _, text in texts))
+
+
+_COMPONENT_ERRORS: Final[Mapping[ProblemKind, tuple[int, str]]] = {
+    "mismatch": (2000, "Template parameter count mismatch"),
+    "missing": (1008, "Missing parameter"),
+    "invalid": (1009, "Invalid parameter"),
+}
+
+
+def _component_rejection(problem: ComponentProblem) -> Rejection:
+    """The v1 error of a header or button problem."""
+    code, title = _COMPONENT_ERRORS[problem.kind]
+    return Rejection(400, code, title, problem.details)
 
 
 def _body_texts(components: Any) -> list[tuple[str, str]] | Rejection:
