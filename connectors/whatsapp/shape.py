@@ -86,8 +86,12 @@ def https_link_problem(link: str) -> str | None:
         return f"has {len(link)} characters; at most {MAX_URL}"
     if not _URL_CHARS.fullmatch(link):
         return "holds characters a URL cannot carry (spaces, quotes, non-ASCII: percent-encode)"
-    parts = urlsplit(link)
-    if parts.scheme.lower() != "https" or not parts.hostname:
+    try:
+        parts = urlsplit(link)
+        host = parts.hostname
+    except ValueError:  # urlsplit refuses an unbalanced `[` or `]`: a refusal, not a crash
+        return "is not a URL (an unbalanced [ or ] in its host)"
+    if parts.scheme.lower() != "https" or not host:
         return "is not an https:// URL with a host"
     return None
 
