@@ -178,10 +178,7 @@ def _media_header(parameter: Mapping[str, Any], kind: str) -> ComponentProblem |
     link = media.get("link")
     if not isinstance(link, str):
         return _invalid(f"{where}.link: must be a string (the sandbox takes links, not ids)")
-    try:
-        problem = https_link_problem(link)
-    except ValueError:  # urlsplit refuses some addresses, e.g. an unclosed `[` of an IPv6 host
-        problem = "is not a URL"
+    problem = https_link_problem(link)
     if problem is not None:
         return _invalid(f"{where}.link {problem}")
     if "filename" not in media:

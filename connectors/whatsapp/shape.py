@@ -23,7 +23,8 @@ BUTTON_SUB_TYPES: Final[tuple[ButtonSubType, ...]] = ("url", "quick_reply", "cop
 
 MAX_BUTTONS: Final = 10
 MAX_HEADER_TEXT: Final = 60
-"""A TEXT header's characters, its parameter included."""
+"""A TEXT header's characters: its parameter can never be longer (the filled header is checked
+by the API)."""
 MAX_COUPON_CODE: Final = 15
 MAX_URL: Final = 2000
 MAX_PAYLOAD: Final = 1024

@@ -14,19 +14,24 @@ class TemplateRefusedError(StopRunError):
     """The campaign's template cannot be sent as given: the message names the field to fix."""
 
 
+def _a(header_format: str) -> str:
+    """The format with its article: `an IMAGE`, `a VIDEO`."""
+    return f"{'an' if header_format[0] in 'AEIOU' else 'a'} {header_format}"
+
+
 def _header_problem(spec: TemplateSpec, shape: TemplateShape) -> str | None:
     """What does not fit between the campaign's header and the template's."""
     given, has = spec.header, shape.header
     takes = has is not None and (has != "TEXT" or bool(shape.header_params))
     if given is None:
-        if not takes:
+        if has is None or not takes:
             return None
         what = "link or link_param" if has != "TEXT" else "text or text_param"
-        return f'has a {has} header with a parameter: give template.header "{has}" and {what}'
+        return f'has {_a(has)} header with a parameter: give template.header "{has}" and {what}'
     if has is None:
         return "has no header: leave template.header out"
     if given.format != has:
-        return f"has a {has} header; template.header.format says {given.format}"
+        return f"has {_a(has)} header; template.header.format says {given.format}"
     if not takes:
         return "has a TEXT header without a parameter: leave template.header out"
     return None

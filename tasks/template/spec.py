@@ -91,9 +91,12 @@ class HeaderSpec(BaseModel):
             if problem:
                 raise ValueError(problem)
         if getattr(self, other) is not None or getattr(self, f"{other}_param") is not None:
-            raise ValueError(f"a {self.format} header takes no header.{other}")
+            article = "an" if self.format == "IMAGE" else "a"
+            raise ValueError(f"{article} {self.format} header takes no header.{other}")
         if self.format != "DOCUMENT" and (self.filename or self.filename_param):
-            raise ValueError(f"only a DOCUMENT header has a file name, not {self.format}")
+            raise ValueError(
+                f"header.filename: only a DOCUMENT header has a file name, not {self.format}"
+            )
         _checked(self.link, https_link_problem, "header.link")
         _checked(self.text, header_text_problem, "header.text")
         _checked(self.filename, filename_problem, "header.filename")

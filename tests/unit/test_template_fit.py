@@ -72,7 +72,7 @@ def test_a_header_the_template_lacks_is_refused() -> None:
 
 def test_a_missing_media_header_is_refused_naming_its_format() -> None:
     message = _refused(_spec(buttons=NEEDED), FULL)
-    assert 'has a IMAGE header with a parameter: give template.header "IMAGE"' in message
+    assert 'has an IMAGE header with a parameter: give template.header "IMAGE"' in message
     assert "link or link_param" in message
 
 
@@ -83,7 +83,7 @@ def test_a_missing_text_header_parameter_is_refused() -> None:
 
 def test_a_header_of_the_wrong_format_is_refused_naming_both() -> None:
     message = _refused(_full(header={"format": "VIDEO", "link": LINK}), FULL)
-    assert "has a IMAGE header; template.header.format says VIDEO" in message
+    assert "has an IMAGE header; template.header.format says VIDEO" in message
 
 
 def test_a_header_for_a_text_header_without_a_parameter_is_refused() -> None:

@@ -66,7 +66,7 @@ def test_a_constant_url_suffix_with_a_space_is_refused_naming_the_button_and_val
         ),
         ({"format": "VIDEO"}, "give header.link (the same for everyone) or header.link_param"),
         ({"format": "TEXT"}, "give header.text (the same for everyone) or header.text_param"),
-        ({"format": "IMAGE", "link": IMAGE, "text": "Hi"}, "a IMAGE header takes no header.text"),
+        ({"format": "IMAGE", "link": IMAGE, "text": "Hi"}, "an IMAGE header takes no header.text"),
         (
             {"format": "DOCUMENT", "link_param": "invoice", "text_param": "who"},
             "a DOCUMENT header takes no header.text",
@@ -86,7 +86,7 @@ def test_a_file_name_on_an_image_header_is_refused_naming_the_format(
     filename: dict[str, str],
 ) -> None:
     message = _refusal(header={"format": "IMAGE", "link": IMAGE} | filename)
-    assert "only a DOCUMENT header has a file name, not IMAGE" in message
+    assert "header.filename: only a DOCUMENT header has a file name, not IMAGE" in message
     assert message.splitlines()[1] == "header"
 
 
