@@ -7,7 +7,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from connectors.errors import OutcomeUnknownError, StopRunError, kind_of
@@ -17,7 +17,7 @@ from connectors.warehouse import ledger
 from connectors.warehouse.callback import callback_key
 from connectors.warehouse.lease import LeaseLostError
 from connectors.whatsapp import Sender, Template
-from connectors.whatsapp.errors import WhatsAppError
+from connectors.whatsapp.errors import InvalidRequest, WhatsAppError
 from tasks.send.messages import Outgoing
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,12 @@ class SenderStoppedError(CircuitOpenError):
 
 @dataclass(frozen=True, slots=True)
 class _Done:
-    """A finished send: its ledger result, and whether a failure is about the sender itself."""
+    """A finished send: its ledger result, whether a failure is about the sender itself, and
+    whether the API refused its parameters (the customer's data, or the campaign's mapping)."""
 
     result: ledger.Result
     about_sender: bool = False
+    parameters_refused: bool = False
 
 
 async def _send_one(
@@ -85,7 +87,11 @@ async def _send_one(
             stops_at_once=exc.stops_at_once,
             detail=str(exc),
         )
-        return _Done(failed, about_sender=kind == "stop_run" and exc.about_sender)
+        return _Done(
+            failed,
+            about_sender=kind == "stop_run" and exc.about_sender,
+            parameters_refused=isinstance(exc, InvalidRequest),
+        )
     except Exception as exc:  # a bug or an answer nobody foresaw: the request may have gone out
         log.error("send ended in doubt: %s", type(exc).__name__)
         return _Done(ledger.Result(item.phone_e164, LedgerState.UNKNOWN, _now()))
@@ -105,21 +111,34 @@ async def _send_one(
 class _Breaker:
     """Opens after `threshold` campaign-level failures in a row, or at once on one that stops a
     run by itself (an expired token, a paused template, a blocked number); any success closes
-    it again. It remembers whether the failure that opened it is about the sender alone."""
+    it again. It remembers whether the failure that opened it is about the sender alone.
+
+    Until one send of this loop has succeeded, a send whose parameters the API refused may be
+    the campaign's template mapping failing for everyone (a component the template needs but
+    the campaign does not fill): it counts as campaign-level and is retried by the next run, so
+    a wrong mapping stops after `threshold` sends instead of failing the whole audience for good.
+    """
 
     def __init__(self, threshold: int, sender_id: str) -> None:
         self.threshold = threshold
         self.sender_id = sender_id
         self.streak = 0
+        self.proven = False
         self.last: _Done | None = None
         self.at_once: _Done | None = None
 
-    def observe(self, done: _Done) -> None:
+    def observe(self, done: _Done) -> _Done:
+        """Count one finished send; returns it as it is to be recorded."""
+        if done.result.state == LedgerState.SENT:
+            self.proven = True
+        elif done.parameters_refused and not self.proven:
+            done = replace(done, result=replace(done.result, retryable=True, campaign_level=True))
         result = done.result
         self.streak = self.streak + 1 if result.campaign_level else 0
         self.last = done if result.campaign_level else self.last
         if result.stops_at_once and self.at_once is None:
             self.at_once = done
+        return done
 
     @property
     def open(self) -> bool:
@@ -143,10 +162,13 @@ class _Breaker:
             )
         last = self.last.result if self.last else None
         code = f"{last.error_code} ({last.error_title})" if last else "?"
+        cause = "template, credentials, account"
+        if self.last is not None and self.last.parameters_refused:
+            cause = "the template's header, buttons or body parameters in the campaign"
         return scope(
             f"{whose}stopped after {self.streak} sends in a row failed with {code}: every send "
-            "would fail the same way; fix its cause (template, credentials, account) and run "
-            "again (nothing is sent twice; these sends are retried)",
+            f"would fail the same way; fix its cause ({cause}) and run again (nothing is sent "
+            "twice; these sends are retried)",
             sender_id=self.sender_id,
         )
 
@@ -263,9 +285,7 @@ async def send_all(
                 in_flight.start(_send_one(client, c, template, campaign_id))
         if not in_flight:
             break
-        finished = await in_flight.next_done(GATHER_S)
-        for d in finished:
-            breaker.observe(d)
+        finished = [breaker.observe(d) for d in await in_flight.next_done(GATHER_S)]
     await reporter.finish()
     if stopped is not None:
         raise stopped

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ from connectors.warehouse.connect import warehouse
 from connectors.warehouse.lease import Lease, acquire
 from connectors.warehouse.schema import contact_checks, deliveries
 from connectors.whatsapp import Template
+from connectors.whatsapp.components import ButtonFill, Extras, HeaderFill
 from connectors.whatsapp.limits import SendLimits
 from connectors.whatsapp.onprem.client import OnPremSender
 from connectors.whatsapp.onprem.sandbox import RunningSandbox, SandboxConfig, start_sandbox
@@ -256,3 +258,56 @@ def test_a_campaign_level_error_stops_the_run_after_the_threshold(
     assert 5 <= attempted <= 5 + 4  # the threshold plus what was already in flight
     rows = ledger.load(engine, "c")
     assert len(rows) == attempted and rows["retryable"].all()  # resent once the template is fixed
+
+
+SHIPPED = Template("acme_ns", "order_shipped", "en")
+IMAGE = HeaderFill("IMAGE", link="https://cdn.example.com/parcel.jpg")
+
+
+def _filled(items: list[Outgoing], extras: Extras) -> list[Outgoing]:
+    return [dataclasses.replace(i, params=("Ada",), extras=extras) for i in items]
+
+
+def test_a_mapping_the_template_refuses_before_any_send_succeeded_stops_and_is_retried(
+    sandbox: RunningSandbox, sqlite_url: str
+) -> None:
+    # order_shipped needs its URL button's suffix: a campaign that does not fill it gets 1008
+    # for everyone. Before any send succeeded that is the campaign's mapping, not the customers.
+    items = [Outgoing(f"+1631558{5001 + i}", str(i), f"1631558{5001 + i}", ()) for i in range(60)]
+    items = _filled([i for i in items if not i.wa_id.endswith("0")], Extras(IMAGE))
+    asyncio.run(_check_all(sandbox, [i.phone_e164 for i in items]))
+    write = _writer(sqlite_url)
+
+    async def run() -> None:
+        limits = SendLimits(rate_per_s=1000, concurrency=4)
+        async with OnPremSender(settings=sandbox_settings(sandbox), send_limits=limits) as client:
+            await send_all(client, items, SHIPPED, write=write, concurrency=4, breaker_threshold=5)
+
+    with pytest.raises(CircuitOpenError, match=r"failed with 1008 .*header, buttons or body"):
+        asyncio.run(run())
+    rows = ledger.load(warehouse(sqlite_url), "c")
+    assert 5 <= len(rows) <= 9 and rows["retryable"].all()
+
+
+def test_after_a_send_succeeded_a_refused_parameter_is_that_customers_alone(
+    sandbox: RunningSandbox, sqlite_url: str
+) -> None:
+    items = [Outgoing(f"+1631559{6001 + i}", str(i), f"1631559{6001 + i}", ()) for i in range(14)]
+    items = [i for i in items if not i.wa_id.endswith("0")][:12]
+    good = _filled(items[:2], Extras(IMAGE, (ButtonFill(0, "url", "A-1"),)))
+    bad = _filled(items[2:], Extras(IMAGE, (ButtonFill(0, "url", "A 1"),)))  # a space: 1009
+    asyncio.run(_check_all(sandbox, [i.phone_e164 for i in items]))
+    write = _writer(sqlite_url)
+
+    async def run() -> dict[str, ledger.Result]:
+        limits = SendLimits(rate_per_s=1000, concurrency=1)
+        async with OnPremSender(settings=sandbox_settings(sandbox), send_limits=limits) as client:
+            return await send_all(
+                client, good + bad, SHIPPED, write=write, concurrency=1, breaker_threshold=5
+            )
+
+    results = asyncio.run(run())
+    assert [results[i.phone_e164].state for i in good] == ["sent", "sent"]
+    assert {(results[i.phone_e164].error_code, results[i.phone_e164].retryable) for i in bad} == {
+        ("1009", False)
+    }
