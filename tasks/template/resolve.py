@@ -1,6 +1,8 @@
 """The campaign's template as its sender's API needs it, refused before anything is checked or sent.
 
-v1 addresses a template by namespace, name and language, as the campaign declares it. On the
+v1 addresses a template by namespace, name and language, as the campaign declares it; when the
+campaign also declares its `components` (as Meta lists them), its body, header and buttons are
+checked against them as on Cloud. On the
 Cloud API every language of the template is looked up in the business account at once: the
 campaign's language must be APPROVED, its category decides the route (MARKETING to
 `/marketing_messages` unless the campaign forces `/messages`), its parameter format the body (a
@@ -25,6 +27,7 @@ from connectors.whatsapp import (
     WhatsAppSettings,
     open_sender,
 )
+from connectors.whatsapp.described import template_info
 from tasks.template.fill import Fill
 from tasks.template.fit import TemplateRefusedError, check_shape
 from tasks.template.spec import TemplateSpec
@@ -67,6 +70,18 @@ def check_template(spec: TemplateSpec, info: TemplateInfo) -> Template:
     )
 
 
+def declared_info(spec: TemplateSpec) -> TemplateInfo:
+    """The template as the campaign declares it (v1): approved, in its own category."""
+    described = {
+        "name": spec.name,
+        "language": spec.language,
+        "status": "APPROVED",
+        "category": spec.category,
+        "components": spec.components,
+    }
+    return template_info(described)
+
+
 def cloud_fill(spec: TemplateSpec, infos: list[TemplateInfo], account: str) -> Fill:
     """The campaign's translations from the account's: its own language must be there and fit;
     every other one it lists must be APPROVED and fit; unlisted ones are used when APPROVED."""
@@ -101,7 +116,14 @@ def resolve_template(spec: TemplateSpec, settings: WhatsAppSettings) -> Fill:
             raise TemplateRefusedError(
                 "template.namespace is required by the v1 API: give the business's namespace"
             )
+        if spec.components is not None:
+            check_template(spec, declared_info(spec))
         return Fill.declared(spec)
+    if spec.components is not None:
+        raise TemplateRefusedError(
+            "template.components declares a v1 template; the Cloud API reads the components from "
+            "the business account: leave template.components out"
+        )
 
     async def lookup() -> list[TemplateInfo]:
         async with open_sender(settings) as sender:

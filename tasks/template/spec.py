@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from connectors.vocabulary import PARAM_PREFIX
 from connectors.whatsapp import Template
@@ -179,6 +179,27 @@ class TemplateSpec(BaseModel):
         description="v1 API: the template's category, for the marketing rules (Cloud reads it "
         "from the WhatsApp Business Account and refuses a different one here).",
     )
+    components: list[dict[str, JsonValue]] | None = Field(
+        default=None,
+        description="v1 API: the template's components as Meta lists them (`HEADER` with its "
+        "`format`, `BODY` with its `text`, `BUTTONS` with their `type` and `url`), so the "
+        "campaign's body, header and buttons are checked against them before the run (Cloud "
+        "reads them from the WhatsApp Business Account).",
+    )
+
+    @field_validator("components")
+    @classmethod
+    def _described(
+        cls, values: list[dict[str, JsonValue]] | None
+    ) -> list[dict[str, JsonValue]] | None:
+        for i, component in enumerate(values or []):
+            kind = str(component.get("type", "")).upper()
+            if kind not in ("HEADER", "BODY", "FOOTER", "BUTTONS"):
+                raise ValueError(
+                    f'template.components[{i}].type "{str(component.get("type"))[:40]}" is not '
+                    "HEADER, BODY, FOOTER or BUTTONS"
+                )
+        return values
 
     @field_validator("languages")
     @classmethod

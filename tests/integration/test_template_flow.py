@@ -211,10 +211,22 @@ def test_v1_sends_the_declared_languages(
             "WHATSAPP_PASSWORD": sandbox.config.password,
         }.items():
             monkeypatch.setenv(name, value)
-        campaign = _campaign(
-            "it-template-v1", fallback=False, namespace="acme_ns", languages=["de"]
-        )
-        broadcast(campaign)
+        declared = {
+            "namespace": "acme_ns",
+            "languages": ["de"],
+            "components": [  # v1 cannot be asked: the campaign declares the template
+                {"type": "HEADER", "format": "IMAGE"},
+                {"type": "BODY", "text": "Hi {{1}}, your order has shipped."},
+                {
+                    "type": "BUTTONS",
+                    "buttons": [
+                        {"type": "URL", "url": "https://shop.example.com/track/{{1}}"},
+                        {"type": "QUICK_REPLY", "text": "Stop updates"},
+                    ],
+                },
+            ],
+        }
+        broadcast(_campaign("it-template-v1", fallback=False, **declared))
         bodies = [r.body["template"] for r in sandbox.state.requests_to("messages")]
     rows = _recipients(postgres_url, "it-template-v1")
     sent = {p: r["template_language"] for p, r in rows.items() if r["outcome"] == Outcome.SENT}
