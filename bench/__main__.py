@@ -29,6 +29,7 @@ BENCHES: Final = (
     "cluster",
     "campaign",
     "rules",
+    "templates",
 )
 
 
