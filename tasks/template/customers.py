@@ -15,9 +15,7 @@ import pandas as pd
 
 from connectors.vocabulary import (
     LANGUAGE,
-    OUTCOME,
     PARAM_PREFIX,
-    REASON,
     TEMPLATE_LANGUAGE,
     Outcome,
     Reason,
@@ -32,6 +30,7 @@ from connectors.whatsapp.shape import (
 )
 from tasks.frame import in_running
 from tasks.plan import clean_param, require_params
+from tasks.rules.settle import settle
 from tasks.template.fill import Fill
 from tasks.template.languages import choose_languages
 
@@ -82,8 +81,7 @@ def check_fills(frame: pd.DataFrame, fill: Fill) -> pd.DataFrame:
     out = frame.copy()
     if TEMPLATE_LANGUAGE in out.columns:
         lost = in_running(out) & out[TEMPLATE_LANGUAGE].isna()
-        out.loc[lost, OUTCOME] = Outcome.EXCLUDED_POLICY
-        out.loc[lost, REASON] = Reason.NO_TEMPLATE_LANGUAGE
+        settle(out, lost, Outcome.EXCLUDED_POLICY, Reason.NO_TEMPLATE_LANGUAGE)
     out = require_params(out, fill.body_columns)
     running = in_running(out)
     missing = pd.Series(False, index=out.index)
@@ -106,12 +104,8 @@ def check_fills(frame: pd.DataFrame, fill: Fill) -> pd.DataFrame:
         lacks, bad = _judge(cleaned, problem, required=required)
         missing |= lacks
         invalid |= bad
-    for mask, reason in (
-        (running & missing, Reason.MISSING_PARAMETER),
-        (running & ~missing & invalid, Reason.INVALID_PARAMETER),
-    ):
-        out.loc[mask, OUTCOME] = Outcome.SEND_FAILED
-        out.loc[mask, REASON] = reason
+    settle(out, running & missing, Outcome.SEND_FAILED, Reason.MISSING_PARAMETER)
+    settle(out, running & ~missing & invalid, Outcome.SEND_FAILED, Reason.INVALID_PARAMETER)
     return out
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from connectors.vocabulary import PARAM_PREFIX, TEMPLATE_LANGUAGE
 from connectors.whatsapp import Template
 from connectors.whatsapp.components import NO_EXTRAS, ButtonFill, Extras, HeaderFill
-from tasks.template.spec import ButtonSpec, HeaderSpec, TemplateSpec
+from tasks.template.spec import ButtonSpec, HeaderSpec, TemplateSpec, params_of
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,7 @@ class Fill:
     @property
     def columns(self) -> list[str]:
         """Every frame column the audience must return for the template."""
-        header = self.header.params if self.header else []
-        buttons = [b.param for b in self.buttons if b.param]
-        params = dict.fromkeys([*self.body_params, *header, *buttons])
+        params = params_of(self.body_params, self.header, self.buttons)
         return [f"{PARAM_PREFIX}{p}" for p in params]
 
     def templates_of(self, frame: pd.DataFrame) -> Iterator[Template]:

@@ -9,7 +9,7 @@ name of a `param_<name>` column), never both.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
@@ -244,6 +244,13 @@ class TemplateSpec(BaseModel):
     @property
     def all_params(self) -> list[str]:
         """Every parameter the audience must return (body, header, buttons), each once."""
-        header = self.header.params if self.header else []
-        buttons = [b.param for b in self.buttons if b.param]
-        return list(dict.fromkeys([*self.body_params, *header, *buttons]))
+        return params_of(self.body_params, self.header, self.buttons)
+
+
+def params_of(
+    body_params: Sequence[str], header: HeaderSpec | None, buttons: Sequence[ButtonSpec]
+) -> list[str]:
+    """The audience columns (without `param_`) a template reads: body, header, buttons, once."""
+    from_header = header.params if header else []
+    from_buttons = [b.param for b in buttons if b.param]
+    return list(dict.fromkeys([*body_params, *from_header, *from_buttons]))
