@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.whatsapp.shape import ButtonSubType, HeaderFormat
+from connectors.whatsapp.shape import BUTTON_PARAMETER, ButtonSubType, HeaderFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +57,9 @@ def _header(header: HeaderFill, names: Sequence[str]) -> dict[str, Any]:
     return {"type": "header", "parameters": [parameter]}
 
 
-_BUTTON_PARAMETER = {"url": "text", "quick_reply": "payload", "copy_code": "coupon_code"}
-
-
 def _button(button: ButtonFill) -> dict[str, Any]:
     """One button component, addressed by its index as a string (as both APIs document it)."""
-    kind = _BUTTON_PARAMETER[button.sub_type]
+    kind = BUTTON_PARAMETER[button.sub_type]
     return {
         "type": "button",
         "sub_type": button.sub_type,

@@ -13,36 +13,23 @@ A problem is one of three kinds, which each sandbox answers with its API's code:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from connectors.whatsapp.shape import (
+    BUTTON_PARAMETER,
     BUTTON_SUB_TYPES,
-    MEDIA_FORMATS,
-    ButtonSubType,
+    BUTTON_VALUE_PROBLEM,
     TemplateShape,
-    coupon_problem,
     filename_problem,
     header_text_problem,
     https_link_problem,
-    payload_problem,
-    url_suffix_problem,
 )
 
 ProblemKind = Literal["mismatch", "missing", "invalid"]
 
 _INDEX: Final = re.compile(r"[0-9]+")
-_BUTTON_PARAMETER: Final[Mapping[ButtonSubType, str]] = {
-    "url": "text",
-    "quick_reply": "payload",
-    "copy_code": "coupon_code",
-}
-_BUTTON_VALUE: Final[Mapping[ButtonSubType, Callable[[str], str | None]]] = {
-    "url": url_suffix_problem,
-    "quick_reply": payload_problem,
-    "copy_code": coupon_problem,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +81,12 @@ def _missing(
     shape: TemplateShape, *, header_seen: bool, buttons_seen: set[int]
 ) -> ComponentProblem | None:
     """A header or required button the template needs and the send left out."""
-    if not header_seen and shape.header in MEDIA_FORMATS:
-        return ComponentProblem(
-            "missing", f"header: required by the template's {shape.header} header; send its link"
-        )
-    if not header_seen and shape.header == "TEXT" and shape.header_params:
-        return ComponentProblem(
-            "missing", "header: the template's TEXT header has a parameter; send its text"
-        )
+    if not header_seen and shape.header_takes_parameter:
+        if shape.header == "TEXT":
+            details = "header: the template's TEXT header has a parameter; send its text"
+        else:
+            details = f"header: required by the template's {shape.header} header; send its link"
+        return ComponentProblem("missing", details)
     for index, button in enumerate(shape.buttons):
         if button.required and index not in buttons_seen:
             what = "its URL suffix" if button.sub_type == "url" else "its coupon code"
@@ -129,7 +114,7 @@ def _header(
     """The header component against the template's header format."""
     if shape.header is None:
         return _mismatch("header: the template has no header; drop the header component")
-    if shape.header == "TEXT" and not shape.header_params:
+    if not shape.header_takes_parameter:
         return _mismatch("header: the template's TEXT header has no parameter; drop the component")
     parameter = _one_parameter(component, "header")
     if isinstance(parameter, ComponentProblem):
@@ -222,12 +207,12 @@ def _button(
     parameter = _one_parameter(component, where)
     if isinstance(parameter, ComponentProblem):
         return parameter
-    key = _BUTTON_PARAMETER[chosen]
+    key = BUTTON_PARAMETER[chosen]
     if parameter.get("type") != key:
         given = parameter.get("type")
         return _invalid(f"{where}.parameters[0].type: {given!r}; a {chosen} button takes {key!r}")
     value = parameter.get(key)
     if not isinstance(value, str):
         return _invalid(f"{where}.parameters[0].{key}: must be a string")
-    problem = _BUTTON_VALUE[chosen](value)
+    problem = BUTTON_VALUE_PROBLEM[chosen](value)
     return None if problem is None else _invalid(f"{where}.parameters[0].{key} {problem}")

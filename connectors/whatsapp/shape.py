@@ -11,6 +11,7 @@ give a QUICK_REPLY button's payload; other buttons take nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import urlsplit
@@ -29,6 +30,9 @@ MAX_COUPON_CODE: Final = 15
 MAX_URL: Final = 2000
 MAX_PAYLOAD: Final = 1024
 MAX_FILENAME: Final = 240
+
+BAD_SPACING: Final = re.compile(r"[\n\t]| {5,}")
+"""What the API refuses in parameter text: a newline, a tab, more than 4 spaces in a row."""
 
 # RFC 3986: unreserved and reserved characters, and `%` starting a two-digit escape.
 _URL_CHARS: Final = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*")
@@ -67,6 +71,11 @@ class TemplateShape:
     header: HeaderFormat | None = None
     header_params: tuple[str, ...] = ()
     buttons: tuple[ButtonShape, ...] = ()
+
+    @property
+    def header_takes_parameter(self) -> bool:
+        """True when every send must fill the header: media, or TEXT with a placeholder."""
+        return self.header in MEDIA_FORMATS or (self.header == "TEXT" and bool(self.header_params))
 
     def describe(self) -> str:
         """The components in words, for refusals: `IMAGE header, buttons 0 URL (dynamic)`."""
@@ -132,7 +141,7 @@ def header_text_problem(text: str) -> str | None:
         return "is empty"
     if len(text) > MAX_HEADER_TEXT:
         return f"has {len(text)} characters; a header has at most {MAX_HEADER_TEXT}"
-    if re.search(r"[\n\t]| {5,}", text):
+    if BAD_SPACING.search(text):
         return "holds a newline, a tab or more than 4 spaces in a row"
     return None
 
@@ -147,6 +156,20 @@ def filename_problem(name: str) -> str | None:
         return "holds a control character or a path separator"
     return None
 
+
+BUTTON_PARAMETER: Final[Mapping[ButtonSubType, str]] = {
+    "url": "text",
+    "quick_reply": "payload",
+    "copy_code": "coupon_code",
+}
+"""The parameter `type` (and key) a send fills each kind of button with."""
+
+BUTTON_VALUE_PROBLEM: Final[Mapping[ButtonSubType, Callable[[str], str | None]]] = {
+    "url": url_suffix_problem,
+    "quick_reply": payload_problem,
+    "copy_code": coupon_problem,
+}
+"""Why a value cannot fill each kind of button (None: it can)."""
 
 NO_SHAPE: Final = TemplateShape()
 """A template with neither header nor buttons."""

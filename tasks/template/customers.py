@@ -21,12 +21,10 @@ from connectors.vocabulary import (
     Reason,
 )
 from connectors.whatsapp.shape import (
-    coupon_problem,
+    BUTTON_VALUE_PROBLEM,
     filename_problem,
     header_text_problem,
     https_link_problem,
-    payload_problem,
-    url_suffix_problem,
 )
 from tasks.frame import in_running
 from tasks.plan import clean_param, require_params
@@ -35,11 +33,6 @@ from tasks.template.fill import Fill
 from tasks.template.languages import choose_languages
 
 Problem = Callable[[str], str | None]
-_BUTTON_PROBLEMS: dict[str, Problem] = {
-    "url": url_suffix_problem,
-    "quick_reply": payload_problem,
-    "copy_code": coupon_problem,
-}
 
 
 def choose_template_languages(frame: pd.DataFrame, fill: Fill) -> pd.DataFrame:
@@ -97,7 +90,7 @@ def check_fills(frame: pd.DataFrame, fill: Fill) -> pd.DataFrame:
             checks.append((header.filename_param, clean_param, filename_problem, False))
     for button in fill.buttons:
         if button.param:
-            checks.append((button.param, _stripped, _BUTTON_PROBLEMS[button.sub_type], True))
+            checks.append((button.param, _stripped, BUTTON_VALUE_PROBLEM[button.sub_type], True))
     for param, clean, problem, required in checks:
         cleaned = clean(_column(out, param))
         out[f"{PARAM_PREFIX}{param}"] = cleaned

@@ -22,7 +22,7 @@ def _a(header_format: str) -> str:
 def _header_problem(spec: TemplateSpec, shape: TemplateShape) -> str | None:
     """What does not fit between the campaign's header and the template's."""
     given, has = spec.header, shape.header
-    takes = has is not None and (has != "TEXT" or bool(shape.header_params))
+    takes = shape.header_takes_parameter
     if given is None:
         if has is None or not takes:
             return None

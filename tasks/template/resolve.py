@@ -15,6 +15,7 @@ customers who speak them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -58,16 +59,9 @@ def check_template(spec: TemplateSpec, info: TemplateInfo) -> Template:
             f"template.body_params gives {len(wanted)}: give one column per parameter, in order"
         )
     check_shape(spec, info.shape, where)
-    named = info.parameter_format == "NAMED"
-    return Template(
-        namespace=None,
-        name=spec.name,
-        language=info.language,
-        category=info.category,
-        parameter_format=info.parameter_format,
-        parameter_names=tuple(wanted) if named else (),
-        header_names=info.shape.header_params if named else (),
-    )
+    # The body's names in the order the campaign gives its parameters, not the template's.
+    named = tuple(wanted) if info.parameter_format == "NAMED" else ()
+    return dataclasses.replace(info.template(), parameter_names=named)
 
 
 def declared_info(spec: TemplateSpec) -> TemplateInfo:

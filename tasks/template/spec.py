@@ -17,13 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 from connectors.vocabulary import PARAM_PREFIX
 from connectors.whatsapp import Template
 from connectors.whatsapp.shape import (
+    BUTTON_VALUE_PROBLEM,
     MAX_BUTTONS,
-    coupon_problem,
     filename_problem,
     header_text_problem,
     https_link_problem,
-    payload_problem,
-    url_suffix_problem,
 )
 
 LANGUAGE_CODE: Final = re.compile(r"^[a-z]{2,3}(_[A-Z]{2,4})?$")
@@ -108,13 +106,6 @@ class HeaderSpec(BaseModel):
         return [p for p in (self.text_param, self.link_param, self.filename_param) if p]
 
 
-_VALUE_PROBLEMS: Final = {
-    "url": url_suffix_problem,
-    "quick_reply": payload_problem,
-    "copy_code": coupon_problem,
-}
-
-
 class ButtonSpec(BaseModel):
     """A button's parameter: a URL button's suffix, a quick reply's payload, a coupon code."""
 
@@ -134,7 +125,7 @@ class ButtonSpec(BaseModel):
         problem = _one_of(self.value, self.param, f"buttons[{self.index}].value")
         if problem:
             raise ValueError(problem.replace(".value_param", ".param"))
-        _checked(self.value, _VALUE_PROBLEMS[self.sub_type], f"buttons[{self.index}].value")
+        _checked(self.value, BUTTON_VALUE_PROBLEM[self.sub_type], f"buttons[{self.index}].value")
         return self
 
 

@@ -24,6 +24,7 @@ from typing import Any, Final
 from connectors.whatsapp.cloud.sandbox.templates import CloudTemplate
 from connectors.whatsapp.onprem.sandbox.rules import digits_of
 from connectors.whatsapp.sandbox_components import ProblemKind, check_components
+from connectors.whatsapp.shape import BAD_SPACING
 
 MAX_TEXT: Final = 1024
 MAX_CALLBACK_DATA: Final = 512
@@ -36,7 +37,6 @@ BAD_TEXT_DETAILS: Final = (
     "Param text cannot have new-line/tab characters or more than 4 consecutive spaces"
 )
 _TO: Final = re.compile(r"\+?\d{1,20}")
-_BAD_TEXT: Final = re.compile(r"[\n\t]| {5,}")
 COMPONENT_CODES: Final[Mapping[ProblemKind, int]] = {
     "mismatch": 132000,
     "missing": 131008,
@@ -220,7 +220,7 @@ def _text_problem(text: str, format_code: int) -> Rejection | None:
     """The first problem of one body text: empty, bad whitespace, or too long."""
     if not text.strip():
         return Rejection(131008, "Parameter of type text is missing text value")
-    if _BAD_TEXT.search(text):
+    if BAD_SPACING.search(text):
         return Rejection(format_code, BAD_TEXT_DETAILS)
     if len(text) > MAX_TEXT:
         return Rejection(132005, f"body parameter text has {len(text)} characters; max {MAX_TEXT}")

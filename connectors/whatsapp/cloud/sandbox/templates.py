@@ -206,15 +206,10 @@ class CloudTemplate:
     @property
     def shape(self) -> TemplateShape:
         """The header and buttons a send must fill, as the sandbox checks them."""
+        buttons = tuple(ButtonShape(b.type, b.dynamic) for b in self.buttons)
         if self.header is None:
-            return TemplateShape(
-                buttons=tuple(ButtonShape(b.type, b.dynamic) for b in self.buttons)
-            )
-        return TemplateShape(
-            header=self.header.format,
-            header_params=self.header.parameters,
-            buttons=tuple(ButtonShape(b.type, b.dynamic) for b in self.buttons),
-        )
+            return TemplateShape(buttons=buttons)
+        return TemplateShape(self.header.format, self.header.parameters, buttons)
 
     @property
     def parameters(self) -> tuple[str, ...]:
